@@ -1,0 +1,39 @@
+"""bottleneck: a frozen-backbone feature cache (HDF5 shards) plus lightweight heads.
+
+The Python API mirrors the CLI::
+
+    import bottleneck
+    cache = bottleneck.extract("photos/", backbone="mobilenet_v2", out="cache/")
+    data = bottleneck.open_cache("cache/").load("train")
+
+Attributes load lazily, so ``import bottleneck`` (and ``bottleneck --help``) stay fast.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+from typing import Any
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+__version__ = "0.1.0"
+
+_API = {
+    "Cache": "bottleneck.cache",
+    "open_cache": "bottleneck.cache",
+    "extract": "bottleneck.extract",
+    "open_source": "bottleneck.sources",
+    "fashion_mnist_source": "bottleneck.sources",
+    "npz_source": "bottleneck.sources",
+}
+__all__ = [*_API, "__version__"]
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _API:
+        raise AttributeError(f"module 'bottleneck' has no attribute '{name}'")
+    from bottleneck.quiet import import_tensorflow_quietly
+
+    import_tensorflow_quietly()
+    return getattr(importlib.import_module(_API[name]), name)

@@ -1,0 +1,136 @@
+"""The ``bottleneck`` command line: parse, call the Python API, print. No logic lives here."""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Callable
+from functools import wraps
+from typing import Any
+
+import click
+
+from bottleneck.errors import UserError
+
+
+def user_errors(func: Callable[..., Any]) -> Callable[..., Any]:
+    """Turn a UserError into one line on stderr and exit code 2."""
+
+    @wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return func(*args, **kwargs)
+        except UserError as exc:
+            click.echo(f"error: {exc}", err=True)
+            sys.exit(2)
+        except KeyboardInterrupt:
+            click.echo("interrupted: complete shards are kept; re-run the same command to "
+                       "resume.", err=True)
+            sys.exit(130)
+
+    return wrapper
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="bottleneck")
+def main() -> None:
+    """Cache frozen-backbone features once, then fit and compare heads in seconds."""
+    from bottleneck.quiet import import_tensorflow_quietly
+
+    import_tensorflow_quietly()
+
+
+@main.command()
+@user_errors
+def backbones() -> None:
+    """List the registered backbones with their sizes and output dims."""
+    from bottleneck.backbones import BACKBONES
+
+    click.echo(f"{'name':<20}{'dims':>6}{'default':>9}{'min':>5}  description")
+    for backbone in BACKBONES.values():
+        click.echo(f"{backbone.name:<20}{backbone.dims:>6}{backbone.default_size:>9}"
+                   f"{backbone.min_size:>5}  {backbone.description}")
+
+
+@main.command()
+@click.argument("backbone")
+@click.option("--image-size", type=int, help="Input size (default: the backbone's).")
+@user_errors
+def layers(backbone: str, image_size: int | None) -> None:
+    """List BACKBONE's layer names and output shapes (for --layer)."""
+    from bottleneck.backbones import get_backbone
+    from bottleneck.extractor import _build_base
+
+    spec = get_backbone(backbone)
+    size = image_size or spec.default_size
+    spec.check_size(size)
+    model = _build_base(spec, None, size)
+    for layer in model.layers:
+        shape = "×".join(str(d) for d in layer.output.shape[1:])
+        click.echo(f"{layer.name:<40}{shape}")
+
+
+@main.command()
+@click.argument("source")
+@click.option("--backbone", "-b", required=True, help="Backbone name (see `bottleneck backbones`).")
+@click.option("--out", "-o", required=True, type=click.Path(), help="Cache directory to write.")
+@click.option("--weights", default="imagenet", show_default=True,
+              help="imagenet, none (random, for tests) or a path to a weights file.")
+@click.option("--layer", help="Keep this layer's output instead of the last block's.")
+@click.option("--pooling", type=click.Choice(["avg", "max", "none"]), default="avg",
+              show_default=True, help="Global pooling of a spatial output; none keeps H×W×C.")
+@click.option("--image-size", type=int, help="Input size (default: the backbone's).")
+@click.option("--dtype", type=click.Choice(["float32", "float16"]), default="float32",
+              show_default=True)
+@click.option("--batch-size", type=int, default=32, show_default=True)
+@click.option("--shard-size", type=int, default=1024, show_default=True, help="Images per shard.")
+@click.option("--val-percent", type=float, default=10, show_default=True,
+              help="Share of images hashed into val when the source has no split folders.")
+@click.option("--test-percent", type=float, default=10, show_default=True,
+              help="Share of images hashed into test when the source has no split folders.")
+@click.option("--limit", type=int, help="At most N images per split, stratified by class.")
+@click.option("--data-dir", type=click.Path(), help="Where fashion-mnist's idx files are.")
+@click.option("--overwrite", is_flag=True, help="Replace a cache made with another config.")
+@click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
+@user_errors
+def extract(source: str, backbone: str, out: str, weights: str, layer: str | None, pooling: str,
+            image_size: int | None, dtype: str, batch_size: int, shard_size: int,
+            val_percent: float, test_percent: float, limit: int | None, data_dir: str | None,
+            overwrite: bool, quiet: bool) -> None:
+    """Run a frozen BACKBONE once over SOURCE and cache the features.
+
+    SOURCE is a folder with a subfolder per class (optionally under train/, val/, test/),
+    `fashion-mnist`, or an .npz file with `images` and `labels`.
+    """
+    import bottleneck
+    from bottleneck.sources import open_source
+
+    src = open_source(source, data_dir, val_percent, test_percent, limit)
+    cache = bottleneck.extract(src, backbone=backbone, out=out, weights=weights, layer=layer,
+                               pooling=pooling, image_size=image_size, dtype=dtype,
+                               batch_size=batch_size, shard_size=shard_size,
+                               overwrite=overwrite, progress=not quiet)
+    counts = ", ".join(f"{k} {v}" for k, v in cache.split_counts().items())
+    click.echo(f"cached {cache.manifest['rows']} images ({counts}) × "
+               f"{'×'.join(map(str, cache.feature_shape))} features in {out} "
+               f"[{cache.config['weights_name']} weights]")
+    if cache.failures:
+        click.echo(f"skipped {len(cache.failures)} unreadable files (listed in "
+                   f"`bottleneck info {out}`), e.g. {cache.failures[0]['path']}: "
+                   f"{cache.failures[0]['reason']}", err=True)
+
+
+@main.command()
+@click.argument("cache_dir", metavar="CACHE")
+@click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
+@user_errors
+def info(cache_dir: str, as_json: bool) -> None:
+    """Counts per split and class, feature shape, config and skipped files of CACHE."""
+    from bottleneck.info import cache_summary, format_summary
+
+    summary = cache_summary(cache_dir)
+    click.echo(json.dumps(summary, indent=2) if as_json else format_summary(summary))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,71 @@
+"""Decoding and resizing: the one definition of how pixels reach a backbone.
+
+The fast path is TensorFlow's decoder inside tf.data (parallel, no GIL). Files that it cannot
+decode are retried with Pillow, which also says *why* a file is bad; both paths give 8-bit RGB
+and the same bilinear resize that ``keras.utils.image_dataset_from_directory`` uses.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import tensorflow as tf
+from PIL import Image, UnidentifiedImageError
+
+PREPROCESSING = {
+    "decode": "8-bit RGB (grayscale, palette, RGBA, CMYK and 16-bit converted)",
+    "resize": "bilinear, no crop, no antialias (as keras.utils.image_dataset_from_directory)",
+    "range": "float32 0..255, then the backbone's preprocess_input",
+}
+
+
+def decode_file_tf(path: tf.Tensor) -> tf.Tensor:
+    """Read and decode one image file to a uint8 H×W×3 tensor (raises on bad data)."""
+    image = tf.io.decode_image(tf.io.read_file(path), channels=3, expand_animations=False)
+    image.set_shape([None, None, 3])
+    return image
+
+
+def to_rgb_tf(image: tf.Tensor) -> tf.Tensor:
+    """Grayscale H×W or H×W×1 → H×W×3, leaving RGB alone."""
+    if image.shape.rank == 2:
+        image = image[..., tf.newaxis]
+    if image.shape[-1] == 1:
+        image = tf.image.grayscale_to_rgb(image)
+    return image
+
+
+def resize_tf(image: tf.Tensor, image_size: int) -> tf.Tensor:
+    """Bilinear resize to a square float32 image in 0..255, as Keras' directory loader does."""
+    resized = tf.image.resize(image, (image_size, image_size), method="bilinear")
+    resized.set_shape([image_size, image_size, 3])
+    return resized
+
+
+def decode_file_pil(path: str | Path) -> np.ndarray:
+    """Decode a file with Pillow to uint8 H×W×3, raising ``ValueError`` with a readable reason."""
+    path = Path(path)
+    try:
+        if path.stat().st_size == 0:
+            raise ValueError("empty file (0 bytes)")
+        with Image.open(path) as img:
+            img.load()
+            return pil_to_rgb_array(img)
+    except UnidentifiedImageError:
+        raise ValueError("not an image Pillow or TensorFlow can read") from None
+    except OSError as exc:  # truncated data, unreadable file
+        raise ValueError(f"unreadable image: {exc}") from None
+
+
+def pil_to_rgb_array(img: Image.Image) -> np.ndarray:
+    """Any Pillow mode → uint8 RGB; 16-bit data keeps its high byte, as TensorFlow does."""
+    if img.mode in ("I;16", "I;16B", "I;16L", "I"):
+        array = np.asarray(img, dtype=np.uint32)
+        array = (array >> 8).clip(0, 255).astype(np.uint8) if img.mode != "I" else array.clip(
+            0, 255
+        ).astype(np.uint8)
+        return np.repeat(array[..., None], 3, axis=-1)
+    if img.mode != "RGB":
+        img = img.convert("RGBA").convert("RGB") if img.mode == "P" else img.convert("RGB")
+    return np.asarray(img, dtype=np.uint8)

@@ -1,0 +1,68 @@
+"""What `bottleneck info` reports about a cache."""
+
+from __future__ import annotations
+
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import h5py
+
+from bottleneck.cache import open_cache
+
+
+def cache_summary(root: str | Path) -> dict[str, Any]:
+    """Counts per split and class, feature shape, config and skipped files."""
+    cache = open_cache(root)
+    per_split: dict[str, Counter] = {}
+    for path in cache.shard_paths:
+        with h5py.File(path, "r") as handle:
+            labels, splits = handle["labels"][:], handle["split"].asstr()[:]
+        for label, split in zip(labels, splits, strict=True):
+            per_split.setdefault(str(split), Counter())[cache.classes[int(label)]] += 1
+    return {
+        "cache": str(cache.root),
+        "rows": cache.manifest["rows"],
+        "feature_shape": list(cache.feature_shape),
+        "splits": {split: dict(sorted(counts.items())) for split, counts in per_split.items()},
+        "split_counts": cache.split_counts(),
+        "classes": cache.classes,
+        "config": cache.config,
+        "source": cache.manifest["source"],
+        "versions": cache.manifest["versions"],
+        "shards": len(cache.manifest["shards"]),
+        "targets": cache.manifest.get("targets"),
+        "failures": cache.failures,
+    }
+
+
+def format_summary(summary: dict[str, Any]) -> str:
+    """The summary as readable text."""
+    config = summary["config"]
+    lines = [
+        f"cache      {summary['cache']}",
+        f"backbone   {config['backbone']} @ {config['image_size']}px, layer "
+        f"{config['layer'] or '(last block)'}, pooling {config['pooling']}, {config['dtype']}",
+        f"weights    {config['weights_name']}"
+        + (f" sha256 {config['weights_sha256'][:16]}…" if config.get("weights_sha256") else ""),
+        f"features   {' × '.join(map(str, summary['feature_shape']))} per image, "
+        f"{summary['rows']} rows in {summary['shards']} shards",
+        f"source     {summary['source']}",
+    ]
+    if summary["targets"]:
+        lines.append(f"targets    {summary['targets']}")
+    classes = summary["classes"]
+    width = max(len(c) for c in classes) if classes else 5
+    splits = list(summary["splits"])
+    lines.append("")
+    lines.append(f"{'class':<{width}}" + "".join(f"{s:>8}" for s in splits))
+    for name in classes:
+        lines.append(f"{name:<{width}}" + "".join(
+            f"{summary['splits'][s].get(name, 0):>8}" for s in splits))
+    lines.append(f"{'total':<{width}}" + "".join(
+        f"{sum(summary['splits'][s].values()):>8}" for s in splits))
+    if summary["failures"]:
+        lines.append("")
+        lines.append(f"skipped {len(summary['failures'])} files:")
+        lines += [f"  {f['path']}: {f['reason']}" for f in summary["failures"]]
+    return "\n".join(lines)

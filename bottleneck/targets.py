@@ -1,0 +1,1 @@
+"""Per-image numeric targets (e.g. prices) attached to a cache without re-extraction."""
