@@ -22,10 +22,18 @@ __version__ = "0.1.0"
 _API = {
     "Cache": "bottleneck.cache",
     "open_cache": "bottleneck.cache",
-    "extract": "bottleneck.extract",
+    "extract": "bottleneck.extraction",
     "open_source": "bottleneck.sources",
     "fashion_mnist_source": "bottleneck.sources",
     "npz_source": "bottleneck.sources",
+    "fit": "bottleneck.fitting",
+    "evaluate": "bottleneck.fitting",
+    "predict": "bottleneck.prediction",
+    "make_head": "bottleneck.heads",
+    "register_head": "bottleneck.heads",
+    "load_model": "bottleneck.model_dir",
+    "DenseClassifier": "bottleneck.heads.dense",
+    "DenseRegressor": "bottleneck.heads.dense",
 }
 __all__ = [*_API, "__version__"]
 

@@ -132,5 +132,95 @@ def info(cache_dir: str, as_json: bool) -> None:
     click.echo(json.dumps(summary, indent=2) if as_json else format_summary(summary))
 
 
+@main.command()
+@click.argument("cache_dir", metavar="CACHE")
+@click.option("--synthetic-prices", is_flag=True,
+              help="Draw each image's price from Normal(class price, sigma).")
+@click.option("--sigma", type=float, default=5.0, show_default=True,
+              help="Spread of the synthetic prices around the class price.")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--class-prices", type=click.Path(),
+              help="JSON file {class: price}; default: the Fashion-MNIST price table.")
+@click.option("--from-csv", type=click.Path(), help="CSV with path (or id) and target columns.")
+@user_errors
+def targets(cache_dir: str, synthetic_prices: bool, sigma: float, seed: int,
+            class_prices: str | None, from_csv: str | None) -> None:
+    """Attach per-image numeric targets to CACHE (no re-extraction)."""
+    from bottleneck.targets import set_targets
+
+    info = set_targets(cache_dir, synthetic=synthetic_prices, sigma=sigma, seed=seed,
+                       class_prices_file=class_prices, csv_file=from_csv)
+    click.echo(f"targets attached to {cache_dir}: {info['rows']} rows, mean "
+               f"{info['mean']:.2f}, std {info['std']:.2f} ({info['kind']})")
+
+
+@main.command()
+@click.argument("cache_dir", metavar="CACHE")
+@click.option("--head", "head_name", required=True,
+              help="Head to train: logreg, linear-svm, svm, ridge, dense (a wrong name lists all).")
+@click.option("--task", type=click.Choice(["classify", "regress"]),
+              help="Default: regress if CACHE has targets and the head can regress, else classify.")
+@click.option("--param", "-p", "param_pairs", multiple=True, metavar="KEY=VALUE",
+              help="A head hyperparameter, repeatable: -p C=0.1 -p hidden=512,128.")
+@click.option("--params", "params_file", type=click.Path(),
+              help="JSON or YAML file of hyperparameters (--param overrides it).")
+@click.option("--out", "-o", required=True, type=click.Path(), help="MODEL_DIR to write.")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--stream/--no-stream", default=None,
+              help="dense: read batches from the shards (default: when train does not fit in "
+                   "memory).")
+@click.option("--overwrite", is_flag=True, help="Replace an earlier model in --out.")
+@click.option("--quiet", "-q", is_flag=True, help="No per-epoch lines.")
+@user_errors
+def fit(cache_dir: str, head_name: str, task: str | None, param_pairs: tuple[str, ...],
+        params_file: str | None, out: str, seed: int, stream: bool | None, overwrite: bool,
+        quiet: bool) -> None:
+    """Train a head on CACHE's train split, score it on val and test, save it to --out."""
+    import bottleneck
+    from bottleneck.params import collect_params
+
+    result = bottleneck.fit(cache_dir, head=head_name, out=out, task=task,
+                            params=collect_params(param_pairs, params_file), seed=seed,
+                            overwrite=overwrite, stream=stream, progress=not quiet)
+    click.echo(result.summary())
+
+
+@main.command()
+@click.argument("model_dir", metavar="MODEL_DIR")
+@click.argument("cache_dir", metavar="[CACHE]", required=False)
+@click.option("--split", type=click.Choice(["train", "val", "test"]), default="test",
+              show_default=True)
+@click.option("--json", "as_json", is_flag=True, help="Print the metrics as JSON.")
+@user_errors
+def evaluate(model_dir: str, cache_dir: str | None, split: str, as_json: bool) -> None:
+    """Score MODEL_DIR on a split of CACHE (default: the cache it was trained on)."""
+    import bottleneck
+
+    evaluation = bottleneck.evaluate(model_dir, cache_dir, split=split)
+    click.echo(json.dumps(evaluation.to_dict(), indent=2) if as_json else evaluation.report())
+
+
+@main.command()
+@click.argument("model_dir", metavar="MODEL_DIR")
+@click.argument("inputs", metavar="IMAGE_OR_FOLDER...", nargs=-1, required=True)
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON list.")
+@click.option("--top", type=int, default=1, show_default=True, help="Show the K best classes.")
+@click.option("--batch-size", type=int, default=32, show_default=True)
+@user_errors
+def predict(model_dir: str, inputs: tuple[str, ...], as_json: bool, top: int,
+            batch_size: int) -> None:
+    """Run the backbone and head of MODEL_DIR on image files (folders are walked)."""
+    import bottleneck
+    from bottleneck.prediction import format_prediction, require_some
+
+    results = bottleneck.predict(model_dir, inputs, top=top, batch_size=batch_size)
+    if as_json:
+        click.echo(json.dumps(results, indent=2))
+    else:
+        for result in results:
+            click.echo(format_prediction(result), err="error" in result)
+    require_some(results)
+
+
 if __name__ == "__main__":
     main()

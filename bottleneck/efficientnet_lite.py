@@ -106,9 +106,9 @@ def _mbconv(
     inputs = x
     filters = filters_in * expand_ratio
     if expand_ratio != 1:
-        x = layers.Conv2D(
-            filters, 1, padding="same", use_bias=False, name=prefix + "expand_conv"
-        )(x)
+        x = layers.Conv2D(filters, 1, padding="same", use_bias=False, name=prefix + "expand_conv")(
+            x
+        )
         x = _bn(prefix + "expand_bn")(x)
         x = _relu6(prefix + "expand_activation")(x)
     x = layers.DepthwiseConv2D(
@@ -116,9 +116,9 @@ def _mbconv(
     )(x)
     x = _bn(prefix + "bn")(x)
     x = _relu6(prefix + "activation")(x)
-    x = layers.Conv2D(
-        filters_out, 1, padding="same", use_bias=False, name=prefix + "project_conv"
-    )(x)
+    x = layers.Conv2D(filters_out, 1, padding="same", use_bias=False, name=prefix + "project_conv")(
+        x
+    )
     x = _bn(prefix + "project_bn")(x)
     if strides == 1 and filters_in == filters_out:
         if drop_rate > 0:
@@ -179,9 +179,9 @@ def EfficientNetLite0(  # noqa: N802 - keras.applications naming
     shape = _check_input_shape(input_shape)
 
     img_input = keras.Input(shape=shape, name="input_layer")
-    x = layers.Conv2D(
-        STEM_FILTERS, 3, strides=2, padding="same", use_bias=False, name="stem_conv"
-    )(img_input)
+    x = layers.Conv2D(STEM_FILTERS, 3, strides=2, padding="same", use_bias=False, name="stem_conv")(
+        img_input
+    )
     x = _bn("stem_bn")(x)
     x = _relu6("stem_activation")(x)
 

@@ -54,8 +54,8 @@ def decode_file_pil(path: str | Path) -> np.ndarray:
             return pil_to_rgb_array(img)
     except UnidentifiedImageError:
         raise ValueError("not an image Pillow or TensorFlow can read") from None
-    except OSError as exc:  # truncated data, unreadable file
-        raise ValueError(f"unreadable image: {exc}") from None
+    except OSError as exc:  # truncated or corrupt data, unreadable file
+        raise ValueError(f"truncated or corrupt image data ({exc})") from None
 
 
 def pil_to_rgb_array(img: Image.Image) -> np.ndarray:

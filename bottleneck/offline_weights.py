@@ -56,8 +56,9 @@ def torch_weights_path() -> Path:
         raise UserError(INSTALL_HINT)
     models = importlib.resources.files(WEIGHTS_PACKAGE) / "models"
     found = sorted(
-        p.name for p in models.iterdir() if p.name.startswith("efficientnet-lite0")
-        and p.name.endswith(".pth")
+        p.name
+        for p in models.iterdir()
+        if p.name.startswith("efficientnet-lite0") and p.name.endswith(".pth")
     )
     if len(found) != 1:
         raise UserError(

@@ -1,1 +1,169 @@
-"""Per-image numeric targets (e.g. prices) attached to a cache without re-extraction."""
+"""Per-image numeric targets (e.g. prices) attached to a cache without re-extraction.
+
+Targets live in ``targets.h5`` beside the shards: ``paths`` and ``targets``, one row per cache
+row in shard order, always in the target's own units (prices, not z-scores). Heads that like
+standardised targets standardise internally and report metrics in the original units.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import os
+from pathlib import Path
+from typing import Any
+
+import h5py
+import numpy as np
+
+from bottleneck.cache import MANIFEST, STRING, TARGETS_FILE, Cache, sha256_file, write_json_atomic
+from bottleneck.errors import UserError
+
+# The price tutorial's table: one price per Fashion-MNIST class, in dollars.
+FASHION_MNIST_PRICES = {
+    "T-shirt/top": 15.0, "Trouser": 30.0, "Pullover": 35.0, "Dress": 45.0, "Coat": 90.0,
+    "Sandal": 25.0, "Shirt": 28.0, "Sneaker": 60.0, "Bag": 50.0, "Ankle boot": 75.0,
+}
+DEFAULT_SIGMA = 5.0
+
+
+def cache_paths(cache: Cache) -> np.ndarray:
+    """Every row's key, in shard order."""
+    keys = []
+    for path in cache.shard_paths:
+        with h5py.File(path, "r") as handle:
+            keys.append(handle["paths"].asstr()[:])
+    return np.concatenate(keys) if keys else np.zeros(0, dtype=object)
+
+
+def cache_labels(cache: Cache) -> np.ndarray:
+    """Every row's class index, in shard order."""
+    labels = []
+    for path in cache.shard_paths:
+        with h5py.File(path, "r") as handle:
+            labels.append(handle["labels"][:])
+    return np.concatenate(labels) if labels else np.zeros(0, dtype=np.int64)
+
+
+def attach_targets(cache: Cache, values: dict[str, float], info: dict[str, Any]) -> None:
+    """Write ``targets.h5`` aligned with the cache's rows and record it in the manifest."""
+    keys = cache_paths(cache)
+    missing = [key for key in keys if key not in values]
+    if missing:
+        raise UserError(
+            f"{len(missing)} cached images have no target (e.g. {missing[0]}); every row of the "
+            "cache needs one."
+        )
+    targets = np.array([values[key] for key in keys], dtype=np.float64)
+    if not np.all(np.isfinite(targets)):
+        raise UserError("targets must be finite numbers (found NaN or infinity).")
+    final = cache.root / TARGETS_FILE
+    tmp = final.with_name(f".{final.name}.tmp-{os.getpid()}")
+    with h5py.File(tmp, "w") as handle:
+        handle.create_dataset("paths", data=keys.astype(object), dtype=STRING)
+        handle.create_dataset("targets", data=targets)
+    os.replace(tmp, final)
+    cache.manifest["targets"] = info | {
+        "file": TARGETS_FILE, "sha256": sha256_file(final), "rows": len(targets),
+        "mean": float(targets.mean()), "std": float(targets.std()),
+    }
+    write_json_atomic(cache.root / MANIFEST, cache.manifest)
+
+
+def _row_seed(seed: int, key: str) -> list[int]:
+    return [seed, int(hashlib.sha256(key.encode("utf-8")).hexdigest()[:15], 16)]
+
+
+def synthetic_prices(
+    cache: Cache, sigma: float = DEFAULT_SIGMA, seed: int = 0,
+    class_prices: dict[str, float] | None = None,
+) -> dict[str, float]:
+    """Each image's price ~ Normal(its class price, sigma), fixed by (seed, image key).
+
+    Keyed by image rather than row order, so an image keeps its price however the cache is
+    sharded. ``class_prices`` defaults to :data:`FASHION_MNIST_PRICES`.
+    """
+    if sigma < 0:
+        raise UserError("--sigma must be ≥ 0.")
+    prices = class_prices or FASHION_MNIST_PRICES
+    unknown = [c for c in cache.classes if c not in prices]
+    if unknown:
+        raise UserError(
+            f"no price for class '{unknown[0]}'; the default table covers Fashion-MNIST — pass "
+            "--class-prices FILE (JSON: {\"class\": price, ...}) for other classes."
+        )
+    values = {}
+    for key, label in zip(cache_paths(cache), cache_labels(cache), strict=True):
+        noise = np.random.default_rng(_row_seed(seed, key)).normal(0.0, sigma) if sigma else 0.0
+        values[key] = prices[cache.classes[int(label)]] + float(noise)
+    return values
+
+
+def read_targets_csv(path: str | Path) -> dict[str, float]:
+    """Targets from a CSV keyed by ``path`` (or ``id``) with a ``target`` (or ``price``) column."""
+    path = Path(path)
+    if not path.is_file():
+        raise UserError(f"targets CSV not found: {path}")
+    with open(path, newline="", encoding="utf-8") as handle:
+        reader = csv.DictReader(handle)
+        fields = reader.fieldnames or []
+        key_col = next((c for c in ("path", "id") if c in fields), None)
+        value_col = next((c for c in ("target", "price", "value") if c in fields), None)
+        if key_col is None or value_col is None:
+            raise UserError(
+                f"{path} needs a header with a 'path' (or 'id') column and a 'target' "
+                f"(or 'price') column; found {fields}."
+            )
+        values = {}
+        for line, row in enumerate(reader, start=2):
+            try:
+                values[row[key_col]] = float(row[value_col])
+            except (TypeError, ValueError):
+                raise UserError(f"{path}:{line}: '{row[value_col]}' is not a number.") from None
+    return values
+
+
+def r2_ceiling(cache: Cache, split: str) -> float | None:
+    """R² of predicting each image's true class price: the best a head can do on average."""
+    info = cache.manifest.get("targets") or {}
+    prices = info.get("class_prices")
+    if not prices:
+        return None
+    data = cache.load(split)
+    if len(data["targets"]) < 2:
+        return None
+    ideal = np.array([prices[cache.classes[int(label)]] for label in data["labels"]])
+    residual = np.sum((data["targets"] - ideal) ** 2)
+    total = np.sum((data["targets"] - data["targets"].mean()) ** 2)
+    return float(1 - residual / total) if total > 0 else None
+
+
+def set_targets(
+    root: str | Path, synthetic: bool = False, sigma: float = DEFAULT_SIGMA, seed: int = 0,
+    class_prices_file: str | Path | None = None, csv_file: str | Path | None = None,
+) -> dict[str, Any]:
+    """Attach synthetic prices or CSV targets to the cache at ``root``; returns the record."""
+    import json
+
+    from bottleneck.cache import open_cache
+
+    if synthetic == (csv_file is not None):
+        raise UserError("choose one of --synthetic-prices or --from-csv FILE.")
+    cache = open_cache(root)
+    if csv_file is not None:
+        attach_targets(cache, read_targets_csv(csv_file), {"kind": "csv",
+                                                            "csv": str(Path(csv_file).resolve())})
+        return cache.manifest["targets"]
+    prices = None
+    if class_prices_file is not None:
+        try:
+            prices = {str(k): float(v) for k, v in
+                      json.loads(Path(class_prices_file).read_text(encoding="utf-8")).items()}
+        except (OSError, ValueError, AttributeError):
+            raise UserError(f"{class_prices_file} must be a JSON object {{class: price}}.") \
+                from None
+    values = synthetic_prices(cache, sigma=sigma, seed=seed, class_prices=prices)
+    used = {c: (prices or FASHION_MNIST_PRICES)[c] for c in cache.classes}
+    attach_targets(cache, values, {"kind": "synthetic-prices", "sigma": sigma, "seed": seed,
+                                   "class_prices": used})
+    return cache.manifest["targets"]

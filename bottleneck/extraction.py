@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import shutil
 import sys
 from dataclasses import dataclass, field
@@ -191,8 +192,27 @@ def _prepare_out_dir(out: Path, manifest: dict[str, Any], overwrite: bool) -> di
             if previous and previous["file"] == shard["file"] and _intact(out, previous):
                 shard.update(previous)
         manifest["targets"] = None
+    remove_stale_temp_files(out)
     write_json_atomic(out / MANIFEST, manifest)
     return manifest
+
+
+def remove_stale_temp_files(out: Path) -> None:
+    """Delete temp files left by writers that died (their pid no longer runs)."""
+    for tmp in out.glob(".*.tmp-*"):
+        pid = tmp.name.rsplit("-", 1)[-1]
+        if pid.isdigit() and not _process_alive(int(pid)):
+            tmp.unlink(missing_ok=True)
+
+
+def _process_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def _intact(out: Path, shard: dict[str, Any]) -> bool:

@@ -1,0 +1,161 @@
+"""End-to-end extraction speed from JPEG files, side by side in one run, printed as ratios.
+
+Compared, for each backbone, on the same images:
+  tutorial  PIL-load every image into one array, preprocess_input, model.predict
+  keras     keras.utils.image_dataset_from_directory + preprocess_input + model.predict
+  ours      bottleneck.extract (tf.data decode/resize, compiled model call, HDF5 shards)
+  ceiling   the same compiled model on random tensors of the same shape (no I/O at all)
+Then peak RSS of `bottleneck extract` at 1x and 4x the image count, each in a fresh process.
+
+    python benchmarks/bench_extract.py [--images 512] [--backbones mobilenet_v2:160,...]
+
+Every method's time includes building its model, as a user would pay it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import numpy as np
+from PIL import Image
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def write_jpegs(root: Path, count: int, seed: int = 0) -> Path:
+    """``count`` 320×240-ish JPEGs with smooth content (like photos, unlike white noise)."""
+    rng = np.random.default_rng(seed)
+    for i in range(count):
+        folder = root / f"class{i % 4}"
+        folder.mkdir(parents=True, exist_ok=True)
+        h, w = 240 + (i % 5) * 8, 320 - (i % 3) * 16
+        base = rng.random((h // 16 + 1, w // 16 + 1, 3)) * 255
+        image = np.kron(base, np.ones((16, 16, 1)))[:h, :w] + rng.normal(0, 8, (h, w, 3))
+        Image.fromarray(image.clip(0, 255).astype(np.uint8)).save(folder / f"{i:05d}.jpg",
+                                                                  quality=90)
+    return root
+
+
+def timed(func, *args) -> float:
+    start = time.perf_counter()
+    func(*args)
+    return time.perf_counter() - start
+
+
+def run_tutorial(folder: Path, backbone, size: int, batch: int) -> None:
+    import keras
+
+    model = backbone.build(None, size)
+    paths = sorted(folder.rglob("*.jpg"))
+    arrays = np.stack([keras.utils.img_to_array(
+        keras.utils.load_img(p, target_size=(size, size), interpolation="bilinear"))
+        for p in paths])
+    model.predict(backbone.preprocess_input(arrays), batch_size=batch, verbose=0)
+
+
+def run_keras(folder: Path, backbone, size: int, batch: int) -> None:
+    import keras
+    import tensorflow as tf
+
+    model = backbone.build(None, size)
+    dataset = keras.utils.image_dataset_from_directory(
+        folder, image_size=(size, size), batch_size=batch, shuffle=False, label_mode=None,
+        verbose=False)
+    dataset = dataset.map(backbone.preprocess_input).prefetch(tf.data.AUTOTUNE)
+    model.predict(dataset, verbose=0)
+
+
+def run_ours(folder: Path, name: str, size: int, batch: int, out: Path) -> None:
+    import bottleneck
+
+    shutil.rmtree(out, ignore_errors=True)
+    bottleneck.extract(str(folder), backbone=name, weights="none", image_size=size, out=out,
+                       batch_size=batch, progress=False)
+
+
+def run_ceiling(name: str, size: int, batch: int, count: int) -> float:
+    from bottleneck.extractor import ExtractConfig, FeatureExtractor
+
+    batches = [np.random.default_rng(i).uniform(0, 255, (batch, size, size, 3)).astype("float32")
+               for i in range(2)]
+    start = time.perf_counter()
+    extractor = FeatureExtractor(ExtractConfig(backbone=name, weights="none", image_size=size))
+    for i in range(0, count, batch):
+        extractor(batches[(i // batch) % 2][: min(batch, count - i)])
+    return time.perf_counter() - start
+
+
+def peak_rss_mb(folder: Path, name: str, size: int, batch: int, out: Path) -> float:
+    """Peak RSS of a fresh process running `bottleneck extract`."""
+    code = (
+        "import resource, shutil, bottleneck\n"
+        f"shutil.rmtree({str(out)!r}, ignore_errors=True)\n"
+        f"bottleneck.extract({str(folder)!r}, backbone={name!r}, weights='none', "
+        f"image_size={size}, out={str(out)!r}, batch_size={batch}, shard_size=256, "
+        "progress=False)\n"
+        "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)\n"
+    )
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         cwd=REPO, check=True)
+    return float(run.stdout.strip().splitlines()[-1])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--images", type=int, default=512)
+    parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--backbones", default="mobilenet_v2:160,inception_v3:299")
+    parser.add_argument("--json", type=Path, help="Also write the figures here.")
+    args = parser.parse_args()
+
+    from bottleneck.backbones import get_backbone
+    from bottleneck.quiet import import_tensorflow_quietly
+
+    import_tensorflow_quietly()
+    work = Path(tempfile.mkdtemp(prefix="bench-extract-"))
+    results = {}
+    try:
+        small = write_jpegs(work / "x1", args.images)
+        large = write_jpegs(work / "x4", 4 * args.images, seed=1)
+        for spec in args.backbones.split(","):
+            name, size = spec.split(":")[0], int(spec.split(":")[1])
+            backbone = get_backbone(name)
+            n, b = args.images, args.batch_size
+            run_keras(small, backbone, size, b)  # warm the page cache and kernels once
+            run_ours(small, name, size, b, work / "warm")
+            seconds = {
+                "tutorial": timed(run_tutorial, small, backbone, size, b),
+                "keras": timed(run_keras, small, backbone, size, b),
+                "ours": timed(run_ours, small, name, size, b, work / "ours"),
+                "ceiling": run_ceiling(name, size, b, n),
+            }
+            rate = {k: n / v for k, v in seconds.items()}
+            rss = {"1x": peak_rss_mb(small, name, size, b, work / "rss1"),
+                   "4x": peak_rss_mb(large, name, size, b, work / "rss4")}
+            results[spec] = {"images_per_s": rate, "peak_rss_mb": rss}
+            print(f"\n{name} @ {size}px, {n} JPEGs, batch {b}")
+            for key in ("tutorial", "keras", "ours", "ceiling"):
+                print(f"  {key:<9} {rate[key]:8.1f} img/s   {rate[key] / rate['ceiling']:5.2f}"
+                      " of ceiling")
+            print(f"  ours / keras = {rate['ours'] / rate['keras']:.2f}x, "
+                  f"ours / tutorial = {rate['ours'] / rate['tutorial']:.2f}x")
+            print(f"  peak RSS: {rss['1x']:.0f} MB at {n} images, {rss['4x']:.0f} MB at "
+                  f"{4 * n} images (ratio {rss['4x'] / rss['1x']:.2f})")
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    if args.json:
+        args.json.write_text(json.dumps(results, indent=2))
+
+
+if __name__ == "__main__":
+    main()
