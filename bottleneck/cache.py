@@ -72,16 +72,21 @@ class ShardWriter:
         self._split = self._file.create_dataset(
             "split", shape=(0,), maxshape=(None,), dtype=STRING, chunks=(capacity,), **kwargs
         )
+        self._hashes = self._file.create_dataset(
+            "content_hash", shape=(0,), maxshape=(None,), dtype="uint64", chunks=(capacity,),
+            **kwargs,
+        )
 
     def append(self, features: np.ndarray, labels: np.ndarray, paths: list[str],
-               splits: list[str]) -> None:
+               splits: list[str], content_hashes: np.ndarray) -> None:
         """Add rows; row i of every dataset is the same image."""
         n = len(features)
-        if not (n == len(labels) == len(paths) == len(splits)):
-            raise ValueError("features, labels, paths and splits must have the same length")
+        if not (n == len(labels) == len(paths) == len(splits) == len(content_hashes)):
+            raise ValueError("every column of a shard must get the same number of rows")
         start, self.rows = self.rows, self.rows + n
         for dataset, values in ((self._features, features), (self._labels, labels),
-                                (self._paths, paths), (self._split, splits)):
+                                (self._paths, paths), (self._split, splits),
+                                (self._hashes, content_hashes)):
             dataset.resize(self.rows, axis=0)
             dataset[start:self.rows] = values
 
@@ -142,10 +147,16 @@ class Cache:
         return np.flatnonzero(handle["split"].asstr()[:] == split)
 
     def iter_batches(
-        self, split: str | None = None, batch_size: int = 1024, with_paths: bool = False
+        self, split: str | None = None, batch_size: int = 1024, with_paths: bool = False,
+        columns: tuple[str, ...] = (), features: bool = True,
     ) -> Iterator[dict[str, np.ndarray]]:
-        """Yield ``{"features", "labels"[, "paths"][, "targets"]}`` batches of one split."""
+        """Yield ``{"features", "labels"[, "paths"][, "targets"], *columns}`` batches of a split.
+
+        ``columns`` adds other shard datasets (``split``, ``content_hash``); ``features=False``
+        skips reading the features, for bookkeeping passes over big caches.
+        """
         targets = self._targets_by_row()
+        extra = (("paths",) if with_paths else ()) + tuple(columns)
         offset = 0
         for path in self.shard_paths:
             with h5py.File(path, "r") as handle:
@@ -155,12 +166,14 @@ class Cache:
                     chosen = rows[start:start + batch_size]
                     lo, hi = int(chosen[0]), int(chosen[-1]) + 1
                     window = chosen - lo
-                    batch = {
-                        "features": handle["features"][lo:hi][window],
-                        "labels": handle["labels"][lo:hi][window].astype(np.int64),
-                    }
-                    if with_paths:
-                        batch["paths"] = handle["paths"].asstr()[lo:hi][window]
+                    batch = {"labels": handle["labels"][lo:hi][window].astype(np.int64)}
+                    if features:
+                        batch["features"] = handle["features"][lo:hi][window]
+                    for column in extra:
+                        dataset = handle[column]
+                        if dataset.dtype.kind == "O":
+                            dataset = dataset.asstr()
+                        batch[column] = dataset[lo:hi][window]
                     if targets is not None:
                         batch["targets"] = targets[offset + chosen]
                     yield batch

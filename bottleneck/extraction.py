@@ -82,7 +82,7 @@ def run_shard(
     size = extractor.config.image_size
     stream = (
         source.image_dataset(plan.items)
-        .map(lambda pos, img: (pos, images.resize_tf(img, size)),
+        .map(lambda pos, img: (pos, images.resize_tf(img, size), images.content_hash_tf(img)),
              num_parallel_calls=tf.data.AUTOTUNE)
         .ignore_errors()
         .batch(batch_size)
@@ -92,9 +92,9 @@ def run_shard(
                          capacity=len(plan.items))
     seen = np.zeros(len(plan.items), dtype=bool)
     try:
-        for positions, batch in stream:
+        for positions, batch, hashes in stream:
             positions = positions.numpy()
-            _append(writer, plan, positions, extractor(batch))
+            _append(writer, plan, positions, extractor(batch), hashes.numpy())
             seen[positions] = True
             if on_batch:
                 on_batch(len(positions))
@@ -109,10 +109,10 @@ def run_shard(
 
 
 def _append(writer: ShardWriter, plan: ShardPlan, positions: np.ndarray,
-            features: np.ndarray) -> None:
+            features: np.ndarray, hashes: np.ndarray) -> None:
     chosen = [plan.items[p] for p in positions]
     writer.append(features, np.array([it.label for it in chosen], dtype=np.int32),
-                  [it.key for it in chosen], [it.split for it in chosen])
+                  [it.key for it in chosen], [it.split for it in chosen], hashes)
 
 
 def _retry_failed(source: Source, extractor: FeatureExtractor, plan: ShardPlan,
@@ -128,8 +128,10 @@ def _retry_failed(source: Source, extractor: FeatureExtractor, plan: ShardPlan,
         except ValueError as exc:
             failures.append({"path": item.key, "reason": str(exc)})
             continue
-        resized = images.resize_tf(tf.constant(pixels), extractor.config.image_size)
-        _append(writer, plan, np.array([position]), extractor(resized[tf.newaxis]))
+        pixels = tf.constant(pixels)
+        resized = images.resize_tf(pixels, extractor.config.image_size)
+        _append(writer, plan, np.array([position]), extractor(resized[tf.newaxis]),
+                images.content_hash_tf(pixels).numpy()[None])
     return failures
 
 

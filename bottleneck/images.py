@@ -43,6 +43,13 @@ def resize_tf(image: tf.Tensor, image_size: int) -> tf.Tensor:
     return resized
 
 
+def content_hash_tf(image: tf.Tensor) -> tf.Tensor:
+    """A 64-bit fingerprint of the decoded pixels and their shape (finds duplicate images)."""
+    shape = tf.bitcast(tf.cast(tf.shape(image), tf.int32), tf.uint8)
+    data = tf.concat([tf.reshape(shape, [-1]), tf.reshape(image, [-1])], axis=0)
+    return tf.bitcast(tf.fingerprint(data[tf.newaxis])[0], tf.uint64)
+
+
 def decode_file_pil(path: str | Path) -> np.ndarray:
     """Decode a file with Pillow to uint8 H×W×3, raising ``ValueError`` with a readable reason."""
     path = Path(path)
