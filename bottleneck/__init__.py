@@ -29,6 +29,7 @@ _API = {
     "fit": "bottleneck.fitting",
     "evaluate": "bottleneck.fitting",
     "predict": "bottleneck.prediction",
+    "bench": "bottleneck.benching",
     "make_head": "bottleneck.heads",
     "register_head": "bottleneck.heads",
     "load_model": "bottleneck.model_dir",

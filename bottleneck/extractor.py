@@ -72,7 +72,8 @@ def _keras_weights_arg(config: ExtractConfig) -> tuple[str | None, str, str | No
             f"weights file not found: {spec}; use --weights imagenet, --weights none or a path "
             "to a Keras .h5 / .weights.h5 file."
         )
-    return str(path.resolve()), path.name, sha256_file(path)
+    config.weights = str(path.resolve())  # predict may run from another directory
+    return config.weights, path.name, sha256_file(path)
 
 
 class FeatureExtractor:

@@ -61,8 +61,10 @@ def format_table(report: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def leak_lines(leaks: list[list[dict[str, str]]]) -> list[str]:
+def leak_lines(leaks: list[list[dict[str, str]]] | None) -> list[str]:
     """The leak check's findings, a line per duplicate group (at most ten shown)."""
+    if leaks is None:
+        return ["leak check: skipped (this cache has no content hashes; re-extract to check)"]
     if not leaks:
         return ["leak check: no identical images across splits"]
     lines = [f"leak check: {len(leaks)} images appear in more than one split:"]

@@ -10,7 +10,7 @@ import pytest
 from PIL import Image
 
 import bottleneck
-from bottleneck.bench import bench, expand_grid, parse_grid
+from bottleneck.benching import bench, expand_grid, parse_grid
 from bottleneck.errors import UserError
 from bottleneck.leaderboard import FILES
 

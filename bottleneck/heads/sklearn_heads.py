@@ -1,0 +1,92 @@
+"""scikit-learn heads: ``spatial → StandardScaler → model`` pipelines on in-memory arrays."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+from sklearn.base import BaseEstimator, TransformerMixin
+from sklearn.calibration import CalibratedClassifierCV
+from sklearn.compose import TransformedTargetRegressor
+from sklearn.linear_model import LogisticRegression, RidgeClassifier, RidgeCV
+from sklearn.pipeline import Pipeline
+from sklearn.preprocessing import StandardScaler
+from sklearn.svm import SVC, SVR, LinearSVC
+
+from bottleneck.heads import SPATIAL_MODES, InvalidParameterError, register_head
+
+RIDGE_ALPHAS = (0.01, 0.1, 1.0, 10.0, 100.0, 1000.0, 10000.0)
+
+
+class SpatialPool(TransformerMixin, BaseEstimator):
+    """Reduce ``N×H×W×C`` features (a ``--pooling none`` cache) to ``N×D`` rows.
+
+    ``mode``: ``avg`` or ``max`` over every axis between the first and the last, or
+    ``flatten``. Rows that are already vectors pass through unchanged. The Keras dense head
+    applies the same reduction as its first layer (see :func:`spatial_layer` in ``dense``).
+    """
+
+    def __init__(self, mode: str = "avg") -> None:
+        self.mode = mode
+
+    def fit(self, X: Any, y: Any = None) -> SpatialPool:
+        if self.mode not in SPATIAL_MODES:
+            raise InvalidParameterError(
+                f"spatial mode must be one of {SPATIAL_MODES}, got {self.mode!r}")
+        return self
+
+    def transform(self, X: Any) -> np.ndarray:
+        X = np.asarray(X, dtype=np.float32)
+        if X.ndim <= 2:
+            return X
+        if self.mode == "flatten":
+            return X.reshape(len(X), -1)
+        axes = tuple(range(1, X.ndim - 1))
+        return X.max(axis=axes) if self.mode == "max" else X.mean(axis=axes)
+
+    def __sklearn_tags__(self) -> Any:
+        tags = super().__sklearn_tags__()
+        tags.requires_fit = False
+        return tags
+
+
+def sklearn_pipeline(model: BaseEstimator, standardize: bool = True) -> Pipeline:
+    """``spatial → scale → model``: the shape every scikit-learn head shares."""
+    return Pipeline([
+        ("spatial", SpatialPool()),
+        ("scale", StandardScaler() if standardize else "passthrough"),
+        ("model", model),
+    ])
+
+
+def standardized_target(regressor: BaseEstimator) -> TransformedTargetRegressor:
+    """Fit on standardised targets, predict in the target's own units."""
+    return TransformedTargetRegressor(regressor=regressor, transformer=StandardScaler())
+
+
+@register_head("logreg", tasks=("classify",))
+def logreg(task: str) -> Pipeline:
+    """Logistic regression (L2, lbfgs) on standardised features; predict_proba."""
+    return sklearn_pipeline(LogisticRegression(max_iter=2000))
+
+
+@register_head("linear-svm", tasks=("classify",))
+def linear_svm(task: str) -> Pipeline:
+    """Linear SVM (LinearSVC) on standardised features; decision_function scores."""
+    return sklearn_pipeline(LinearSVC(C=0.1, max_iter=10000))
+
+
+@register_head("svm")
+def svm(task: str) -> Pipeline:
+    """RBF SVM: SVC with sigmoid-calibrated probabilities, or SVR on standardised targets."""
+    if task == "regress":
+        return sklearn_pipeline(standardized_target(SVR()))
+    return sklearn_pipeline(CalibratedClassifierCV(SVC(), method="sigmoid", ensemble=False))
+
+
+@register_head("ridge")
+def ridge(task: str) -> Pipeline:
+    """Ridge: RidgeCV (alpha chosen by leave-one-out) to regress, RidgeClassifier to classify."""
+    if task == "regress":
+        return sklearn_pipeline(standardized_target(RidgeCV(alphas=RIDGE_ALPHAS)))
+    return sklearn_pipeline(RidgeClassifier())

@@ -1,0 +1,129 @@
+"""Backbone + head on raw image files: the extractor is rebuilt from MODEL_DIR alone.
+
+Pixels take the extraction path exactly: TensorFlow's decoder with the Pillow fallback,
+the same bilinear resize, the backbone's own ``preprocess_input`` and pooling (all inside
+:class:`~bottleneck.extractor.FeatureExtractor`, built from the recorded config, whose weights
+digest must match). A file neither decoder can read becomes one error entry, not a crash.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from bottleneck import images
+from bottleneck.errors import UserError
+from bottleneck.heads import class_scores
+from bottleneck.model_dir import Model, load_model
+
+
+def list_inputs(inputs: Sequence[str | Path]) -> list[tuple[Path, str | None]]:
+    """Every file named or found (recursively, hidden ones skipped) under a named folder.
+
+    Returns ``(path, None)`` per file and ``(path, reason)`` for a name that does not exist.
+    """
+    found: list[tuple[Path, str | None]] = []
+    for name in inputs:
+        path = Path(name).expanduser()
+        if path.is_dir():
+            found += [(p, None) for p in sorted(path.rglob("*")) if p.is_file()
+                      and not any(part.startswith(".") for part in p.relative_to(path).parts)]
+        elif path.is_file():
+            found.append((path, None))
+        else:
+            found.append((path, "no such file or folder"))
+    return found
+
+
+def load_image(path: Path, image_size: int) -> Any:
+    """Decode and resize one file as extraction does; ``ValueError`` says why it cannot."""
+    import tensorflow as tf
+
+    try:
+        pixels = images.decode_file_tf(tf.constant(str(path)))
+    except tf.errors.OpError:
+        pixels = tf.constant(images.decode_file_pil(path))
+    return images.resize_tf(pixels, image_size)
+
+
+def _chunks(items: list[Any], size: int) -> Iterator[list[Any]]:
+    for start in range(0, len(items), size):
+        yield items[start:start + size]
+
+
+def _describe(model: Model, features: np.ndarray, top: int) -> list[dict[str, Any]]:
+    """Per row: the predicted class with its probability (or score) and the top K, or a value."""
+    predictions = np.asarray(model.head.predict(features))
+    if model.task == "regress":
+        return [{"value": float(v)} for v in predictions]
+    kind, scores = class_scores(model.head, features, len(model.classes))
+    rows = []
+    for label, row in zip(predictions, scores, strict=True):
+        best = np.argsort(-row, kind="stable")[:top]
+        rows.append({
+            "class": model.classes[int(label)], kind: float(row[int(label)]),
+            "top": [{"class": model.classes[i], kind: float(row[i])} for i in best],
+        })
+    return rows
+
+
+def predict(model_dir: str | Path, inputs: Sequence[str | Path], top: int = 1,
+            batch_size: int = 32) -> list[dict[str, Any]]:
+    """Predict every image file in ``inputs`` (files or folders) with a saved model.
+
+    Returns one dict per file, in order: ``path`` plus ``class``, ``probability`` (or
+    ``score`` for heads without probabilities) and ``top`` (the ``top`` best classes), or
+    ``value`` for regression, or ``error`` for a file that could not be read.
+    """
+    import tensorflow as tf
+
+    from bottleneck.extractor import ExtractConfig, FeatureExtractor
+
+    if top < 1 or batch_size < 1:
+        raise UserError("--top and --batch-size must be positive.")
+    model = load_model(model_dir)
+    files = list_inputs(inputs)
+    if not files:
+        raise UserError("no image files found in the given folders.")
+    extractor = FeatureExtractor(ExtractConfig.from_dict(model.config))
+    if extractor.feature_shape != model.feature_shape:
+        raise UserError(f"the rebuilt backbone gives {extractor.feature_shape} features but the "
+                        f"model expects {model.feature_shape}; re-run fit.")
+    size = extractor.config.image_size
+    results: list[dict[str, Any]] = [{"path": str(path)} for path, _ in files]
+    readable = []
+    for index, (path, error) in enumerate(files):
+        if error is None:
+            try:
+                readable.append((index, load_image(path, size)))
+                continue
+            except ValueError as exc:
+                error = str(exc)
+        results[index]["error"] = error
+    for chunk in _chunks(readable, batch_size):
+        features = extractor(tf.stack([pixels for _, pixels in chunk]))
+        for (index, _), described in zip(chunk, _describe(model, features, top), strict=True):
+            results[index].update(described)
+    return results
+
+
+def require_some(results: list[dict[str, Any]]) -> None:
+    """Raise a UserError when not a single file could be predicted."""
+    if results and all("error" in r for r in results):
+        raise UserError(f"none of the {len(results)} inputs could be read as an image.")
+
+
+def format_prediction(result: dict[str, Any]) -> str:
+    """One line: ``path  class  0.9731`` (top K: ``class 0.97, other 0.02``) or a value."""
+    if "error" in result:
+        return f"{result['path']}: cannot predict: {result['error']}"
+    if "value" in result:
+        return f"{result['path']}\t{result['value']:.6g}"
+    kind = "probability" if "probability" in result else "score"
+    if len(result["top"]) == 1:
+        return f"{result['path']}\t{result['class']}\t{result[kind]:.4f}"
+    ranked = ", ".join(f"{entry['class']} {entry[kind]:.4f}" for entry in result["top"])
+    return f"{result['path']}\t{result['class']}\t{ranked}"
