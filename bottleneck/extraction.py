@@ -175,10 +175,12 @@ def _same_config(old: dict[str, Any], new: dict[str, Any]) -> bool:
 
 def _prepare_out_dir(out: Path, manifest: dict[str, Any], overwrite: bool) -> dict[str, Any]:
     """Start fresh, or carry over the shards of an earlier run with the same config."""
+    if out.exists() and not out.is_dir():
+        raise UserError(f"--out {out} is a file; give a directory for the cache.")
     old = read_manifest(out) if out.is_dir() else None
-    if out.exists() and old is None and any(out.iterdir()) and not overwrite:
-        raise UserError(f"{out} exists and is not a bottleneck cache; choose another --out or "
-                        "pass --overwrite.")
+    if out.exists() and old is None and any(out.iterdir()):  # never delete what isn't ours
+        raise UserError(f"{out} is not empty and is not a bottleneck cache; choose a new or "
+                        "empty --out directory.")
     if old is not None and not _same_config(old, manifest):
         if not overwrite:
             raise UserError(f"{out} holds a cache made with a different config or source; "

@@ -17,6 +17,7 @@ PREPROCESSING = {
     "decode": "8-bit RGB (grayscale, palette, RGBA, CMYK and 16-bit converted)",
     "resize": "bilinear, no crop, no antialias (as keras.utils.image_dataset_from_directory)",
     "range": "float32 0..255, then the backbone's preprocess_input",
+    "augmentation": "none: each image is cached once, exactly as predict will see it",
 }
 
 

@@ -94,18 +94,20 @@ def predict(model_dir: str | Path, inputs: Sequence[str | Path], top: int = 1,
                         f"model expects {model.feature_shape}; re-run fit.")
     size = extractor.config.image_size
     results: list[dict[str, Any]] = [{"path": str(path)} for path, _ in files]
-    readable = []
-    for index, (path, error) in enumerate(files):
-        if error is None:
-            try:
-                readable.append((index, load_image(path, size)))
-                continue
-            except ValueError as exc:
-                error = str(exc)
-        results[index]["error"] = error
-    for chunk in _chunks(readable, batch_size):
-        features = extractor(tf.stack([pixels for _, pixels in chunk]))
-        for (index, _), described in zip(chunk, _describe(model, features, top), strict=True):
+    for chunk in _chunks(list(enumerate(files)), batch_size):  # one batch in memory at a time
+        readable = []
+        for index, (path, error) in chunk:
+            if error is None:
+                try:
+                    readable.append((index, load_image(path, size)))
+                    continue
+                except ValueError as exc:
+                    error = str(exc)
+            results[index]["error"] = error
+        if not readable:
+            continue
+        features = extractor(tf.stack([pixels for _, pixels in readable]))
+        for (index, _), described in zip(readable, _describe(model, features, top), strict=True):
             results[index].update(described)
     return results
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 import textwrap
@@ -102,6 +103,27 @@ def test_rerun_is_a_no_op_and_other_config_is_refused(vgg_cache, image_folder,
         bottleneck.extract(str(image_folder), backbone="vgg16", weights=str(vgg16_he_weights),
                            image_size=48, out=vgg_cache.root, shard_size=10, progress=False)
     assert {p.name: p.stat().st_mtime_ns for p in vgg_cache.root.glob("shard-*.h5")} == after
+
+
+def test_overwrite_never_deletes_a_folder_that_is_not_a_cache(image_folder, vgg16_he_weights,
+                                                               tmp_path):
+    precious = tmp_path / "holiday-photos"
+    precious.mkdir()
+    (precious / "beach.jpg").write_bytes(b"memories")
+    with pytest.raises(UserError, match="not empty and is not a bottleneck cache"):
+        bottleneck.extract(str(image_folder), backbone="vgg16", weights=str(vgg16_he_weights),
+                           image_size=32, out=precious, overwrite=True, progress=False)
+    assert (precious / "beach.jpg").read_bytes() == b"memories"
+
+
+def test_overwrite_replaces_a_cache_made_with_another_config(vgg_cache, image_folder,
+                                                             vgg16_he_weights, tmp_path):
+    out = tmp_path / "copy"
+    shutil.copytree(vgg_cache.root, out)
+    cache = bottleneck.extract(str(image_folder), backbone="vgg16", weights=str(vgg16_he_weights),
+                               image_size=40, out=out, overwrite=True, progress=False)
+    assert cache.config["image_size"] == 40 and cache.manifest["rows"] == 36
+    assert len(read_rows(out)) == 36
 
 
 CRASHING_RUN = """
