@@ -88,6 +88,9 @@ def run_shard(
         .batch(batch_size)
         .prefetch(tf.data.AUTOTUNE)
     )
+    options = tf.data.Options()
+    options.experimental_optimization.map_fusion = True  # decode+resize+hash in one step
+    stream = stream.with_options(options)
     writer = ShardWriter(out_dir / plan.file, extractor.feature_shape, extractor.config.dtype,
                          capacity=len(plan.items))
     seen = np.zeros(len(plan.items), dtype=bool)

@@ -307,12 +307,15 @@ def _score_and_plot(estimator: Any, head: str, task: str, cache: Cache, director
                     result: FitResult) -> list[str]:
     """Write metrics.json and the plots; fills ``result.metrics``; returns the file names."""
     from bottleneck import plots
+    from bottleneck.targets import r2_ceiling
 
     files = []
     for split in EVAL_SPLITS:
         if not cache.split_counts().get(split):
             continue
         metrics, truth, predictions = evaluate_split(estimator, task, cache, split)
+        if task == "regress":
+            metrics["r2_ceiling"] = r2_ceiling(cache, split)
         result.metrics[split] = metrics
         title = f"{head} on {split}: {headline(metrics, task)}"
         if task == "regress":

@@ -53,7 +53,9 @@ def regression_metrics(y_true: np.ndarray, y_pred: np.ndarray) -> dict[str, Any]
 def headline(split_metrics: dict[str, Any], task: str) -> str:
     """One short score: ``accuracy 0.933`` or ``R² 0.812 (MAE 4.1)``."""
     if task == "regress":
-        return f"R² {split_metrics['r2']:.3f} (MAE {split_metrics['mae']:.4g})"
+        ceiling = split_metrics.get("r2_ceiling")
+        bound = f", ceiling R² {ceiling:.3f}" if ceiling is not None else ""
+        return f"R² {split_metrics['r2']:.3f} (MAE {split_metrics['mae']:.4g}{bound})"
     return f"accuracy {split_metrics['accuracy']:.3f}"
 
 

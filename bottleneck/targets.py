@@ -129,12 +129,16 @@ def r2_ceiling(cache: Cache, split: str) -> float | None:
     prices = info.get("class_prices")
     if not prices:
         return None
-    data = cache.load(split)
-    if len(data["targets"]) < 2:
+    batches = list(cache.iter_batches(split, batch_size=1 << 16, features=False))
+    if not batches:
         return None
-    ideal = np.array([prices[cache.classes[int(label)]] for label in data["labels"]])
-    residual = np.sum((data["targets"] - ideal) ** 2)
-    total = np.sum((data["targets"] - data["targets"].mean()) ** 2)
+    labels = np.concatenate([b["labels"] for b in batches])
+    targets = np.concatenate([b["targets"] for b in batches])
+    if len(targets) < 2:
+        return None
+    ideal = np.array([prices[cache.classes[int(label)]] for label in labels])
+    residual = np.sum((targets - ideal) ** 2)
+    total = np.sum((targets - targets.mean()) ** 2)
     return float(1 - residual / total) if total > 0 else None
 
 

@@ -103,6 +103,9 @@ def test_regression_uses_targets_and_reports_price_units(
     assert {"mse", "rmse", "mae", "r2", "n"} <= set(val)
     assert val["r2"] > 0.8 and val["mae"] < 10  # prices 20..80 with noise sigma 3
     assert_png(tmp_path / "ridge" / "predictions_test.png")
+    ceiling = result.metrics["test"]["r2_ceiling"]  # the true class price's R²
+    assert 0.9 < ceiling <= 1.0 and result.metrics["test"]["r2"] <= ceiling + 0.05
+    assert "ceiling R²" in result.summary()
     assert json.loads((tmp_path / "ridge" / "head.json").read_text())["targets"]["kind"] == \
         "synthetic-prices"
 

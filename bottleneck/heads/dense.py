@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import importlib.util
 import json
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -28,6 +27,7 @@ MODEL_FILE = "model.keras"
 PARAMS_FILE = "dense.json"
 HISTORY_FILE = "history.json"
 PREDICT_BATCH = 1024
+STEPS_PER_EXECUTION = 16  # training steps per compiled call
 VARIANCE_FLOOR = 0.01  # × the median channel variance: near-constant channels cannot explode
 
 
@@ -182,17 +182,12 @@ class DenseHead(BaseEstimator):
         self.model_ = self._build_model(mean, variance)
         train, val = self._training_data(X, y, validation_data)
         monitor = "val_loss" if validation_data is not None else "loss"
-        with tempfile.TemporaryDirectory(prefix="bottleneck-dense-") as tmp:
-            best = Path(tmp) / "best.weights.h5"
-            inputs, targets = (train, None) if streaming else train
-            history = self.model_.fit(
-                inputs, targets, batch_size=None if streaming else self.batch_size,
-                epochs=self.epochs,
-                validation_data=val, shuffle=not streaming,
-                callbacks=self._callbacks(monitor, best), verbose=2 if self.verbose else 0,
-            )
-            if best.is_file():
-                self.model_.load_weights(best)
+        inputs, targets = (train, None) if streaming else train
+        history = self.model_.fit(
+            inputs, targets, batch_size=None if streaming else self.batch_size,
+            epochs=self.epochs, validation_data=val, shuffle=not streaming,
+            callbacks=self._callbacks(monitor), verbose=2 if self.verbose else 0,
+        )
         self.history_ = {k: [float(v) for v in values] for k, values in history.history.items()}
         self.best_epoch_ = int(np.argmin(self.history_[monitor])) + 1
         return self
@@ -235,17 +230,18 @@ class DenseHead(BaseEstimator):
         rate = self.learning_rate or DEFAULT_LEARNING_RATES[self.optimizer]
         optimizer = {"adam": keras.optimizers.Adam, "rmsprop": keras.optimizers.RMSprop,
                      "sgd": keras.optimizers.SGD}[self.optimizer](learning_rate=rate)
-        model.compile(optimizer=optimizer, loss=loss, metrics=[metric])
+        # Several steps per compiled call: a small head is dominated by per-step overhead.
+        model.compile(optimizer=optimizer, loss=loss, metrics=[metric],
+                      steps_per_execution=STEPS_PER_EXECUTION)
         return model
 
-    def _callbacks(self, monitor: str, best: Path) -> list[Any]:
+    def _callbacks(self, monitor: str) -> list[Any]:
         import keras
 
-        callbacks = [keras.callbacks.ModelCheckpoint(
-            best, monitor=monitor, save_best_only=True, save_weights_only=True)]
-        if self.patience:
-            callbacks.append(keras.callbacks.EarlyStopping(monitor=monitor,
-                                                           patience=self.patience))
+        # Keeps the best epoch's weights in memory and restores them at the end, whether or
+        # not training stopped early (patience None/0: never stop early).
+        callbacks = [keras.callbacks.EarlyStopping(
+            monitor=monitor, patience=self.patience or self.epochs, restore_best_weights=True)]
         if self.reduce_lr:
             callbacks.append(keras.callbacks.ReduceLROnPlateau(
                 monitor=monitor, factor=0.5, patience=max(1, (self.patience or 6) // 2),

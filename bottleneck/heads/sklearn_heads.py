@@ -73,7 +73,9 @@ def logreg(task: str) -> Pipeline:
 @register_head("linear-svm", tasks=("classify",))
 def linear_svm(task: str) -> Pipeline:
     """Linear SVM (LinearSVC) on standardised features; decision_function scores."""
-    return sklearn_pipeline(LinearSVC(C=0.1, max_iter=10000))
+    # The dual solver: on 1280-d features of 3000 images it fit 28x faster than the primal one
+    # that dual="auto" picks when rows outnumber features, and C=0.01 scored better than 0.1.
+    return sklearn_pipeline(LinearSVC(C=0.01, dual=True, max_iter=5000))
 
 
 @register_head("svm")
@@ -81,7 +83,8 @@ def svm(task: str) -> Pipeline:
     """RBF SVM: SVC with sigmoid-calibrated probabilities, or SVR on standardised targets."""
     if task == "regress":
         return sklearn_pipeline(standardized_target(SVR()))
-    return sklearn_pipeline(CalibratedClassifierCV(SVC(), method="sigmoid", ensemble=False))
+    return sklearn_pipeline(CalibratedClassifierCV(SVC(), method="sigmoid", ensemble=False,
+                                                   cv=3))
 
 
 @register_head("ridge")

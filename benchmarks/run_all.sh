@@ -1,0 +1,10 @@
+#!/usr/bin/env bash
+# Run every benchmark script in turn; figures go to bench-out/*.json and the terminal.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PY=${PY:-.venv/bin/python}
+mkdir -p bench-out
+for script in bench_extract bench_heads bench_fashion_mnist; do
+    echo "== benchmarks/$script.py"
+    "$PY" "benchmarks/$script.py" --json "bench-out/$script.json"
+done
