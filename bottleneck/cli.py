@@ -263,5 +263,28 @@ def list_heads() -> None:
         click.echo(f"{'':<11} params: {', '.join(params)}")
 
 
+@main.command("imagenet")
+@click.argument("inputs", metavar="IMAGE_OR_FOLDER...", nargs=-1, required=True)
+@click.option("--backbone", "-b", default="efficientnet_lite0", show_default=True,
+              help="A backbone whose ImageNet weights you have (efficientnet_lite0: offline).")
+@click.option("--top", type=int, default=5, show_default=True)
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON list.")
+@user_errors
+def imagenet(inputs: tuple[str, ...], backbone: str, top: int, as_json: bool) -> None:
+    """Name the ImageNet classes the backbone itself sees in each image (a sanity check)."""
+    from bottleneck.imagenet import classify_imagenet
+
+    results = classify_imagenet(inputs, backbone=backbone, top=top)
+    if as_json:
+        click.echo(json.dumps(results, indent=2))
+        return
+    for result in results:
+        if "error" in result:
+            click.echo(f"{result['path']}: cannot classify: {result['error']}", err=True)
+        else:
+            ranked = ", ".join(f"{e['class']} {e['probability']:.3f}" for e in result["top"])
+            click.echo(f"{result['path']}\t{ranked}")
+
+
 if __name__ == "__main__":
     main()

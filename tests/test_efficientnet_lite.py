@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 
@@ -248,3 +249,20 @@ def test_imagenet_class_names() -> None:
     assert len(clean) == len(wordnet) == 1000
     assert clean[0] == "tench" and wordnet[0] == "tench, Tinca tinca"
     assert clean[281] == "tabby cat" and clean[388] == "giant panda"
+
+
+def test_imagenet_command_names_what_the_backbone_sees(cache_root, photos, tmp_path,
+                                                       monkeypatch) -> None:
+    from click.testing import CliRunner
+
+    from bottleneck.cli import main
+
+    monkeypatch.setenv("BOTTLENECK_CACHE_DIR", str(cache_root))
+    Image.fromarray(photos["coffee"]).save(tmp_path / "coffee.png")
+    (tmp_path / "broken.jpg").write_bytes(b"not a jpeg")
+    result = CliRunner().invoke(main, ["imagenet", str(tmp_path), "--top", "3", "--json"])
+    assert result.exit_code == 0, result.output
+    rows = {Path(r["path"]).name: r for r in json.loads(result.stdout)}
+    assert rows["coffee.png"]["top"][0]["class"] == "espresso"
+    assert len(rows["coffee.png"]["top"]) == 3
+    assert "error" in rows["broken.jpg"]

@@ -1,0 +1,49 @@
+"""The backbone's own ImageNet classifier on raw images, with class names (no head needed)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from bottleneck.backbones import get_backbone
+from bottleneck.errors import UserError
+from bottleneck.imagenet_classes import imagenet_class_names
+from bottleneck.prediction import list_inputs, load_image
+
+
+def classify_imagenet(inputs: Sequence[str | Path], backbone: str = "efficientnet_lite0",
+                      weights: str = "imagenet", top: int = 5) -> list[dict[str, Any]]:
+    """Top-``top`` ImageNet classes of each image file, with the same decoding as extraction."""
+    import tensorflow as tf
+
+    spec = get_backbone(backbone)
+    if top < 1:
+        raise UserError("--top must be positive.")
+    files = list_inputs(inputs)
+    if not files:
+        raise UserError("no image files found in the given folders.")
+    try:
+        model = spec.build_with_top(weights, spec.default_size)
+    except (OSError, ValueError) as exc:
+        raise UserError(f"cannot build {spec.name} with its ImageNet top: "
+                        f"{str(exc).splitlines()[0]}") from None
+    names = imagenet_class_names()
+    results = []
+    for path, error in files:
+        result: dict[str, Any] = {"path": str(path)}
+        try:
+            if error:
+                raise ValueError(error)
+            pixels = load_image(path, spec.default_size)[tf.newaxis]
+        except ValueError as exc:
+            results.append(result | {"error": str(exc)})
+            continue
+        probabilities = np.asarray(model(spec.preprocess_input(pixels), training=False))[0]
+        best = np.argsort(-probabilities)[:top]
+        result["top"] = [{"class": names[i], "index": int(i),
+                          "probability": float(probabilities[i])} for i in best]
+        results.append(result)
+    return results
