@@ -18,7 +18,7 @@ echo "== 2. synthetic prices per image (the price-regression task)"
 
 echo "== 3. bench: classification heads, ranked on val"
 "$BN" bench "$OUT/cache" --task classify --heads logreg,linear-svm,svm,ridge,dense \
-    --grid C=0.1,1 --out "$OUT/bench-classify"
+    --grid C=0.01,0.1,1 --out "$OUT/bench-classify"
 
 echo "== 4. bench: price heads (R² in price units, beside the ceiling)"
 "$BN" bench "$OUT/cache" --task regress --heads ridge,dense --out "$OUT/bench-price"
@@ -29,6 +29,8 @@ echo "== 5. fit one head, then predict raw images with the same backbone and pre
 import sys
 from pathlib import Path
 from PIL import Image
+from bottleneck.quiet import import_tensorflow_quietly
+import_tensorflow_quietly()
 from bottleneck.sources import fashion_mnist_source
 source = fashion_mnist_source(limit=5)
 out = Path(sys.argv[1]); out.mkdir(parents=True, exist_ok=True)
