@@ -139,7 +139,8 @@ class Cache:
         """Check every shard's sha256 against the manifest."""
         for shard, path in zip(self.manifest["shards"], self.shard_paths, strict=True):
             if not path.is_file() or sha256_file(path) != shard["sha256"]:
-                raise UserError(f"{path} is missing or changed since extraction; re-run extract.")
+                raise UserError(f"{path} is missing or changed since extraction (sha256 "
+                                "mismatch); re-extract into a new --out.")
 
     def _split_rows(self, handle: h5py.File, split: str | None) -> np.ndarray:
         if split is None:

@@ -123,11 +123,15 @@ def extract(source: str, backbone: str, out: str, weights: str, layer: str | Non
 @main.command()
 @click.argument("cache_dir", metavar="CACHE")
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
+@click.option("--verify", is_flag=True, help="Also check every shard's sha256.")
 @user_errors
-def info(cache_dir: str, as_json: bool) -> None:
+def info(cache_dir: str, as_json: bool, verify: bool) -> None:
     """Counts per split and class, feature shape, config and skipped files of CACHE."""
+    from bottleneck.cache import open_cache
     from bottleneck.info import cache_summary, format_summary
 
+    if verify:
+        open_cache(cache_dir).verify()
     summary = cache_summary(cache_dir)
     click.echo(json.dumps(summary, indent=2) if as_json else format_summary(summary))
 

@@ -298,6 +298,20 @@ def test_cli_extract_and_info(image_folder, vgg16_he_weights, tmp_path):
     assert code == 0 and "vgg16 @ 32px" in text and "circle" in text
 
 
+def test_info_verify_catches_a_changed_shard(vgg_cache, tmp_path):
+    copy = tmp_path / "copy"
+    shutil.copytree(vgg_cache.root, copy)
+    code, output = run_cli("info", str(copy), "--verify")
+    assert code == 0, output
+    with open(copy / "shard-00001.h5", "r+b") as handle:  # flip one byte in the middle
+        handle.seek(4000)
+        byte = handle.read(1)
+        handle.seek(4000)
+        handle.write(bytes([byte[0] ^ 0xFF]))
+    code, output = run_cli("info", str(copy), "--verify")
+    assert code == 2 and "shard-00001.h5 is missing or changed" in output
+
+
 def test_backbones_and_layers_commands():
     code, output = run_cli("backbones")
     assert code == 0
