@@ -9,7 +9,6 @@ in this process, since TensorFlow already uses every core.
 from __future__ import annotations
 
 import itertools
-import json
 import tempfile
 import time
 from collections.abc import Mapping, Sequence
@@ -266,7 +265,3 @@ def _split_values(text: str) -> list[str]:
     parts.append(current)
     return [p.strip() for p in parts if p.strip()]
 
-
-def report_json(report: dict[str, Any]) -> str:
-    """The report as JSON text."""
-    return json.dumps(report, indent=2, default=str)
