@@ -86,7 +86,7 @@ def run_ours(folder: Path, name: str, size: int, batch: int, out: Path) -> None:
 
 
 def run_ceiling(name: str, size: int, batch: int, count: int) -> float:
-    from bottleneck.extractor import ExtractConfig, FeatureExtractor
+    from bottleneck.extraction import ExtractConfig, FeatureExtractor
 
     batches = [np.random.default_rng(i).uniform(0, 255, (batch, size, size, 3)).astype("float32")
                for i in range(2)]
@@ -121,8 +121,8 @@ def main() -> None:
     parser.add_argument("--json", type=Path, help="Also write the figures here.")
     args = parser.parse_args()
 
+    from bottleneck._tf import import_tensorflow_quietly
     from bottleneck.backbones import get_backbone
-    from bottleneck.quiet import import_tensorflow_quietly
 
     import_tensorflow_quietly()
     work = Path(tempfile.mkdtemp(prefix="bench-extract-"))

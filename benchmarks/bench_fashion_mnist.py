@@ -20,7 +20,7 @@ weights (``weights="none"``). Then, on the same rows:
 At the defaults (10000 train, 6000 val, 10000 test) this takes roughly 15 minutes on 2 cores,
 most of it the two extractions and the RBF SVMs; ``--limit 3000`` runs in about 5 minutes.
 scikit-learn fits run ``--jobs`` at a time, so their fit seconds are indicative only.
-EfficientNet-Lite0's ImageNet weights are converted offline (``bottleneck.offline_weights``;
+EfficientNet-Lite0's ImageNet weights are converted offline (``bottleneck.backbones.lite0_weights``;
 ``BOTTLENECK_CACHE_DIR`` points at converted ones).
 """
 
@@ -88,7 +88,7 @@ def feature_splits(cache: Any, key: str = "labels") -> dict[str, tuple[np.ndarra
 def fit_score(name: str, estimator: Any, data: dict[str, tuple[np.ndarray, np.ndarray]],
               task: str = "classify", with_val: bool = False) -> dict[str, Any]:
     """Fit on train (val as validation_data for Keras heads), score on val and test."""
-    from bottleneck.metrics import regression_metrics
+    from bottleneck.models.metrics import regression_metrics
 
     X, y = data["train"]
     start = time.perf_counter()
@@ -161,15 +161,15 @@ def main() -> None:
     args = parser.parse_args()
 
     import bottleneck
-    from bottleneck.quiet import import_tensorflow_quietly
+    from bottleneck._tf import import_tensorflow_quietly
 
     import_tensorflow_quietly()
     from joblib import Parallel, delayed
 
     from bottleneck import make_head
+    from bottleneck.cache.targets import r2_ceiling, set_targets
+    from bottleneck.data.arrays import load_fashion_mnist_arrays
     from bottleneck.heads import HEADS, get_head_spec
-    from bottleneck.sources import load_fashion_mnist_arrays
-    from bottleneck.targets import r2_ceiling, set_targets
 
     size = args.image_size
     work = Path(tempfile.mkdtemp(prefix="bench-fmnist-"))

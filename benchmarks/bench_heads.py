@@ -20,7 +20,7 @@
 ``--limit`` is per split (Fashion-MNIST: train and val carved out of its train part, t10k as
 test), so ``--limit 2000`` gives 2000 train, 2000 val and 2000 test images. The defaults take
 about 4 minutes on 2 cores. EfficientNet-Lite0's ImageNet weights are converted offline (see
-``bottleneck.offline_weights``; ``BOTTLENECK_CACHE_DIR`` points at converted ones).
+``bottleneck.backbones.lite0_weights``; ``BOTTLENECK_CACHE_DIR`` points at converted ones).
 """
 
 from __future__ import annotations
@@ -219,14 +219,14 @@ def main() -> None:
         parser.error("--tutorial-epochs must be between 1 and --epochs")
 
     import bottleneck
+    from bottleneck._tf import import_tensorflow_quietly
     from bottleneck.backbones import get_backbone
-    from bottleneck.quiet import import_tensorflow_quietly
 
     import_tensorflow_quietly()
-    from bottleneck.sources import load_fashion_mnist_arrays
+    from bottleneck.data.arrays import load_fashion_mnist_arrays
 
     backbone = get_backbone(args.backbone)
-    weights = None if args.weights.lower() == "none" else args.weights
+    weights = backbone.resolve_weights(args.weights).arg
     variants = VARIANTS[: args.variants]
     work = Path(tempfile.mkdtemp(prefix="bench-heads-"))
     figures: dict[str, Any] = {"config": vars(args) | {"json": str(args.json)}}

@@ -23,16 +23,16 @@ _API = {
     "Cache": "bottleneck.cache",
     "open_cache": "bottleneck.cache",
     "extract": "bottleneck.extraction",
-    "open_source": "bottleneck.sources",
-    "fashion_mnist_source": "bottleneck.sources",
-    "npz_source": "bottleneck.sources",
-    "fit": "bottleneck.fitting",
-    "evaluate": "bottleneck.fitting",
-    "predict": "bottleneck.prediction",
+    "open_source": "bottleneck.data",
+    "fashion_mnist_source": "bottleneck.data",
+    "npz_source": "bottleneck.data",
+    "fit": "bottleneck.models.fit",
+    "evaluate": "bottleneck.models.evaluate",
+    "predict": "bottleneck.models.predict",
     "bench": "bottleneck.benching",
     "make_head": "bottleneck.heads",
     "register_head": "bottleneck.heads",
-    "load_model": "bottleneck.model_dir",
+    "load_model": "bottleneck.models.model_dir",
     "DenseClassifier": "bottleneck.heads.dense",
     "DenseRegressor": "bottleneck.heads.dense",
 }
@@ -42,7 +42,7 @@ __all__ = [*_API, "__version__"]
 def __getattr__(name: str) -> Any:
     if name not in _API:
         raise AttributeError(f"module 'bottleneck' has no attribute '{name}'")
-    from bottleneck.quiet import import_tensorflow_quietly
+    from bottleneck._tf import import_tensorflow_quietly
 
     import_tensorflow_quietly()
     return getattr(importlib.import_module(_API[name]), name)

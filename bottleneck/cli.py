@@ -4,44 +4,34 @@ from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Callable
-from functools import wraps
 from typing import Any
 
 import click
 
-from bottleneck.errors import UserError
 
+class _Main(click.Group):
+    """The command group. A ``UserError`` is a ``click.ClickException`` (one line, exit 2);
+    Ctrl-C says what was kept instead of click's bare "Aborted!"."""
 
-def user_errors(func: Callable[..., Any]) -> Callable[..., Any]:
-    """Turn a UserError into one line on stderr and exit code 2."""
-
-    @wraps(func)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
+    def invoke(self, ctx: click.Context) -> Any:
         try:
-            return func(*args, **kwargs)
-        except UserError as exc:
-            click.echo(f"error: {exc}", err=True)
-            sys.exit(2)
+            return super().invoke(ctx)
         except KeyboardInterrupt:
             click.echo("interrupted: complete shards are kept; re-run the same command to "
                        "resume.", err=True)
             sys.exit(130)
 
-    return wrapper
 
-
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(cls=_Main, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="bottleneck")
 def main() -> None:
     """Cache frozen-backbone features once, then fit and compare heads in seconds."""
-    from bottleneck.quiet import import_tensorflow_quietly
+    from bottleneck._tf import import_tensorflow_quietly
 
     import_tensorflow_quietly()
 
 
 @main.command()
-@user_errors
 def backbones() -> None:
     """List the registered backbones with their sizes and output dims."""
     from bottleneck.backbones import BACKBONES
@@ -55,16 +45,14 @@ def backbones() -> None:
 @main.command()
 @click.argument("backbone")
 @click.option("--image-size", type=int, help="Input size (default: the backbone's).")
-@user_errors
 def layers(backbone: str, image_size: int | None) -> None:
     """List BACKBONE's layer names and output shapes (for --layer)."""
     from bottleneck.backbones import get_backbone
-    from bottleneck.extractor import _build_base
 
     spec = get_backbone(backbone)
     size = image_size or spec.default_size
     spec.check_size(size)
-    model = _build_base(spec, None, size)
+    model = spec.load(spec.resolve_weights("none"), size)
     for layer in model.layers:
         shape = "×".join(str(d) for d in layer.output.shape[1:])
         click.echo(f"{layer.name:<40}{shape}")
@@ -92,7 +80,6 @@ def layers(backbone: str, image_size: int | None) -> None:
 @click.option("--data-dir", type=click.Path(), help="Where fashion-mnist's idx files are.")
 @click.option("--overwrite", is_flag=True, help="Replace a cache made with another config.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
-@user_errors
 def extract(source: str, backbone: str, out: str, weights: str, layer: str | None, pooling: str,
             image_size: int | None, dtype: str, batch_size: int, shard_size: int,
             val_percent: float, test_percent: float, limit: int | None, data_dir: str | None,
@@ -103,7 +90,7 @@ def extract(source: str, backbone: str, out: str, weights: str, layer: str | Non
     `fashion-mnist`, or an .npz file with `images` and `labels`.
     """
     import bottleneck
-    from bottleneck.sources import open_source
+    from bottleneck.data import open_source
 
     src = open_source(source, data_dir, val_percent, test_percent, limit)
     cache = bottleneck.extract(src, backbone=backbone, out=out, weights=weights, layer=layer,
@@ -111,7 +98,7 @@ def extract(source: str, backbone: str, out: str, weights: str, layer: str | Non
                                batch_size=batch_size, shard_size=shard_size,
                                overwrite=overwrite, progress=not quiet)
     counts = ", ".join(f"{k} {v}" for k, v in cache.split_counts().items())
-    click.echo(f"cached {cache.manifest['rows']} images ({counts}) × "
+    click.echo(f"cached {cache.rows} images ({counts}) × "
                f"{'×'.join(map(str, cache.feature_shape))} features in {out} "
                f"[{cache.config['weights_name']} weights]")
     if cache.failures:
@@ -124,11 +111,10 @@ def extract(source: str, backbone: str, out: str, weights: str, layer: str | Non
 @click.argument("cache_dir", metavar="CACHE")
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
 @click.option("--verify", is_flag=True, help="Also check every shard's sha256.")
-@user_errors
 def info(cache_dir: str, as_json: bool, verify: bool) -> None:
     """Counts per split and class, feature shape, config and skipped files of CACHE."""
     from bottleneck.cache import open_cache
-    from bottleneck.info import cache_summary, format_summary
+    from bottleneck.cache.summary import cache_summary, format_summary
 
     if verify:
         open_cache(cache_dir).verify()
@@ -146,11 +132,10 @@ def info(cache_dir: str, as_json: bool, verify: bool) -> None:
 @click.option("--class-prices", type=click.Path(),
               help="JSON file {class: price}; default: the Fashion-MNIST price table.")
 @click.option("--from-csv", type=click.Path(), help="CSV with path (or id) and target columns.")
-@user_errors
 def targets(cache_dir: str, synthetic_prices: bool, sigma: float, seed: int,
             class_prices: str | None, from_csv: str | None) -> None:
     """Attach per-image numeric targets to CACHE (no re-extraction)."""
-    from bottleneck.targets import set_targets
+    from bottleneck.cache.targets import set_targets
 
     info = set_targets(cache_dir, synthetic=synthetic_prices, sigma=sigma, seed=seed,
                        class_prices_file=class_prices, csv_file=from_csv)
@@ -175,13 +160,12 @@ def targets(cache_dir: str, synthetic_prices: bool, sigma: float, seed: int,
                    "memory).")
 @click.option("--overwrite", is_flag=True, help="Replace an earlier model in --out.")
 @click.option("--quiet", "-q", is_flag=True, help="No per-epoch lines.")
-@user_errors
 def fit(cache_dir: str, head_name: str, task: str | None, param_pairs: tuple[str, ...],
         params_file: str | None, out: str, seed: int, stream: bool | None, overwrite: bool,
         quiet: bool) -> None:
     """Train a head on CACHE's train split, score it on val and test, save it to --out."""
     import bottleneck
-    from bottleneck.params import collect_params
+    from bottleneck.heads.hyperparams import collect_params
 
     result = bottleneck.fit(cache_dir, head=head_name, out=out, task=task,
                             params=collect_params(param_pairs, params_file), seed=seed,
@@ -195,7 +179,6 @@ def fit(cache_dir: str, head_name: str, task: str | None, param_pairs: tuple[str
 @click.option("--split", type=click.Choice(["train", "val", "test"]), default="test",
               show_default=True)
 @click.option("--json", "as_json", is_flag=True, help="Print the metrics as JSON.")
-@user_errors
 def evaluate(model_dir: str, cache_dir: str | None, split: str, as_json: bool) -> None:
     """Score MODEL_DIR on a split of CACHE (default: the cache it was trained on)."""
     import bottleneck
@@ -210,12 +193,11 @@ def evaluate(model_dir: str, cache_dir: str | None, split: str, as_json: bool) -
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON list.")
 @click.option("--top", type=int, default=1, show_default=True, help="Show the K best classes.")
 @click.option("--batch-size", type=int, default=32, show_default=True)
-@user_errors
 def predict(model_dir: str, inputs: tuple[str, ...], as_json: bool, top: int,
             batch_size: int) -> None:
     """Run the backbone and head of MODEL_DIR on image files (folders are walked)."""
     import bottleneck
-    from bottleneck.prediction import format_prediction, require_some
+    from bottleneck.models.predict import format_prediction, require_some
 
     results = bottleneck.predict(model_dir, inputs, top=top, batch_size=batch_size)
     if as_json:
@@ -239,13 +221,12 @@ def predict(model_dir: str, inputs: tuple[str, ...], as_json: bool, top: int,
 @click.option("--jobs", type=int, default=-1, show_default=True,
               help="Parallel scikit-learn fits (joblib); Keras heads run one at a time.")
 @click.option("--out", "-o", required=True, type=click.Path(), help="REPORT_DIR to write.")
-@user_errors
 def bench(caches: tuple[str, ...], heads: str | None, grid_pairs: tuple[str, ...], seeds: int,
           cv: int | None, task: str | None, jobs: int, out: str) -> None:
     """Fit head variants on one or more caches of the same images and rank them on val."""
     import bottleneck
     from bottleneck.benching import parse_grid
-    from bottleneck.leaderboard import format_table
+    from bottleneck.benching.leaderboard import format_table
 
     names = [h.strip() for h in heads.split(",") if h.strip()] if heads else None
     report = bottleneck.bench(list(caches), heads=names, grid=parse_grid(grid_pairs), seeds=seeds,
@@ -256,7 +237,6 @@ def bench(caches: tuple[str, ...], heads: str | None, grid_pairs: tuple[str, ...
 
 
 @main.command("heads")
-@user_errors
 def list_heads() -> None:
     """List the registered heads, their tasks and their parameters."""
     from bottleneck.heads import HEADS, head_param_names, make_head
@@ -273,10 +253,9 @@ def list_heads() -> None:
               help="A backbone whose ImageNet weights you have (efficientnet_lite0: offline).")
 @click.option("--top", type=int, default=5, show_default=True)
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON list.")
-@user_errors
 def imagenet(inputs: tuple[str, ...], backbone: str, top: int, as_json: bool) -> None:
     """Name the ImageNet classes the backbone itself sees in each image (a sanity check)."""
-    from bottleneck.imagenet import classify_imagenet
+    from bottleneck.models.imagenet import classify_imagenet
 
     results = classify_imagenet(inputs, backbone=backbone, top=top)
     if as_json:

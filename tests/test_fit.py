@@ -15,10 +15,11 @@ import bottleneck
 from bottleneck.cache import Cache
 from bottleneck.cli import main
 from bottleneck.errors import UserError
-from bottleneck.fitting import FitResult, check_fits_in_memory, default_task
 from bottleneck.heads import class_scores
-from bottleneck.model_dir import load_model, write_checksums
-from bottleneck.params import collect_params, parse_param_pairs, parse_value
+from bottleneck.heads.hyperparams import collect_params, parse_param_pairs, parse_value
+from bottleneck.models.fit import FitResult, default_task
+from bottleneck.models.memory import check_fits_in_memory
+from bottleneck.models.model_dir import load_model, write_checksums
 
 pytest_plugins = ["tests.heads_fixtures"]
 

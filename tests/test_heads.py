@@ -11,7 +11,6 @@ from sklearn.model_selection import GridSearchCV
 
 from bottleneck.cache import Cache
 from bottleneck.errors import UserError
-from bottleneck.fitting import stream_split
 from bottleneck.heads import (
     HEADS,
     InvalidParameterError,
@@ -21,6 +20,7 @@ from bottleneck.heads import (
 )
 from bottleneck.heads.dense import DenseClassifier, DenseRegressor, spatial_layer
 from bottleneck.heads.sklearn_heads import SpatialPool
+from bottleneck.models.fit import stream_split
 
 pytest_plugins = ["tests.heads_fixtures"]
 

@@ -15,7 +15,7 @@ from bottleneck.cache import Cache
 from bottleneck.cli import main
 from bottleneck.errors import UserError
 from bottleneck.heads import class_scores
-from bottleneck.model_dir import load_model
+from bottleneck.models.model_dir import load_model
 
 pytest_plugins = ["tests.heads_fixtures"]
 

@@ -10,15 +10,9 @@ import numpy as np
 import pytest
 
 import bottleneck
+from bottleneck.data import FolderSource, Item, fashion_mnist_source, npz_source
+from bottleneck.data.sources import hash_split, stratified_limit
 from bottleneck.errors import UserError
-from bottleneck.sources import (
-    FolderSource,
-    Item,
-    fashion_mnist_source,
-    hash_split,
-    npz_source,
-    stratified_limit,
-)
 from tests.conftest import write_class_folder
 
 

@@ -8,9 +8,9 @@ from click.testing import CliRunner
 
 import bottleneck
 from bottleneck.cache import open_cache
+from bottleneck.cache.targets import r2_ceiling, set_targets
 from bottleneck.cli import main
 from bottleneck.errors import UserError
-from bottleneck.targets import r2_ceiling, set_targets
 
 
 @pytest.fixture()

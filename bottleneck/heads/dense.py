@@ -18,7 +18,13 @@ from typing import Any
 import numpy as np
 from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin
 
-from bottleneck.heads import SPATIAL_MODES, InvalidParameterError, register_head
+from bottleneck._io import to_jsonable
+from bottleneck.heads.registry import (
+    SPATIAL_MODES,
+    HeadFormat,
+    InvalidParameterError,
+    register_head,
+)
 
 OPTIMIZERS = ("adam", "rmsprop", "sgd")
 # The tutorials' learning rates: Adam 1e-3; RMSprop 2e-5 (Chollet's feature-extraction recipe).
@@ -267,8 +273,6 @@ class DenseHead(BaseEstimator):
     # -- persistence --------------------------------------------------------------------------
     def save(self, directory: str | Path) -> list[str]:
         """Write ``model.keras``, ``dense.json`` and ``history.json``; returns the names."""
-        from bottleneck.model_dir import to_jsonable
-
         directory = Path(directory)
         self.model_.save(directory / MODEL_FILE)
         fitted = {name: to_jsonable(getattr(self, name)) for name in
@@ -400,7 +404,8 @@ def _stream_stats(stream: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     return mean.astype(np.float32), variance.astype(np.float32), np.concatenate(targets)
 
 
-@register_head("dense", streams=True)
+@register_head("dense", format=HeadFormat(lambda head, d: head.save(d), DenseHead.load),
+               streams=True, takes_validation=True, parallel_safe=False)
 def dense(task: str) -> DenseHead:
     """Keras Dense(256) + Dropout(0.5) net (softmax / sigmoid / linear); streams from shards."""
     return DenseClassifier() if task == "classify" else DenseRegressor()

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 from collections import defaultdict
 
-import h5py
-
 from bottleneck.cache import Cache
 
 
@@ -15,11 +13,11 @@ def cross_split_duplicates(cache: Cache) -> list[list[dict[str, str]]] | None:
     None when the cache has no ``content_hash`` column (made before it existed).
     """
     groups: dict[int, list[dict[str, str]]] = defaultdict(list)
-    for path in cache.shard_paths:
-        with h5py.File(path, "r") as handle:
-            if "content_hash" not in handle:
-                return None
-            for key, split, digest in zip(handle["paths"].asstr()[:], handle["split"].asstr()[:],
-                                          handle["content_hash"][:], strict=True):
-                groups[int(digest)].append({"path": str(key), "split": str(split)})
+    try:
+        hashes = cache.column("content_hash")
+    except KeyError:  # h5py: no such dataset
+        return None
+    for key, split, digest in zip(cache.column("paths"), cache.column("split"), hashes,
+                                  strict=True):
+        groups[int(digest)].append({"path": str(key), "split": str(split)})
     return [rows for rows in groups.values() if len({r["split"] for r in rows}) > 1]

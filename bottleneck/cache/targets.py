@@ -9,14 +9,16 @@ from __future__ import annotations
 
 import csv
 import hashlib
-import os
+import json
 from pathlib import Path
 from typing import Any
 
 import h5py
 import numpy as np
 
-from bottleneck.cache import MANIFEST, STRING, TARGETS_FILE, Cache, sha256_file, write_json_atomic
+from bottleneck._io import atomic_path, sha256_file
+from bottleneck.cache.reader import TARGETS_FILE, Cache, open_cache
+from bottleneck.cache.shards import STRING
 from bottleneck.errors import UserError
 
 # The price tutorial's table: one price per Fashion-MNIST class, in dollars.
@@ -27,27 +29,9 @@ FASHION_MNIST_PRICES = {
 DEFAULT_SIGMA = 5.0
 
 
-def cache_paths(cache: Cache) -> np.ndarray:
-    """Every row's key, in shard order."""
-    keys = []
-    for path in cache.shard_paths:
-        with h5py.File(path, "r") as handle:
-            keys.append(handle["paths"].asstr()[:])
-    return np.concatenate(keys) if keys else np.zeros(0, dtype=object)
-
-
-def cache_labels(cache: Cache) -> np.ndarray:
-    """Every row's class index, in shard order."""
-    labels = []
-    for path in cache.shard_paths:
-        with h5py.File(path, "r") as handle:
-            labels.append(handle["labels"][:])
-    return np.concatenate(labels) if labels else np.zeros(0, dtype=np.int64)
-
-
 def attach_targets(cache: Cache, values: dict[str, float], info: dict[str, Any]) -> None:
     """Write ``targets.h5`` aligned with the cache's rows and record it in the manifest."""
-    keys = cache_paths(cache)
+    keys = cache.column("paths")
     missing = [key for key in keys if key not in values]
     if missing:
         raise UserError(
@@ -58,16 +42,14 @@ def attach_targets(cache: Cache, values: dict[str, float], info: dict[str, Any])
     if not np.all(np.isfinite(targets)):
         raise UserError("targets must be finite numbers (found NaN or infinity).")
     final = cache.root / TARGETS_FILE
-    tmp = final.with_name(f".{final.name}.tmp-{os.getpid()}")
-    with h5py.File(tmp, "w") as handle:
+    with atomic_path(final) as tmp, h5py.File(tmp, "w") as handle:
         handle.create_dataset("paths", data=keys.astype(object), dtype=STRING)
         handle.create_dataset("targets", data=targets)
-    os.replace(tmp, final)
-    cache.manifest["targets"] = info | {
+    cache.manifest.targets = info | {
         "file": TARGETS_FILE, "sha256": sha256_file(final), "rows": len(targets),
         "mean": float(targets.mean()), "std": float(targets.std()),
     }
-    write_json_atomic(cache.root / MANIFEST, cache.manifest)
+    cache.manifest.save(cache.root)
 
 
 def _row_seed(seed: int, key: str) -> list[int]:
@@ -93,7 +75,7 @@ def synthetic_prices(
             "--class-prices FILE (JSON: {\"class\": price, ...}) for other classes."
         )
     values = {}
-    for key, label in zip(cache_paths(cache), cache_labels(cache), strict=True):
+    for key, label in zip(cache.column("paths"), cache.column("labels"), strict=True):
         noise = np.random.default_rng(_row_seed(seed, key)).normal(0.0, sigma) if sigma else 0.0
         values[key] = prices[cache.classes[int(label)]] + float(noise)
     return values
@@ -125,7 +107,7 @@ def read_targets_csv(path: str | Path) -> dict[str, float]:
 
 def r2_ceiling(cache: Cache, split: str) -> float | None:
     """R² of predicting each image's true class price: the best a head can do on average."""
-    info = cache.manifest.get("targets") or {}
+    info = cache.manifest.targets or {}
     prices = info.get("class_prices")
     if not prices:
         return None
@@ -147,17 +129,13 @@ def set_targets(
     class_prices_file: str | Path | None = None, csv_file: str | Path | None = None,
 ) -> dict[str, Any]:
     """Attach synthetic prices or CSV targets to the cache at ``root``; returns the record."""
-    import json
-
-    from bottleneck.cache import open_cache
-
     if synthetic == (csv_file is not None):
         raise UserError("choose one of --synthetic-prices or --from-csv FILE.")
     cache = open_cache(root)
     if csv_file is not None:
         attach_targets(cache, read_targets_csv(csv_file), {"kind": "csv",
                                                             "csv": str(Path(csv_file).resolve())})
-        return cache.manifest["targets"]
+        return cache.manifest.targets
     prices = None
     if class_prices_file is not None:
         try:
@@ -170,4 +148,4 @@ def set_targets(
     used = {c: (prices or FASHION_MNIST_PRICES)[c] for c in cache.classes}
     attach_targets(cache, values, {"kind": "synthetic-prices", "sigma": sigma, "seed": seed,
                                    "class_prices": used})
-    return cache.manifest["targets"]
+    return cache.manifest.targets

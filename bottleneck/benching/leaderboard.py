@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import csv
+import io
 import json
 from pathlib import Path
 from typing import Any
+
+from bottleneck._io import atomic_path, atomic_write
 
 FILES = ("leaderboard.csv", "leaderboard.json", "leaderboard.md", "score_vs_fit_time.png")
 
@@ -80,18 +83,18 @@ def write_reports(report: dict[str, Any], out: Path) -> list[Path]:
     out.mkdir(parents=True, exist_ok=True)
     rows = report["rows"]
     keys = list(dict.fromkeys(k for row in rows for k in row if k != "params"))
-    with open(out / "leaderboard.csv", "w", newline="", encoding="utf-8") as handle:
-        writer = csv.DictWriter(handle, fieldnames=[*keys, "params"])
-        writer.writeheader()
-        for row in rows:
-            writer.writerow(row | {"params": json.dumps(row["params"], default=str)})
-    (out / "leaderboard.json").write_text(json.dumps(report, indent=2, default=str) + "\n",
-                                          encoding="utf-8")
+    table = io.StringIO()
+    writer = csv.DictWriter(table, fieldnames=[*keys, "params"], lineterminator="\n")
+    writer.writeheader()
+    for row in rows:
+        writer.writerow(row | {"params": json.dumps(row["params"], default=str)})
+    atomic_write(out / "leaderboard.csv", table.getvalue())
+    atomic_write(out / "leaderboard.json", json.dumps(report, indent=2, default=str) + "\n")
     headings, cells = table_rows(report)
     markdown = ["| " + " | ".join(headings) + " |", "|" + "---|" * len(headings)]
     markdown += ["| " + " | ".join(c.replace("|", "\\|") for c in row) + " |" for row in cells]
     markdown += ["", *format_table(report).splitlines()[len(cells) + 2:]]
-    (out / "leaderboard.md").write_text("\n".join(markdown) + "\n", encoding="utf-8")
+    atomic_write(out / "leaderboard.md", "\n".join(markdown) + "\n")
     plot_score_vs_time(report, out / "score_vs_fit_time.png")
     return [out / name for name in FILES]
 
@@ -124,5 +127,6 @@ def plot_score_vs_time(report: dict[str, Any], path: Path) -> None:
     ax.set_title(title, fontsize=9)
     ax.grid(alpha=0.3)
     fig.tight_layout()
-    fig.savefig(path)
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png")
     plt.close(fig)

@@ -3,8 +3,9 @@
 Layout::
 
     head.json        head name, params, task, classes, the cache's config, path and feature shape
-    head.joblib      a scikit-learn head (pickle), or
-    model.keras      the dense head's network, with dense.json (params) and history.json
+    ...              the head's own files, written by its registry entry's format
+                     (head.joblib for scikit-learn heads; model.keras, dense.json and
+                     history.json for the dense head)
     metrics.json     per split scores
     *.png            plots
     checksums.json   sha256 of every file above
@@ -19,47 +20,22 @@ Keras files load with ``safe_mode=True``, which refuses layers that carry code.
 from __future__ import annotations
 
 import json
-import os
-import shutil
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
-from bottleneck.cache import sha256_file
+from bottleneck import _io
+from bottleneck._io import sha256_file, write_json
 from bottleneck.errors import UserError
+from bottleneck.heads import get_head_spec
 
 FORMAT = "bottleneck-model"
 FORMAT_VERSION = 1
 HEAD_JSON = "head.json"
 METRICS_JSON = "metrics.json"
 CHECKSUMS_JSON = "checksums.json"
-JOBLIB_FILE = "head.joblib"
-
-
-def to_jsonable(value: Any) -> Any:
-    """Tuples, numpy values and paths → plain JSON values; other objects → their repr."""
-    if isinstance(value, dict):
-        return {str(k): to_jsonable(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [to_jsonable(v) for v in value]
-    if isinstance(value, np.ndarray):
-        return value.tolist()
-    if isinstance(value, np.generic):
-        return value.item()
-    if isinstance(value, Path):
-        return str(value)
-    if value is None or isinstance(value, bool | int | float | str):
-        return value
-    return repr(value)
-
-
-def write_json(path: Path, data: Any) -> None:
-    """Pretty JSON, UTF-8."""
-    path.write_text(json.dumps(to_jsonable(data), indent=2) + "\n", encoding="utf-8")
 
 
 def is_model_dir(path: Path) -> bool:
@@ -86,30 +62,17 @@ def check_out_dir(out: Path, overwrite: bool) -> None:
 def staging_dir(out: Path, overwrite: bool = False) -> Iterator[Path]:
     """A temporary sibling of ``out`` to write into; renamed to ``out`` when the block succeeds.
 
-    Readers never see half a model directory.
+    Readers never see half a model directory, and an earlier model is replaced only once the
+    new one is complete.
     """
     check_out_dir(out, overwrite)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(f".{out.name}.tmp-{os.getpid()}")
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir()
-    try:
+    with _io.staging_dir(out) as tmp:
         yield tmp
-        if out.exists():
-            shutil.rmtree(out)
-        os.replace(tmp, out)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
 
 
-def save_head(head: Any, directory: Path) -> list[str]:
-    """Write the fitted head: its own ``save`` if it has one (Keras), else joblib."""
-    if hasattr(head, "save") and hasattr(head, "model_"):
-        return head.save(directory)
-    import joblib
-
-    joblib.dump(head, directory / JOBLIB_FILE)
-    return [JOBLIB_FILE]
+def save_head(head: Any, head_name: str, directory: Path) -> list[str]:
+    """Write the fitted head in its registry entry's format; returns the file names."""
+    return get_head_spec(head_name).format.save(head, directory)
 
 
 def write_checksums(directory: Path) -> dict[str, str]:
@@ -172,7 +135,7 @@ class Model:
 
     def metrics(self) -> dict[str, Any]:
         """The scores ``fit`` recorded, per split."""
-        return json.loads((self.root / METRICS_JSON).read_text())
+        return _io.read_json(self.root / METRICS_JSON)
 
 
 def load_model(path: str | Path) -> Model:
@@ -186,20 +149,15 @@ def load_model(path: str | Path) -> Model:
                         "pass a directory written by `bottleneck fit`.")
     verify_checksums(root)
     info = json.loads((root / HEAD_JSON).read_text())
-    return Model(root, info, _load_head(root))
+    return Model(root, info, _load_head(root, info["head"]))
 
 
-def _load_head(root: Path) -> Any:
-    from bottleneck.heads.dense import MODEL_FILE, DenseHead
-
-    if (root / MODEL_FILE).is_file():
-        try:
-            return DenseHead.load(root)
-        except (ValueError, TypeError) as exc:
-            text = str(exc).strip() or type(exc).__name__
-            reason = text.splitlines()[0].split(". ")[0]
-            raise UserError(f"{root / MODEL_FILE} cannot be loaded in Keras safe mode "
-                            f"({reason}); refusing it: re-run fit.") from None
-    import joblib
-
-    return joblib.load(root / JOBLIB_FILE)
+def _load_head(root: Path, head_name: str) -> Any:
+    spec = get_head_spec(head_name)
+    try:
+        return spec.format.load(root)
+    except (ValueError, TypeError) as exc:
+        text = str(exc).strip() or type(exc).__name__
+        reason = text.splitlines()[0].split(". ")[0]
+        raise UserError(f"{root}: the '{head_name}' head cannot be loaded in safe mode "
+                        f"({reason}); refusing it: re-run fit.") from None

@@ -6,32 +6,28 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-import h5py
-
-from bottleneck.cache import open_cache
+from bottleneck.cache.reader import open_cache
 
 
 def cache_summary(root: str | Path) -> dict[str, Any]:
     """Counts per split and class, feature shape, config and skipped files."""
     cache = open_cache(root)
     per_split: dict[str, Counter] = {}
-    for path in cache.shard_paths:
-        with h5py.File(path, "r") as handle:
-            labels, splits = handle["labels"][:], handle["split"].asstr()[:]
-        for label, split in zip(labels, splits, strict=True):
-            per_split.setdefault(str(split), Counter())[cache.classes[int(label)]] += 1
+    labels, splits = cache.column("labels"), cache.column("split")
+    for label, split in zip(labels, splits, strict=True):
+        per_split.setdefault(str(split), Counter())[cache.classes[int(label)]] += 1
     return {
         "cache": str(cache.root),
-        "rows": cache.manifest["rows"],
+        "rows": cache.rows,
         "feature_shape": list(cache.feature_shape),
         "splits": {split: dict(sorted(counts.items())) for split, counts in per_split.items()},
         "split_counts": cache.split_counts(),
         "classes": cache.classes,
         "config": cache.config,
-        "source": cache.manifest["source"],
-        "versions": cache.manifest["versions"],
-        "shards": len(cache.manifest["shards"]),
-        "targets": cache.manifest.get("targets"),
+        "source": cache.manifest.source,
+        "versions": cache.manifest.versions,
+        "shards": len(cache.manifest.shards),
+        "targets": cache.manifest.targets,
         "failures": cache.failures,
     }
 

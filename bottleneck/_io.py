@@ -1,0 +1,144 @@
+"""The floor every stage stands on: atomic writes, sha256, JSON, the user cache directory.
+
+Every file the tool writes goes through :func:`atomic_path` (temp name, fsync, rename), so a
+reader never sees half a file and a crash leaves only a temp file that the next run removes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+TEMP_MARK = ".tmp-"
+
+
+def sha256_file(path: str | Path, chunk: int = 1 << 20) -> str:
+    """Hex sha256 of a file's bytes."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        while block := handle.read(chunk):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def temp_name(path: Path) -> Path:
+    """``dir/.NAME.tmp-PID``: where ``path`` is written before it is renamed into place."""
+    return path.with_name(f".{path.name}{TEMP_MARK}{os.getpid()}")
+
+
+def _fsync(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+@contextmanager
+def atomic_path(path: str | Path, fsync: bool = True) -> Iterator[Path]:
+    """Yield a temp path to write; on success fsync it and rename it over ``path``.
+
+    On an exception the temp file is removed and ``path`` is left as it was.
+    """
+    path = Path(path)
+    tmp = temp_name(path)
+    try:
+        yield tmp
+        if fsync:
+            _fsync(tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+def atomic_write(path: str | Path, data: bytes | str, fsync: bool = True) -> None:
+    """Write ``data`` to ``path`` atomically (text is UTF-8)."""
+    with atomic_path(path, fsync) as tmp:
+        tmp.write_bytes(data.encode("utf-8") if isinstance(data, str) else data)
+
+
+def to_jsonable(value: Any) -> Any:
+    """Tuples, numpy values and paths → plain JSON values; other objects → their repr."""
+    if isinstance(value, dict):
+        return {str(k): to_jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [to_jsonable(v) for v in value]
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, Path):
+        return str(value)
+    if value is None or isinstance(value, bool | int | float | str):
+        return value
+    return repr(value)
+
+
+def write_json(path: str | Path, data: Any, fsync: bool = True) -> None:
+    """Pretty UTF-8 JSON, written atomically."""
+    atomic_write(path, json.dumps(to_jsonable(data), indent=2) + "\n", fsync)
+
+
+def read_json(path: str | Path) -> Any:
+    """Parsed JSON of a file (``OSError``/``ValueError`` propagate to the caller)."""
+    return json.loads(Path(path).read_text(encoding="utf-8"))
+
+
+@contextmanager
+def staging_dir(out: Path) -> Iterator[Path]:
+    """A temp sibling of ``out`` to fill; renamed to ``out`` only when the block succeeds.
+
+    An earlier ``out`` (which the caller has checked is ours to replace) is moved aside
+    first and deleted only after the new one is in place, so nothing is lost on a crash.
+    """
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = temp_name(out)
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir()
+    old = out.with_name(f".{out.name}.old{TEMP_MARK}{os.getpid()}")
+    try:
+        yield tmp
+        if out.exists():
+            os.replace(out, old)
+        os.replace(tmp, out)
+        shutil.rmtree(old, ignore_errors=True)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def process_alive(pid: int) -> bool:
+    """True if a process with ``pid`` runs on this machine."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def remove_stale_temp_files(folder: Path) -> None:
+    """Delete temp files of this tool left by writers that died (their pid no longer runs)."""
+    for tmp in folder.glob(f".*{TEMP_MARK}*"):
+        pid = tmp.name.rsplit("-", 1)[-1]
+        if pid.isdigit() and not process_alive(int(pid)) and tmp.is_file():
+            tmp.unlink(missing_ok=True)
+
+
+def user_cache_dir() -> Path:
+    """``$BOTTLENECK_CACHE_DIR``, else ``$XDG_CACHE_HOME/bottleneck``, else
+    ``~/.cache/bottleneck``."""
+    if os.environ.get("BOTTLENECK_CACHE_DIR"):
+        return Path(os.environ["BOTTLENECK_CACHE_DIR"]).expanduser()
+    if os.environ.get("XDG_CACHE_HOME"):
+        return Path(os.environ["XDG_CACHE_HOME"]).expanduser() / "bottleneck"
+    return Path.home() / ".cache" / "bottleneck"

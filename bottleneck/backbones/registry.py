@@ -1,0 +1,149 @@
+"""Backbone registry: name → builder, preprocessing, sizes, dims and weight resolvers.
+
+Each backbone's ``preprocess_input`` is defined once and reached through :func:`get_backbone`,
+so a cache can never be built with one scaling and served with another. Where ImageNet
+weights come from is the backbone's own business: its ``resolvers`` map a weights name
+(``imagenet``) to a function, so no other code names a backbone to find its weights.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from bottleneck._io import sha256_file
+from bottleneck.errors import UserError
+
+RANDOM_WEIGHTS_SEED = 0
+
+
+@dataclass(frozen=True)
+class ResolvedWeights:
+    """What a builder takes (None, ``"imagenet"`` or a file path), a readable name, the
+    file's sha256 when there is a file, and what the user asked for."""
+
+    arg: str | None
+    name: str
+    sha256: str | None = None
+    spec: str = "none"
+
+
+def keras_download(include_top: bool) -> ResolvedWeights:
+    """keras.applications' own ``weights="imagenet"`` (downloads on first use)."""
+    return ResolvedWeights("imagenet", "imagenet (keras.applications download)", None,
+                           "imagenet")
+
+
+@dataclass(frozen=True)
+class Backbone:
+    """A frozen ImageNet model that can be cut at any layer."""
+
+    name: str
+    module: str  # module that holds the builder and preprocess_input
+    builder: str  # attribute name of the keras.applications-style builder
+    default_size: int
+    min_size: int
+    dims: int  # channels of the default (last block, pooled) output
+    description: str
+    preprocess_module: str | None = None  # defaults to ``module``
+    resolvers: Mapping[str, Callable[[bool], ResolvedWeights]] = field(
+        default_factory=lambda: {"imagenet": keras_download})
+
+    def _builder(self) -> Callable[..., Any]:
+        return getattr(importlib.import_module(self.module), self.builder)
+
+    def build(self, weights: str | None, image_size: int) -> Any:
+        """The model without its classifier top, at ``image_size``, in inference mode."""
+        model = self._builder()(include_top=False, weights=weights,
+                                input_shape=(image_size, image_size, 3))
+        model.trainable = False
+        return model
+
+    def build_with_top(self, weights: str | None, image_size: int) -> Any:
+        """The full ImageNet classifier (1000 probabilities)."""
+        model = self._builder()(include_top=True, weights=weights,
+                                input_shape=(image_size, image_size, 3))
+        model.trainable = False
+        return model
+
+    @property
+    def preprocess_name(self) -> str:
+        """Dotted name of the ``preprocess_input`` function (recorded in the manifest)."""
+        return f"{self.preprocess_module or self.module}.preprocess_input"
+
+    @property
+    def preprocess_input(self) -> Callable[[Any], Any]:
+        """The model's own input scaling: float RGB in 0..255 → model input."""
+        return importlib.import_module(self.preprocess_module or self.module).preprocess_input
+
+    def check_size(self, image_size: int) -> None:
+        """Refuse an input size the model cannot take."""
+        if image_size < self.min_size:
+            raise UserError(
+                f"--image-size {image_size} is below {self.name}'s minimum of {self.min_size}; "
+                f"use --image-size {self.min_size} or more (default {self.default_size})."
+            )
+
+    def resolve_weights(self, spec: str, include_top: bool = False) -> ResolvedWeights:
+        """``none`` (seeded random), a resolver's name (``imagenet``) or a weights file."""
+        if spec.lower() == "none":
+            return ResolvedWeights(None, f"random (seed {RANDOM_WEIGHTS_SEED})", None, "none")
+        resolver = self.resolvers.get(spec.lower())
+        if resolver is not None:
+            return resolver(include_top)
+        path = Path(spec).expanduser()
+        if not path.is_file():
+            raise UserError(
+                f"weights file not found: {spec}; use --weights "
+                f"{', --weights '.join(self.resolvers)}, --weights none or a path to a Keras "
+                ".h5 / .weights.h5 file."
+            )
+        resolved = str(path.resolve())  # predict may run from another directory
+        return ResolvedWeights(resolved, path.name, sha256_file(path), resolved)
+
+    def load(self, weights: ResolvedWeights, image_size: int, include_top: bool = False) -> Any:
+        """Build with resolved weights; random weights are seeded, so they rebuild identically.
+
+        A failed ImageNet download or an unreadable weights file is one line saying what to do.
+        """
+        import keras
+
+        if weights.arg is None:
+            keras.utils.set_random_seed(RANDOM_WEIGHTS_SEED)
+        build = self.build_with_top if include_top else self.build
+        try:
+            return build(weights.arg, image_size)
+        except ValueError as exc:
+            raise UserError(f"{self.name}: {str(exc).splitlines()[0]}") from None
+        except OSError as exc:
+            raise UserError(f"cannot load weights {weights.arg}: {exc}") from None
+        except Exception as exc:  # keras' get_file raises a bare Exception when offline
+            if weights.arg != "imagenet":
+                raise
+            raise UserError(
+                f"could not download ImageNet weights for {self.name} ({type(exc).__name__}); "
+                "offline, download the *_notop.h5 file by hand and pass --weights PATH, or use "
+                "--backbone efficientnet_lite0 whose weights need no network."
+            ) from None
+
+
+BACKBONES: dict[str, Backbone] = {}
+
+
+def register_backbone(backbone: Backbone) -> Backbone:
+    """Add a backbone to the registry (one line per backbone)."""
+    BACKBONES[backbone.name] = backbone
+    return backbone
+
+
+def get_backbone(name: str) -> Backbone:
+    """Look a backbone up by name, or fail with the list of valid names."""
+    try:
+        return BACKBONES[name.lower()]
+    except KeyError:
+        raise UserError(
+            f"unknown backbone '{name}'; choose one of: {', '.join(sorted(BACKBONES))}."
+        ) from None

@@ -1,0 +1,112 @@
+"""Compare head variants (and layers, and backbones) on the same cached images.
+
+``bench`` is four steps: plan the variants (cache × head × grid point) → run each once per
+seed (or fold), one cache in memory at a time → rank on ``val`` only (``test`` is reported
+beside it, never used to choose) → write the leaderboard files.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from bottleneck.benching.leaderboard import write_reports
+from bottleneck.benching.leaks import cross_split_duplicates
+from bottleneck.benching.plan import (
+    Variant,
+    cache_label,
+    check_same_images,
+    expand_grid,
+    parse_grid,
+    plan_variants,
+)
+from bottleneck.benching.run import BENCH_SPLITS, run_cache
+from bottleneck.cache import Cache, open_cache
+from bottleneck.errors import UserError
+from bottleneck.heads import HEADS
+from bottleneck.models.memory import check_fits_in_memory
+
+__all__ = ["Variant", "bench", "expand_grid", "parse_grid", "plan_variants", "rank"]
+
+
+def _summarise(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    """mean and std over seeds/folds of every number."""
+    row: dict[str, Any] = {"runs": len(runs)}
+    for split in ("val", "test"):
+        for metric in runs[0][split]:
+            values = [r[split][metric] for r in runs]
+            row[f"{split}_{metric}"] = float(np.mean(values))
+            row[f"{split}_{metric}_std"] = float(np.std(values))
+    for key in ("fit_seconds", "predict_us_per_row", "model_bytes"):
+        row[key] = float(np.mean([r[key] for r in runs]))
+    return row
+
+
+def rank(variants: Sequence[Variant], results: Mapping[int, list[dict[str, Any]]],
+         metric: str) -> list[dict[str, Any]]:
+    """Leaderboard rows, best ``metric`` (a val score) first, numbered from 1."""
+    rows = [{"cache": v.cache, "head": v.head, "variant": v.label, "params": v.params}
+            | _summarise(results[i]) for i, v in enumerate(variants)]
+    rows.sort(key=lambda r: -r.get(metric, float("-inf")))
+    for number, row in enumerate(rows, start=1):
+        row["rank"] = number
+    return rows
+
+
+def _labels(opened: Sequence[Cache]) -> list[str]:
+    labels = [cache_label(c) for c in opened]
+    if len(set(labels)) < len(labels):
+        labels = [f"{label} [{Path(c.root).name}]" for label, c in zip(labels, opened,
+                                                                         strict=True)]
+    return labels
+
+
+def _ceilings(cache: Cache) -> dict[str, float | None]:
+    from bottleneck.cache.targets import r2_ceiling
+
+    return {split: r2_ceiling(cache, split) for split in ("val", "test")}
+
+
+def bench(
+    caches: Sequence[str | Path], heads: Sequence[str] | None = None, out: str | Path = "bench",
+    grid: Mapping[str, Sequence[Any]] | None = None, seeds: int = 1, cv: int | None = None,
+    task: str | None = None, jobs: int = -1, progress: bool = True,
+) -> dict[str, Any]:
+    """Fit every variant, rank on val, write the leaderboard files to ``out``; returns them."""
+    if not caches:
+        raise UserError("give at least one cache to bench.")
+    if seeds < 1 or (cv is not None and cv < 2):
+        raise UserError("--seeds must be ≥ 1 and --cv ≥ 2.")
+    opened = [open_cache(c) for c in caches]
+    check_same_images(opened)
+    task = task or ("regress" if all(c.has_targets for c in opened) else "classify")
+    if task == "regress" and not all(c.has_targets for c in opened):
+        raise UserError("regression needs targets in every cache; attach them with "
+                        "`bottleneck targets CACHE --synthetic-prices`.")
+    heads = list(heads) if heads else [n for n, s in HEADS.items() if task in s.tasks]
+    labels = _labels(opened)
+    variants = plan_variants(labels, heads, task, dict(grid or {}))
+    for cache in opened:
+        for split in BENCH_SPLITS:
+            check_fits_in_memory(cache, split, "bench")
+    leaks = cross_split_duplicates(opened[0])
+
+    started = time.perf_counter()
+    results: dict[int, list[dict[str, Any]]] = {}
+    for label, cache in zip(labels, opened, strict=True):
+        mine = [(i, v) for i, v in enumerate(variants) if v.cache == label]
+        results |= run_cache(cache, mine, task, seeds, cv, jobs)
+    metric = "val_r2" if task == "regress" else "val_accuracy"
+    report = {
+        "task": task, "ranked_by": metric, "seeds": seeds, "cv": cv,
+        "caches": {label: str(c.root) for label, c in zip(labels, opened, strict=True)},
+        "rows": rank(variants, results, metric), "leaks": leaks,
+        "seconds": time.perf_counter() - started,
+        "r2_ceiling": _ceilings(opened[0]) if task == "regress" else None,
+    }
+    write_reports(report, Path(out).expanduser())
+    return report

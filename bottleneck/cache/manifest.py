@@ -1,0 +1,156 @@
+"""``manifest.json``: the single record of how a cache's features were made.
+
+This module alone knows the file's layout. Everything else reads and writes it through
+:class:`Manifest` (typed fields, :meth:`Manifest.load`, :meth:`Manifest.save`); a folder is a
+cache only when its manifest says ``"format": "bottleneck-cache"``.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from bottleneck._io import write_json
+from bottleneck.errors import UserError
+
+MANIFEST = "manifest.json"
+FORMAT = "bottleneck-cache"
+FORMAT_VERSION = 1
+# What decides a feature's value: two manifests that agree on these describe the same cache.
+IDENTITY = ("config", "source", "classes")
+
+
+def shard_name(index: int) -> str:
+    """``shard-00000.h5`` for shard 0."""
+    return f"shard-{index:05d}.h5"
+
+
+@dataclass
+class ShardRecord:
+    """One shard: its planned inputs and, once done, its rows, sha256 and skipped files."""
+
+    file: str
+    inputs: int
+    inputs_sha256: str
+    status: str = "pending"
+    rows: int | None = None
+    sha256: str | None = None
+    failures: list[dict[str, str]] = field(default_factory=list)
+
+    @property
+    def done(self) -> bool:
+        return self.status == "done"
+
+    def to_dict(self) -> dict[str, Any]:
+        record: dict[str, Any] = {"file": self.file, "inputs": self.inputs,
+                                  "inputs_sha256": self.inputs_sha256, "status": self.status}
+        if self.done:
+            record |= {"rows": self.rows, "sha256": self.sha256, "failures": self.failures}
+        return record
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> ShardRecord:
+        return cls(data["file"], int(data["inputs"]), data["inputs_sha256"],
+                   data.get("status", "pending"), data.get("rows"), data.get("sha256"),
+                   list(data.get("failures", [])))
+
+
+@dataclass
+class Manifest:
+    """The typed manifest. ``manifest["key"]`` reads the JSON form (read-only)."""
+
+    config: dict[str, Any]
+    source: dict[str, Any]
+    classes: list[str]
+    versions: dict[str, str]
+    shards: list[ShardRecord]
+    complete: bool = False
+    targets: dict[str, Any] | None = None
+    rows: int | None = None
+    split_counts: dict[str, int] | None = None
+    failures: int | None = None
+    format_version: int = FORMAT_VERSION
+
+    # -- the JSON form ---------------------------------------------------------------------
+    def to_dict(self) -> dict[str, Any]:
+        data: dict[str, Any] = {
+            "format": FORMAT, "format_version": self.format_version, "complete": self.complete,
+            "config": self.config, "source": self.source, "classes": self.classes,
+            "versions": self.versions, "shards": [s.to_dict() for s in self.shards],
+            "targets": self.targets,
+        }
+        if self.complete:
+            data |= {"rows": self.rows, "split_counts": self.split_counts,
+                     "failures": self.failures}
+        return data
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Manifest:
+        return cls(config=data["config"], source=data["source"], classes=list(data["classes"]),
+                   versions=data.get("versions", {}),
+                   shards=[ShardRecord.from_dict(s) for s in data["shards"]],
+                   complete=bool(data.get("complete")), targets=data.get("targets"),
+                   rows=data.get("rows"), split_counts=data.get("split_counts"),
+                   failures=data.get("failures"),
+                   format_version=int(data.get("format_version", FORMAT_VERSION)))
+
+    def __getitem__(self, key: str) -> Any:
+        return self.to_dict()[key]
+
+    def get(self, key: str, default: Any = None) -> Any:
+        return self.to_dict().get(key, default)
+
+    # -- on disk ---------------------------------------------------------------------------
+    def save(self, root: Path) -> None:
+        """Replace ``root/manifest.json`` atomically (temp, fsync, rename)."""
+        write_json(Path(root) / MANIFEST, self.to_dict())
+
+    @staticmethod
+    def load(root: str | Path) -> Manifest | None:
+        """The manifest of a cache folder; None when the folder holds no cache of ours.
+
+        A ``manifest.json`` of another tool (no ``"format": "bottleneck-cache"``) is not ours:
+        None. Ours but unreadable is a UserError naming the way out.
+        """
+        path = Path(root) / MANIFEST
+        if not path.is_file():
+            return None
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+        except (UnicodeDecodeError, json.JSONDecodeError):
+            if FORMAT.encode() not in path.read_bytes():
+                return None
+            raise UserError(f"{path} is damaged (not valid JSON); extract into a new --out, "
+                            f"or delete {Path(root)} yourself and extract again.") from None
+        if not isinstance(data, dict) or data.get("format") != FORMAT:
+            return None
+        try:
+            return Manifest.from_dict(data)
+        except (KeyError, TypeError, ValueError):
+            raise UserError(f"{path} is damaged (fields missing); extract into a new --out, or "
+                            f"delete {Path(root)} yourself and extract again.") from None
+
+    # -- questions ---------------------------------------------------------------------------
+    def same_identity(self, other: Manifest) -> bool:
+        """True when both describe features made the same way from the same source."""
+        mine, theirs = self.to_dict(), other.to_dict()
+        return all(json.dumps(mine[k], sort_keys=True) == json.dumps(theirs[k], sort_keys=True)
+                   for k in IDENTITY)
+
+    @property
+    def done_shards(self) -> int:
+        return sum(s.done for s in self.shards)
+
+    @property
+    def failure_list(self) -> list[dict[str, str]]:
+        return [f for shard in self.shards for f in shard.failures]
+
+
+def is_cache(root: str | Path) -> bool:
+    """True when ``root`` holds a manifest of ours (readable or not)."""
+    try:
+        return Manifest.load(root) is not None
+    except UserError:
+        return True

@@ -1,0 +1,179 @@
+"""Reading a cache: :class:`Cache` streams rows shard by shard, so a cache larger than memory
+can be read a batch at a time; :meth:`Cache.column` reads bookkeeping columns without features.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import h5py
+import numpy as np
+
+from bottleneck._io import sha256_file
+from bottleneck.cache.manifest import Manifest
+from bottleneck.cache.shards import read_column
+from bottleneck.errors import UserError
+
+TARGETS_FILE = "targets.h5"
+
+
+@dataclass
+class Cache:
+    """A complete cache directory, read shard by shard."""
+
+    root: Path
+    manifest: Manifest
+
+    @property
+    def config(self) -> dict[str, Any]:
+        return self.manifest.config
+
+    @property
+    def classes(self) -> list[str]:
+        return self.manifest.classes
+
+    @property
+    def shard_paths(self) -> list[Path]:
+        return [self.root / shard.file for shard in self.manifest.shards]
+
+    @property
+    def feature_shape(self) -> tuple[int, ...]:
+        return tuple(self.config["feature_shape"])
+
+    @property
+    def failures(self) -> list[dict[str, str]]:
+        return self.manifest.failure_list
+
+    @property
+    def rows(self) -> int:
+        return int(self.manifest.rows or 0)
+
+    def split_counts(self) -> dict[str, int]:
+        """Rows per split."""
+        return dict(self.manifest.split_counts or {})
+
+    def verify(self) -> None:
+        """Check the sha256 of every file the manifest records (shards and targets)."""
+        recorded = [(path, shard.sha256) for shard, path in
+                    zip(self.manifest.shards, self.shard_paths, strict=True)]
+        if self.has_targets:
+            recorded.append((self.root / TARGETS_FILE, self.manifest.targets.get("sha256")))
+        for path, expected in recorded:
+            if not path.is_file() or sha256_file(path) != expected:
+                raise UserError(f"{path} is missing or changed since it was written (sha256 "
+                                "mismatch); re-extract into a new --out (or re-attach targets).")
+
+    def column(self, name: str, split: str | None = None) -> np.ndarray:
+        """One column (``paths``, ``labels``, ``split``, ``content_hash``) of every row, in
+        shard order, without reading features; ``split`` keeps that split's rows."""
+        parts = []
+        for path in self.shard_paths:
+            values = read_column(path, name)
+            if split is not None:
+                values = values[read_column(path, "split") == split]
+            parts.append(values)
+        if not parts:
+            return np.zeros(0, dtype=object if name in ("paths", "split") else np.int64)
+        return np.concatenate(parts)
+
+    def _split_rows(self, handle: h5py.File, split: str | None) -> np.ndarray:
+        if split is None:
+            return np.arange(handle["labels"].shape[0])
+        return np.flatnonzero(handle["split"].asstr()[:] == split)
+
+    def iter_batches(
+        self, split: str | None = None, batch_size: int = 1024, with_paths: bool = False,
+        columns: tuple[str, ...] = (), features: bool = True,
+    ) -> Iterator[dict[str, np.ndarray]]:
+        """Yield ``{"features", "labels"[, "paths"][, "targets"], *columns}`` batches of a split.
+
+        ``columns`` adds other shard datasets (``split``, ``content_hash``); ``features=False``
+        skips reading the features, for bookkeeping passes over big caches.
+        """
+        targets = self._targets_by_row()
+        extra = (("paths",) if with_paths else ()) + tuple(columns)
+        offset = 0
+        for path in self.shard_paths:
+            with h5py.File(path, "r") as handle:
+                n = handle["labels"].shape[0]
+                rows = self._split_rows(handle, split)
+                for start in range(0, len(rows), batch_size):
+                    chosen = rows[start:start + batch_size]
+                    lo, hi = int(chosen[0]), int(chosen[-1]) + 1
+                    window = chosen - lo
+                    batch = {"labels": handle["labels"][lo:hi][window].astype(np.int64)}
+                    if features:
+                        batch["features"] = handle["features"][lo:hi][window]
+                    for column in extra:
+                        dataset = handle[column]
+                        if dataset.dtype.kind == "O":
+                            dataset = dataset.asstr()
+                        batch[column] = dataset[lo:hi][window]
+                    if targets is not None:
+                        batch["targets"] = targets[offset + chosen]
+                    yield batch
+                offset += n
+
+    def load(self, split: str | None = None, with_paths: bool = False) -> dict[str, np.ndarray]:
+        """One split as in-memory arrays (check :meth:`nbytes` first for big caches)."""
+        batches = list(self.iter_batches(split, batch_size=1 << 16, with_paths=with_paths))
+        if not batches:
+            empty = {"features": np.zeros((0, *self.feature_shape), np.float32),
+                     "labels": np.zeros((0,), np.int64)}
+            if with_paths:
+                empty["paths"] = np.zeros((0,), object)
+            if self.has_targets:
+                empty["targets"] = np.zeros((0,), np.float64)
+            return empty
+        return {key: np.concatenate([b[key] for b in batches]) for key in batches[0]}
+
+    def nbytes(self, split: str | None = None) -> int:
+        """Bytes that :meth:`load` would take for the features of ``split``."""
+        rows = self.split_counts().get(split, 0) if split else self.rows
+        itemsize = np.dtype(self.config["dtype"]).itemsize
+        return int(rows * np.prod(self.feature_shape) * itemsize)
+
+    @property
+    def has_targets(self) -> bool:
+        return self.manifest.targets is not None
+
+    def _targets_by_row(self) -> np.ndarray | None:
+        if not self.has_targets:
+            return None
+        with h5py.File(self.root / TARGETS_FILE, "r") as handle:
+            return handle["targets"][:]
+
+    def tf_dataset(self, split: str, batch_size: int = 256, target: str = "labels") -> Any:
+        """A tf.data stream of ``(features, labels or targets)`` batches read from the shards."""
+        import tensorflow as tf
+
+        key = target
+        feature_spec = tf.TensorSpec((None, *self.feature_shape), tf.float32)
+        label_dtype = tf.float32 if key == "targets" else tf.int64
+        cache = self
+
+        def generate() -> Iterator[tuple[np.ndarray, np.ndarray]]:
+            for batch in cache.iter_batches(split, batch_size):
+                yield batch["features"].astype(np.float32), batch[key]
+
+        return tf.data.Dataset.from_generator(
+            generate, output_signature=(feature_spec, tf.TensorSpec((None,), label_dtype))
+        ).prefetch(2)
+
+
+def open_cache(root: str | Path) -> Cache:
+    """Open a complete cache directory for reading."""
+    root = Path(root).expanduser()
+    manifest = Manifest.load(root)
+    if manifest is None:
+        raise UserError(f"{root} is not a bottleneck cache (no manifest.json of ours); run "
+                        "extract first.")
+    if not manifest.complete:
+        raise UserError(
+            f"{root} is incomplete ({manifest.done_shards}/{len(manifest.shards)} shards); "
+            "re-run the same extract command to finish it."
+        )
+    return Cache(root, manifest)

@@ -1,0 +1,80 @@
+"""One shard file: ``shard-NNNNN.h5``, whose row i of every dataset is the same image.
+
+:class:`ShardWriter` appends rows under a temporary name and renames the file into place
+(after an fsync) when it is complete, so a reader never sees half a shard.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import h5py
+import numpy as np
+
+from bottleneck._io import sha256_file, temp_name
+
+STRING = h5py.string_dtype("utf-8")
+COLUMNS = ("features", "labels", "paths", "split", "content_hash")
+
+
+class ShardWriter:
+    """Append rows to one shard under a temporary name; ``commit`` renames it into place."""
+
+    def __init__(self, final_path: Path, feature_shape: tuple[int, ...], dtype: str,
+                 capacity: int) -> None:
+        self.final_path = final_path
+        self.tmp_path = temp_name(final_path)
+        self.rows = 0
+        self._file = h5py.File(self.tmp_path, "w", track_order=True)
+        chunk_rows = max(1, min(capacity, 256))
+        capacity = max(1, capacity)
+        self._columns = {
+            "features": self._file.create_dataset(
+                "features", shape=(0, *feature_shape), maxshape=(None, *feature_shape),
+                dtype=dtype, chunks=(chunk_rows, *feature_shape), track_times=False),
+        }
+        for name, dtype_ in (("labels", "int32"), ("paths", STRING), ("split", STRING),
+                             ("content_hash", "uint64")):
+            self._columns[name] = self._file.create_dataset(
+                name, shape=(0,), maxshape=(None,), dtype=dtype_, chunks=(capacity,),
+                track_times=False)
+
+    def append(self, features: np.ndarray, labels: np.ndarray, paths: list[str],
+               splits: list[str], content_hashes: np.ndarray) -> None:
+        """Add rows; row i of every dataset is the same image."""
+        values = dict(zip(COLUMNS, (features, labels, paths, splits, content_hashes),
+                          strict=True))
+        n = len(features)
+        if any(len(v) != n for v in values.values()):
+            raise ValueError("every column of a shard must get the same number of rows")
+        start, self.rows = self.rows, self.rows + n
+        for name, dataset in self._columns.items():
+            dataset.resize(self.rows, axis=0)
+            dataset[start:self.rows] = values[name]
+
+    def commit(self, attrs: dict[str, Any]) -> str:
+        """Close the file, fsync, rename it into place and return its sha256."""
+        for key, value in attrs.items():
+            self._file.attrs[key] = value
+        self._file.close()
+        fd = os.open(self.tmp_path, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        os.replace(self.tmp_path, self.final_path)
+        return sha256_file(self.final_path)
+
+    def abort(self) -> None:
+        """Drop the temporary file."""
+        self._file.close()
+        self.tmp_path.unlink(missing_ok=True)
+
+
+def read_column(path: Path, name: str) -> np.ndarray:
+    """One whole column of a shard (strings decoded)."""
+    with h5py.File(path, "r") as handle:
+        dataset = handle[name]
+        return (dataset.asstr() if dataset.dtype.kind == "O" else dataset)[:]

@@ -1,0 +1,63 @@
+"""What decides a cached feature's value, and its resolution into a complete config."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field, replace
+from typing import Any
+
+from bottleneck.backbones import ResolvedWeights, get_backbone
+from bottleneck.errors import UserError
+
+POOLINGS = ("avg", "max", "none")
+DTYPES = ("float32", "float16")
+
+
+@dataclass(frozen=True)
+class ExtractConfig:
+    """Everything that decides a cached feature's value (recorded in the manifest)."""
+
+    backbone: str
+    weights: str = "imagenet"  # "imagenet", "none", or a path to a weights file
+    layer: str | None = None  # None: the last block
+    pooling: str = "avg"
+    image_size: int | None = None  # None: the backbone's default
+    dtype: str = "float32"
+    weights_name: str = field(default="", compare=False)
+    weights_sha256: str | None = None
+    weights_digest: str | None = None  # sha256 of the loaded weight arrays
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> ExtractConfig:
+        known = {k: v for k, v in data.items() if k in cls.__dataclass_fields__}
+        return cls(**known)
+
+
+def resolve_config(config: ExtractConfig) -> tuple[ExtractConfig, ResolvedWeights]:
+    """A new, complete config (canonical backbone name, size, resolved weights) and the
+    weights to build with; the given config is not changed.
+
+    A recorded weights-file sha256 (a config read back from a manifest) must match the file.
+    """
+    backbone = get_backbone(config.backbone)
+    size = config.image_size or backbone.default_size
+    if not isinstance(size, int) or isinstance(size, bool):
+        raise UserError(f"--image-size must be a whole number of pixels, got {size!r}.")
+    backbone.check_size(size)
+    if config.pooling not in POOLINGS:
+        raise UserError(f"unknown pooling '{config.pooling}'; choose one of: "
+                        f"{', '.join(POOLINGS)}.")
+    if config.dtype not in DTYPES:
+        raise UserError(f"unknown dtype '{config.dtype}'; choose one of: {', '.join(DTYPES)}.")
+    weights = backbone.resolve_weights(config.weights)
+    if config.weights_sha256 and weights.sha256 and weights.sha256 != config.weights_sha256:
+        raise UserError(
+            f"the weights file {weights.arg} differs from the one the cache was built with "
+            f"({config.weights_name}, sha256 {config.weights_sha256[:12]}…); restore that file."
+        )
+    resolved = replace(config, backbone=backbone.name, image_size=size, weights=weights.spec,
+                       weights_name=weights.name,
+                       weights_sha256=weights.sha256 or config.weights_sha256)
+    return resolved, weights

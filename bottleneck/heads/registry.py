@@ -1,0 +1,194 @@
+"""Head registry: name → builder of a scikit-learn estimator and what the head can do.
+
+Adding a head is one builder function plus one decorator line::
+
+    @register_head("knn", format=SKLEARN_FORMAT, tasks=("classify", "regress"))
+    def knn(task: str) -> BaseEstimator:
+        model = KNeighborsClassifier() if task == "classify" else KNeighborsRegressor()
+        return sklearn_pipeline(model)
+
+Every head is a scikit-learn estimator (``get_params``/``set_params``, ``fit``, ``predict``,
+``score``; fitted attributes end in ``_``), so ``sklearn.base.clone``, pipelines and grid search
+work on all of them. User parameters use short names (``C``, ``hidden``, ``spatial``): they are
+routed to the estimator's own nested names by :func:`set_head_params`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from sklearn.base import BaseEstimator
+
+from bottleneck.errors import UserError
+
+try:  # sklearn's own error for a bad hyperparameter value (a ValueError and a TypeError)
+    from sklearn.utils._param_validation import InvalidParameterError
+except ImportError:  # pragma: no cover - the private location moved
+    InvalidParameterError = ValueError  # type: ignore[assignment,misc]
+
+TASKS = ("classify", "regress")
+SPATIAL_MODES = ("avg", "max", "flatten")
+
+
+@dataclass(frozen=True)
+class HeadFormat:
+    """How a fitted head is saved into, and loaded from, a model directory."""
+
+    save: Callable[[BaseEstimator, Path], list[str]]  # returns the file names written
+    load: Callable[[Path], BaseEstimator]
+
+
+@dataclass(frozen=True)
+class HeadSpec:
+    """One registered head: how to build it and what it can do.
+
+    ``streams``: fits from a batched tf.data stream, so caches larger than memory train.
+    ``takes_validation``: ``fit`` accepts ``validation_data`` (early stopping) and ``classes``.
+    ``parallel_safe``: can fit in a joblib worker process (Keras heads cannot: TensorFlow
+    already uses every core and does not fork safely).
+    """
+
+    name: str
+    builder: Callable[[str], BaseEstimator]
+    tasks: tuple[str, ...]
+    description: str
+    format: HeadFormat
+    streams: bool = False
+    takes_validation: bool = False
+    parallel_safe: bool = True
+
+
+HEADS: dict[str, HeadSpec] = {}
+
+
+def register_head(
+    name: str, format: HeadFormat, tasks: tuple[str, ...] = TASKS, streams: bool = False,
+    takes_validation: bool = False, parallel_safe: bool = True, description: str = "",
+) -> Callable[[Callable[[str], BaseEstimator]], Callable[[str], BaseEstimator]]:
+    """Decorator: register ``builder(task) -> estimator`` under ``name``."""
+
+    def decorator(builder: Callable[[str], BaseEstimator]) -> Callable[[str], BaseEstimator]:
+        doc = (builder.__doc__ or "").strip().splitlines()
+        HEADS[name] = HeadSpec(name, builder, tasks, description or (doc[0] if doc else name),
+                               format, streams, takes_validation, parallel_safe)
+        return builder
+
+    return decorator
+
+
+def get_head_spec(name: str) -> HeadSpec:
+    """Look a head up by name, or fail with the list of valid names."""
+    try:
+        return HEADS[name.lower()]
+    except KeyError:
+        raise UserError(f"unknown head '{name}'; choose one of: {', '.join(HEADS)}.") from None
+
+
+def check_task(spec: HeadSpec, task: str) -> None:
+    """Refuse an unknown task or one the head cannot do."""
+    if task not in TASKS:
+        raise UserError(f"unknown task '{task}'; choose one of: {', '.join(TASKS)}.")
+    if task not in spec.tasks:
+        able = [name for name, other in HEADS.items() if task in other.tasks]
+        raise UserError(f"head '{spec.name}' cannot {task}; for --task {task} use one of: "
+                        f"{', '.join(able)}.")
+
+
+def param_route(estimator: BaseEstimator) -> tuple[str, BaseEstimator]:
+    """(prefix, estimator) where a head's short parameter names live.
+
+    A pipeline head ``spatial → scale → model`` takes ``C`` as ``model__C``; a regressor wrapped
+    in ``TransformedTargetRegressor`` takes it as ``model__regressor__C``, a calibrated
+    classifier as ``model__estimator__C``.
+    """
+    from sklearn.calibration import CalibratedClassifierCV
+    from sklearn.compose import TransformedTargetRegressor
+    from sklearn.pipeline import Pipeline
+
+    prefix, inner = "", estimator
+    if isinstance(inner, Pipeline):
+        step, inner = inner.steps[-1]
+        prefix = f"{step}__"
+    if isinstance(inner, TransformedTargetRegressor):
+        prefix, inner = f"{prefix}regressor__", inner.regressor
+    elif isinstance(inner, CalibratedClassifierCV):
+        prefix, inner = f"{prefix}estimator__", inner.estimator
+    return prefix, inner
+
+
+def full_param_name(estimator: BaseEstimator, key: str) -> str | None:
+    """The estimator's own name for a short parameter name, or None if it has none."""
+    from sklearn.pipeline import Pipeline
+
+    if "__" in key:
+        return key if key in estimator.get_params(deep=True) else None
+    if key == "spatial" and isinstance(estimator, Pipeline) and "spatial" in estimator.named_steps:
+        return "spatial__mode"
+    prefix, inner = param_route(estimator)
+    return f"{prefix}{key}" if key in inner.get_params(deep=False) else None
+
+
+def head_param_names(estimator: BaseEstimator) -> list[str]:
+    """The short parameter names a head accepts."""
+    names = set(param_route(estimator)[1].get_params(deep=False))
+    if full_param_name(estimator, "spatial"):
+        names.add("spatial")
+    return sorted(names)
+
+
+def set_head_params(estimator: BaseEstimator, params: Mapping[str, Any], head: str = "") -> None:
+    """Apply short-named parameters; unknown names or a bad ``spatial`` raise a UserError."""
+    routed = {}
+    for key, value in params.items():
+        full = full_param_name(estimator, key)
+        if full is None:
+            raise UserError(f"head '{head}' has no parameter '{key}'; valid: "
+                            f"{', '.join(head_param_names(estimator))}.")
+        if key == "spatial" and value not in SPATIAL_MODES:
+            raise UserError(f"spatial={value!r} is not valid; choose one of: "
+                            f"{', '.join(SPATIAL_MODES)}.")
+        routed[full] = value
+    estimator.set_params(**routed)
+
+
+def make_head(
+    name: str, task: str = "classify", params: Mapping[str, Any] | None = None,
+    random_state: int | None = None,
+) -> BaseEstimator:
+    """A fresh, unfitted head: ``name`` built for ``task`` with short-named ``params``.
+
+    ``random_state`` seeds heads that have one, unless ``params`` sets it.
+    """
+    spec = get_head_spec(name)
+    check_task(spec, task)
+    estimator = spec.builder(task)
+    params = dict(params or {})
+    if random_state is not None and "random_state" not in params:
+        seeded = full_param_name(estimator, "random_state")
+        if seeded:
+            estimator.set_params(**{seeded: random_state})
+    set_head_params(estimator, params, spec.name)
+    return estimator
+
+
+def class_scores(head: BaseEstimator, X: Any, n_classes: int) -> tuple[str, np.ndarray]:
+    """(``"probability"`` or ``"score"``, N × n_classes) for a fitted classifier head.
+
+    Probabilities where the head has ``predict_proba``, else ``decision_function`` scores
+    (two-class scores ``d`` become ``[-d, d]``). Columns are label indices ``0..n_classes-1``;
+    a class the head never saw gets probability 0 (score -inf).
+    """
+    columns = np.asarray(head.classes_, dtype=np.int64)
+    if hasattr(head, "predict_proba"):
+        kind, values, missing = "probability", head.predict_proba(X), 0.0
+    else:
+        kind, values, missing = "score", head.decision_function(X), -np.inf
+        if values.ndim == 1:
+            values = np.column_stack([-values, values])
+    full = np.full((len(values), n_classes), missing, dtype=np.float64)
+    full[:, columns] = values
+    return kind, full

@@ -1,0 +1,1 @@
+"""Models: fit a head on a cache, the model directory, evaluate, predict on new images."""
