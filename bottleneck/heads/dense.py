@@ -10,15 +10,14 @@ model uses only built-in layers, so it saves to ``model.keras`` and loads with
 from __future__ import annotations
 
 import importlib.util
-import json
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin
 
-from bottleneck._io import to_jsonable
+from bottleneck.heads.dense_io import load_dense, save_dense
+from bottleneck.heads.dense_parts import is_dataset, is_index_labels, spatial_layer, stream_stats
 from bottleneck.heads.registry import (
     SPATIAL_MODES,
     HeadFormat,
@@ -29,32 +28,9 @@ from bottleneck.heads.registry import (
 OPTIMIZERS = ("adam", "rmsprop", "sgd")
 # The tutorials' learning rates: Adam 1e-3; RMSprop 2e-5 (Chollet's feature-extraction recipe).
 DEFAULT_LEARNING_RATES = {"adam": 1e-3, "rmsprop": 2e-5, "sgd": 1e-2}
-MODEL_FILE = "model.keras"
-PARAMS_FILE = "dense.json"
-HISTORY_FILE = "history.json"
 PREDICT_BATCH = 1024
 STEPS_PER_EXECUTION = 16  # training steps per compiled call
 VARIANCE_FLOOR = 0.01  # × the median channel variance: near-constant channels cannot explode
-
-
-def is_dataset(data: Any) -> bool:
-    """True for a ``tf.data.Dataset`` (without importing TensorFlow for arrays)."""
-    return type(data).__module__.startswith("tensorflow") and hasattr(data, "element_spec")
-
-
-def spatial_layer(mode: str, rank: int) -> Any:
-    """The Keras layer that reduces a ``rank``-dimensional feature map to a vector."""
-    import keras
-
-    if mode == "flatten" or rank > 3:
-        return keras.layers.Flatten(name="spatial_flatten")
-    pools = {
-        (3, "avg"): keras.layers.GlobalAveragePooling2D,
-        (3, "max"): keras.layers.GlobalMaxPooling2D,
-        (2, "avg"): keras.layers.GlobalAveragePooling1D,
-        (2, "max"): keras.layers.GlobalMaxPooling1D,
-    }
-    return pools[(rank, mode)](name=f"spatial_{mode}")
 
 
 class DenseHead(BaseEstimator):
@@ -175,7 +151,7 @@ class DenseHead(BaseEstimator):
             keras.utils.set_random_seed(int(self.random_state))
         streaming = is_dataset(X)
         if streaming:
-            mean, variance, y_seen = _stream_stats(X)
+            mean, variance, y_seen = stream_stats(X)
             self._prepare_targets(None, classes, y_seen)
         else:
             X = np.asarray(X, dtype=np.float32)
@@ -270,45 +246,6 @@ class DenseHead(BaseEstimator):
         X = np.asarray(X, dtype=np.float32)
         return self.model_.predict(X, batch_size=PREDICT_BATCH, verbose=0)
 
-    # -- persistence --------------------------------------------------------------------------
-    def save(self, directory: str | Path) -> list[str]:
-        """Write ``model.keras``, ``dense.json`` and ``history.json``; returns the names."""
-        directory = Path(directory)
-        self.model_.save(directory / MODEL_FILE)
-        fitted = {name: to_jsonable(getattr(self, name)) for name in
-                  ("classes_", "y_mean_", "y_std_", "feature_shape_", "best_epoch_")
-                  if hasattr(self, name)}
-        record = {"estimator": type(self).__name__, "params": to_jsonable(self.get_params()),
-                  "fitted": fitted}
-        (directory / PARAMS_FILE).write_text(json.dumps(record, indent=2) + "\n")
-        (directory / HISTORY_FILE).write_text(json.dumps(self.history_, indent=2) + "\n")
-        return [MODEL_FILE, PARAMS_FILE, HISTORY_FILE]
-
-    @staticmethod
-    def load(directory: str | Path) -> DenseHead:
-        """Rebuild a fitted head from :meth:`save`'s files; Keras loads in safe mode."""
-        import keras
-
-        directory = Path(directory)
-        record = json.loads((directory / PARAMS_FILE).read_text())
-        cls = {c.__name__: c for c in (DenseClassifier, DenseRegressor)}[record["estimator"]]
-        params = record["params"]
-        if isinstance(params.get("hidden"), list):
-            params["hidden"] = tuple(params["hidden"])
-        head = cls(**params)
-        for name, value in record["fitted"].items():
-            if name == "classes_":
-                value = np.asarray(value)
-            elif name == "feature_shape_":
-                value = tuple(value)
-            setattr(head, name, value)
-        head.model_ = keras.saving.load_model(directory / MODEL_FILE, compile=False,
-                                              safe_mode=True)
-        history = directory / HISTORY_FILE
-        head.history_ = json.loads(history.read_text()) if history.is_file() else {}
-        return head
-
-
 class DenseClassifier(ClassifierMixin, DenseHead):
     """Dense head for classes: softmax output, or one sigmoid unit for two classes."""
 
@@ -379,32 +316,13 @@ class DenseRegressor(RegressorMixin, DenseHead):
         return self._outputs(X)[:, 0].astype(np.float64) * self.y_std_ + self.y_mean_
 
 
-def is_index_labels(labels: np.ndarray, n_classes: int) -> bool:
-    """True when every label is an integer index in ``[0, n_classes)``."""
-    return bool(np.all((labels >= 0) & (labels < n_classes) & (labels == np.round(labels))))
+DENSE_FORMAT = HeadFormat(
+    save_dense,
+    lambda directory: load_dense(directory, {c.__name__: c for c in (DenseClassifier,
+                                                                      DenseRegressor)}))
 
 
-def _stream_stats(stream: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """One pass over a ``(features, target)`` stream: per-channel mean and variance, targets."""
-    total = squares = None
-    count = 0
-    targets = []
-    for features, target in stream.as_numpy_iterator():
-        features = features.astype(np.float64)
-        axes = tuple(range(features.ndim - 1))
-        batch_sum, batch_squares = features.sum(axis=axes), np.square(features).sum(axis=axes)
-        total = batch_sum if total is None else total + batch_sum
-        squares = batch_squares if squares is None else squares + batch_squares
-        count += features.size // features.shape[-1]
-        targets.append(target)
-    if not count:
-        raise ValueError("the training stream is empty")
-    mean = total / count
-    variance = np.maximum(squares / count - mean**2, 0.0)
-    return mean.astype(np.float32), variance.astype(np.float32), np.concatenate(targets)
-
-
-@register_head("dense", format=HeadFormat(lambda head, d: head.save(d), DenseHead.load),
+@register_head("dense", format=DENSE_FORMAT,
                streams=True, takes_validation=True, parallel_safe=False)
 def dense(task: str) -> DenseHead:
     """Keras Dense(256) + Dropout(0.5) net (softmax / sigmoid / linear); streams from shards."""

@@ -23,7 +23,7 @@ from bottleneck.cli import main
 from bottleneck.errors import UserError
 from tests.conftest import write_class_folder
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 
 
 def read_rows(cache_dir: Path) -> dict[str, tuple[np.ndarray, int, str]]:
