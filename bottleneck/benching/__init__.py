@@ -27,7 +27,8 @@ from bottleneck.benching.plan import (
 from bottleneck.benching.run import BENCH_SPLITS, run_cache
 from bottleneck.cache import Cache, open_cache
 from bottleneck.errors import UserError
-from bottleneck.heads import HEADS
+from bottleneck.heads import HEADS, check_rows, get_head_spec
+from bottleneck.models.fit import head_errors
 from bottleneck.models.memory import check_fits_in_memory
 
 __all__ = ["Variant", "bench", "expand_grid", "parse_grid", "plan_variants", "rank"]
@@ -57,6 +58,31 @@ def rank(variants: Sequence[Variant], results: Mapping[int, list[dict[str, Any]]
     return rows
 
 
+def check_training_rows(cache: Cache, heads: Sequence[str], task: str, cv: int | None) -> None:
+    """Refuse a --cv or a head that the training rows cannot support, before any fit."""
+    labels = cache.column("labels", "train")
+    where = f"the train split of {cache.root}"
+    if cv:
+        labels = np.concatenate([labels, cache.column("labels", "val")])
+        counts = np.unique(labels, return_counts=True)[1]
+        smallest = int(counts.min()) if task == "classify" else len(labels)
+        if cv > smallest:
+            raise UserError(f"--cv {cv} is more folds than the {smallest} train+val images of "
+                            f"the smallest {'class' if task == 'classify' else 'cache'}; use "
+                            f"--cv {max(2, min(smallest, 5))} or fewer.")
+        where = f"each {cv}-fold training part"
+    for head in heads:
+        spec = get_head_spec(head)
+        if cv and task == "classify":
+            per_class = int(np.unique(labels, return_counts=True)[1].min()) * (cv - 1) // cv
+            if per_class < spec.min_per_class:
+                raise UserError(f"the '{head}' head needs at least {spec.min_per_class} "
+                                f"training images per class in {where}; use fewer folds or "
+                                "another head.")
+        else:
+            check_rows(spec, task, labels, where)
+
+
 def _labels(opened: Sequence[Cache]) -> list[str]:
     labels = [cache_label(c) for c in opened]
     if len(set(labels)) < len(labels):
@@ -81,6 +107,8 @@ def bench(
         raise UserError("give at least one cache to bench.")
     if seeds < 1 or (cv is not None and cv < 2):
         raise UserError("--seeds must be ≥ 1 and --cv ≥ 2.")
+    if jobs == 0:
+        raise UserError("--jobs must be a number of processes (1, 2, …) or -1 for every core.")
     opened = [open_cache(c) for c in caches]
     check_same_images(opened)
     task = task or ("regress" if all(c.has_targets for c in opened) else "classify")
@@ -90,6 +118,7 @@ def bench(
     heads = list(heads) if heads else [n for n, s in HEADS.items() if task in s.tasks]
     labels = _labels(opened)
     variants = plan_variants(labels, heads, task, dict(grid or {}))
+    check_training_rows(opened[0], heads, task, cv)
     for cache in opened:
         for split in BENCH_SPLITS:
             check_fits_in_memory(cache, split, "bench")
@@ -99,7 +128,8 @@ def bench(
     results: dict[int, list[dict[str, Any]]] = {}
     for label, cache in zip(labels, opened, strict=True):
         mine = [(i, v) for i, v in enumerate(variants) if v.cache == label]
-        results |= run_cache(cache, mine, task, seeds, cv, jobs)
+        with head_errors(", ".join(sorted({v.head for _, v in mine}))):
+            results |= run_cache(cache, mine, task, seeds, cv, jobs)
     metric = "val_r2" if task == "regress" else "val_accuracy"
     report = {
         "task": task, "ranked_by": metric, "seeds": seeds, "cv": cv,

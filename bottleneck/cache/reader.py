@@ -5,7 +5,7 @@ can be read a batch at a time; :meth:`Cache.column` reads bookkeeping columns wi
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +26,7 @@ class Cache:
 
     root: Path
     manifest: Manifest
+    _targets: np.ndarray | None = field(default=None, init=False, repr=False)
 
     @property
     def config(self) -> dict[str, Any]:
@@ -140,11 +141,25 @@ class Cache:
     def has_targets(self) -> bool:
         return self.manifest.targets is not None
 
+    def record_targets(self, record: dict[str, Any] | None) -> None:
+        """Record (or clear) ``targets.h5`` in the manifest and save it."""
+        self.manifest.targets = record
+        self._targets = None
+        self.manifest.save(self.root)
+
     def _targets_by_row(self) -> np.ndarray | None:
+        """Every row's target, read once after checking the file's recorded sha256."""
         if not self.has_targets:
             return None
-        with h5py.File(self.root / TARGETS_FILE, "r") as handle:
-            return handle["targets"][:]
+        if self._targets is None:
+            path = self.root / TARGETS_FILE
+            if not path.is_file() or sha256_file(path) != self.manifest.targets.get("sha256"):
+                raise UserError(f"{path} is missing or changed since it was attached (sha256 "
+                                f"mismatch); attach targets again with `bottleneck targets "
+                                f"{self.root} ...`.")
+            with h5py.File(path, "r") as handle:
+                self._targets = handle["targets"][:]
+        return self._targets
 
     def tf_dataset(self, split: str, batch_size: int = 256, target: str = "labels") -> Any:
         """A tf.data stream of ``(features, labels or targets)`` batches read from the shards."""

@@ -17,6 +17,7 @@ import h5py
 import numpy as np
 
 from bottleneck._io import atomic_path, sha256_file
+from bottleneck.cache.lock import cache_lock
 from bottleneck.cache.reader import TARGETS_FILE, Cache, open_cache
 from bottleneck.cache.shards import STRING
 from bottleneck.errors import UserError
@@ -45,11 +46,10 @@ def attach_targets(cache: Cache, values: dict[str, float], info: dict[str, Any])
     with atomic_path(final) as tmp, h5py.File(tmp, "w") as handle:
         handle.create_dataset("paths", data=keys.astype(object), dtype=STRING)
         handle.create_dataset("targets", data=targets)
-    cache.manifest.targets = info | {
+    cache.record_targets(info | {
         "file": TARGETS_FILE, "sha256": sha256_file(final), "rows": len(targets),
         "mean": float(targets.mean()), "std": float(targets.std()),
-    }
-    cache.manifest.save(cache.root)
+    })
 
 
 def _row_seed(seed: int, key: str) -> list[int]:
@@ -132,20 +132,46 @@ def set_targets(
     if synthetic == (csv_file is not None):
         raise UserError("choose one of --synthetic-prices or --from-csv FILE.")
     cache = open_cache(root)
-    if csv_file is not None:
-        attach_targets(cache, read_targets_csv(csv_file), {"kind": "csv",
-                                                            "csv": str(Path(csv_file).resolve())})
+    with cache_lock(cache.root, "targets"):
+        if csv_file is not None:
+            values = read_targets_csv(csv_file)
+            attach_targets(cache, values, {"kind": "csv", "csv": str(Path(csv_file).resolve())})
+            return cache.manifest.targets
+        prices = None if class_prices_file is None else read_class_prices(class_prices_file)
+        values = synthetic_prices(cache, sigma=sigma, seed=seed, class_prices=prices)
+        used = {c: (prices or FASHION_MNIST_PRICES)[c] for c in cache.classes}
+        attach_targets(cache, values, {"kind": "synthetic-prices", "sigma": sigma, "seed": seed,
+                                       "class_prices": used})
         return cache.manifest.targets
-    prices = None
-    if class_prices_file is not None:
-        try:
-            prices = {str(k): float(v) for k, v in
-                      json.loads(Path(class_prices_file).read_text(encoding="utf-8")).items()}
-        except (OSError, ValueError, AttributeError):
-            raise UserError(f"{class_prices_file} must be a JSON object {{class: price}}.") \
-                from None
-    values = synthetic_prices(cache, sigma=sigma, seed=seed, class_prices=prices)
-    used = {c: (prices or FASHION_MNIST_PRICES)[c] for c in cache.classes}
-    attach_targets(cache, values, {"kind": "synthetic-prices", "sigma": sigma, "seed": seed,
-                                   "class_prices": used})
-    return cache.manifest.targets
+
+
+def read_class_prices(path: str | Path) -> dict[str, float]:
+    """``{class: price}`` from a JSON file."""
+    try:
+        data = json.loads(Path(path).read_text(encoding="utf-8"))
+        return {str(k): float(v) for k, v in data.items()}
+    except (OSError, ValueError, AttributeError, TypeError):
+        raise UserError(f"{path} must be a JSON object {{class: price}}.") from None
+
+
+def reattach_targets(cache: Cache, record: dict[str, Any]) -> str | None:
+    """Attach again the targets an earlier run of this cache had (same values per image).
+
+    Synthetic prices are drawn again from their recorded sigma, seed and class prices (each
+    image keeps its price); CSV targets are read again from their file. Returns None when
+    done, else why they could not be attached.
+    """
+    try:
+        if record.get("kind") == "synthetic-prices":
+            values = synthetic_prices(cache, sigma=record["sigma"], seed=record["seed"],
+                                      class_prices=record["class_prices"])
+        elif record.get("kind") == "csv":
+            values = read_targets_csv(record["csv"])
+        else:
+            return f"targets of kind {record.get('kind')!r} cannot be drawn again"
+        keep = {k: v for k, v in record.items() if k in ("kind", "sigma", "seed", "csv",
+                                                          "class_prices")}
+        attach_targets(cache, values, keep)
+    except UserError as exc:
+        return exc.format_message()
+    return None

@@ -50,6 +50,7 @@ class ArraySource(Source):
                     f"{name}: '{part}' needs images N×H×W(×C) and N labels; got "
                     f"{part_images.shape} images and {len(labels)} labels."
                 )
+            check_arrays(name, part, part_images, labels, len(classes))
             fixed_split = "test" if part in ("t10k", "test") else None
             for index, label in enumerate(labels):
                 key = f"{part}/{index}"
@@ -74,8 +75,6 @@ class ArraySource(Source):
 
     def image_dataset(self, items: list[Item]) -> tf.data.Dataset:
         batch = np.stack([self._pixels(item) for item in items])
-        if batch.dtype != np.uint8:
-            raise UserError(f"{self.name}: images must be uint8 (0..255), got {batch.dtype}.")
         return tf.data.Dataset.zip(
             (tf.data.Dataset.range(len(items)), tf.data.Dataset.from_tensor_slices(batch))
         ).map(lambda pos, img: (pos, images.to_rgb_tf(img)),
@@ -91,6 +90,22 @@ class ArraySource(Source):
             f"{part}/{i}": float(v) for part, values in self._targets.items()
             for i, v in enumerate(values)
         }
+
+
+def check_arrays(name: str, part: str, part_images: np.ndarray, labels: np.ndarray,
+                 n_classes: int) -> None:
+    """Refuse pixel arrays or labels the pipeline cannot take, naming what to fix."""
+    if part_images.dtype != np.uint8:
+        raise UserError(f"{name}: '{part}' images must be uint8 (0..255), got "
+                        f"{part_images.dtype}; convert with images.astype('uint8').")
+    if part_images.ndim == 4 and part_images.shape[-1] not in images.CHANNELS:
+        raise UserError(f"{name}: '{part}' images have {part_images.shape[-1]} channels; give "
+                        "1 (grey), 2 (grey + alpha), 3 (RGB) or 4 (RGBA, alpha is dropped).")
+    if len(labels) and (not np.issubdtype(labels.dtype, np.integer)
+                        or labels.min() < 0 or labels.max() >= n_classes):
+        raise UserError(f"{name}: '{part}' labels must be integers in 0..{n_classes - 1} "
+                        f"(indices into its {n_classes} classes); got values from "
+                        f"{labels.min()} to {labels.max()}.")
 
 
 def read_idx(path: Path) -> np.ndarray:
@@ -168,7 +183,12 @@ def npz_source(
             f"{path} lacks {', '.join(sorted(missing))}: an npz source needs 'images' (uint8 "
             "N×H×W or N×H×W×C) and 'labels' (N ints); 'targets' and 'classes' are optional."
         )
-    labels = arrays["labels"].astype(np.int64)
+    labels = arrays["labels"]
+    if labels.ndim != 1 or not np.issubdtype(labels.dtype, np.number):
+        raise UserError(f"{path}: 'labels' must be a 1-D array of class indices, got "
+                        f"{labels.dtype} with shape {labels.shape}.")
+    if np.issubdtype(labels.dtype, np.floating) and np.all(labels == np.round(labels)):
+        labels = labels.astype(np.int64)
     n_classes = int(labels.max()) + 1 if len(labels) else 0
     classes = [str(c) for c in arrays["classes"]] if "classes" in arrays else [
         str(i) for i in range(n_classes)

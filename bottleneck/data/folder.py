@@ -30,6 +30,9 @@ class FolderSource(Source):
         limit: int | None = None,
     ) -> None:
         self.root = Path(root).expanduser().resolve()
+        if self.root.is_file():
+            raise UserError(f"{root} is a file; SOURCE is a folder with a subfolder per class, "
+                            "fashion-mnist, or an .npz file.")
         if not self.root.is_dir():
             raise UserError(f"source folder not found: {root} (expected a folder per class).")
         self.val_percent, self.test_percent, self.limit = val_percent, test_percent, limit
@@ -68,8 +71,9 @@ class FolderSource(Source):
                 if not class_dir.is_dir():
                     continue
                 for path in sorted(class_dir.rglob("*")):
-                    if path.is_file() and not any(p.startswith(".") for p in path.parts):
-                        key = path.relative_to(self.root).as_posix()
+                    key = path.relative_to(self.root).as_posix()
+                    # hidden below the root only: the root itself may sit under ~/.keras
+                    if path.is_file() and not any(p.startswith(".") for p in key.split("/")):
                         item_split = split or hash_split(
                             key, self.val_percent, self.test_percent
                         )

@@ -28,10 +28,16 @@ def decode_file_tf(path: tf.Tensor) -> tf.Tensor:
     return image
 
 
+CHANNELS = (1, 2, 3, 4)  # grey, grey + alpha, RGB, RGBA: what an array source may hold
+
+
 def to_rgb_tf(image: tf.Tensor) -> tf.Tensor:
-    """Grayscale H×W or H×W×1 → H×W×3, leaving RGB alone."""
+    """Grey (H×W, H×W×1), grey + alpha, RGB or RGBA → H×W×3; alpha is dropped, as Pillow's
+    ``convert("RGB")`` does."""
     if image.shape.rank == 2:
         image = image[..., tf.newaxis]
+    if image.shape[-1] in (2, 4):
+        image = image[..., : image.shape[-1] - 1]
     if image.shape[-1] == 1:
         image = tf.image.grayscale_to_rgb(image)
     return image

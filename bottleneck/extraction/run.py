@@ -8,18 +8,20 @@ complete. A crashed run resumes where it stopped.
 
 from __future__ import annotations
 
-import shutil
 import sys
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from bottleneck import __version__
 from bottleneck._io import remove_stale_temp_files, sha256_file
 from bottleneck.backbones import get_backbone
-from bottleneck.cache.manifest import Manifest, ShardRecord, is_cache
-from bottleneck.cache.reader import Cache
+from bottleneck.cache.lock import LOCK_FILE, cache_lock
+from bottleneck.cache.manifest import MANIFEST, Manifest, ShardRecord, is_cache
+from bottleneck.cache.reader import TARGETS_FILE, Cache
 from bottleneck.cache.shards import read_column
+from bottleneck.cache.targets import attach_targets, reattach_targets
 from bottleneck.data import SPLITS, Source, images, open_source
 from bottleneck.errors import UserError
 from bottleneck.extraction.config import ExtractConfig
@@ -56,39 +58,54 @@ def _intact(out: Path, shard: ShardRecord) -> bool:
     return path.is_file() and sha256_file(path) == shard.sha256
 
 
-def prepare_out_dir(out: Path, manifest: Manifest, overwrite: bool) -> Manifest:
-    """Start fresh, or carry over the finished shards of an earlier run with the same config.
-
-    Only a folder whose manifest is ours is ever replaced (with ``overwrite``); anything else
-    that is not empty is refused.
-    """
+def check_out_dir(out: Path) -> None:
+    """Refuse an --out that is a file, or a folder with things in it that is not our cache."""
     if out.exists() and not out.is_dir():
         raise UserError(f"--out {out} is a file; give a directory for the cache.")
-    old = Manifest.load(out) if out.is_dir() and is_cache(out) else None
-    if out.is_dir() and not is_cache(out) and any(out.iterdir()):  # never touch what isn't ours
+    if out.is_dir() and not is_cache(out) and any(p.name != LOCK_FILE for p in out.iterdir()):
         raise UserError(f"{out} is not empty and is not a bottleneck cache; choose a new or "
                         "empty --out directory.")
+
+
+def remove_cache_files(out: Path, old: Manifest) -> None:
+    """Delete what an earlier cache recorded (shards, targets, manifest), nothing else."""
+    for shard in old.shards:
+        (out / shard.file).unlink(missing_ok=True)
+    if old.targets is not None:
+        (out / TARGETS_FILE).unlink(missing_ok=True)
+    (out / MANIFEST).unlink(missing_ok=True)
+
+
+def prepare_out_dir(out: Path, manifest: Manifest,
+                    overwrite: bool) -> tuple[Manifest, dict[str, Any] | None]:
+    """Start fresh, or carry over the finished shards of an earlier run with the same config.
+
+    Returns the manifest to run with and the targets record of the earlier run (attached
+    again by :func:`finish`). Only what an earlier manifest of ours records is ever replaced
+    (with ``overwrite``); the caller holds the cache's lock.
+    """
+    old = Manifest.load(out)
     if old is not None and not old.same_identity(manifest):
         if not overwrite:
             raise UserError(f"{out} holds a cache made with a different config or source; "
-                            "use another --out, or --overwrite to replace it.")
-        shutil.rmtree(out)
+                            "use another --out, or --overwrite (overwrite=True) to replace it.")
+        remove_cache_files(out, old)
         old = None
-    out.mkdir(parents=True, exist_ok=True)
     if old is not None:
         done = {s.inputs_sha256: s for s in old.shards if s.done}
         for index, shard in enumerate(manifest.shards):
             previous = done.get(shard.inputs_sha256)
             if previous and previous.file == shard.file and _intact(out, previous):
                 manifest.shards[index] = previous
-        manifest.targets = None
     remove_stale_temp_files(out)
     manifest.save(out)
-    return manifest
+    return manifest, (old.targets if old is not None else None)
 
 
-def finish(out: Path, manifest: Manifest, source: Source) -> Cache:
-    """Count rows per split, mark the cache complete and attach source targets if any."""
+def finish(out: Path, manifest: Manifest, source: Source,
+           previous_targets: dict[str, Any] | None = None) -> Cache:
+    """Count rows per split, mark the cache complete, attach the source's targets or those
+    of the earlier run (see :func:`~bottleneck.cache.targets.reattach_targets`)."""
     counts = dict.fromkeys(SPLITS, 0)
     for shard in manifest.shards:
         splits, n = np.unique(read_column(out / shard.file, "split"), return_counts=True)
@@ -102,9 +119,13 @@ def finish(out: Path, manifest: Manifest, source: Source) -> Cache:
     cache = Cache(out, manifest)
     source_targets = source.targets()
     if source_targets is not None:
-        from bottleneck.cache.targets import attach_targets
-
         attach_targets(cache, source_targets, {"kind": "source"})
+    elif previous_targets is not None:
+        problem = reattach_targets(cache, previous_targets)
+        if problem:
+            (out / TARGETS_FILE).unlink(missing_ok=True)  # ours, and no longer recorded
+            print(f"note: the targets attached earlier were dropped ({problem}); attach them "
+                  f"again with `bottleneck targets {out} ...`", file=sys.stderr)
     return cache
 
 
@@ -124,7 +145,18 @@ def extract(
                                                pooling=pooling, image_size=image_size,
                                                dtype=dtype))
     plans = plan_shards(source.items(), shard_size)
-    manifest = prepare_out_dir(out, fresh_manifest(source, extractor, plans), overwrite)
+    check_out_dir(out)
+    out.mkdir(parents=True, exist_ok=True)
+    with cache_lock(out, "extract"):
+        manifest, previous = prepare_out_dir(out, fresh_manifest(source, extractor, plans),
+                                             overwrite)
+        run_shards(source, extractor, plans, manifest, out, batch_size, progress)
+        return finish(out, manifest, source, previous)
+
+
+def run_shards(source: Source, extractor: FeatureExtractor, plans: list[ShardPlan],
+               manifest: Manifest, out: Path, batch_size: int, progress: bool) -> None:
+    """Compute every shard not done yet, recording each in the manifest as it lands."""
     todo = [p for p, s in zip(plans, manifest.shards, strict=True) if not s.done]
     kept = len(plans) - len(todo)
     if kept and progress:
@@ -137,4 +169,4 @@ def extract(
             record.status, record.rows, record.sha256 = "done", result.rows, result.sha256
             record.failures = result.failures
             manifest.save(out)
-    return finish(out, manifest, source)
+

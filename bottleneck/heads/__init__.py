@@ -14,6 +14,7 @@ from bottleneck.heads.registry import (
     HeadFormat,
     HeadSpec,
     InvalidParameterError,
+    check_rows,
     check_task,
     class_scores,
     full_param_name,
@@ -27,6 +28,6 @@ from bottleneck.heads.registry import (
 
 __all__ = [
     "HEADS", "SPATIAL_MODES", "TASKS", "HeadFormat", "HeadSpec", "InvalidParameterError",
-    "check_task", "class_scores", "full_param_name", "get_head_spec", "head_param_names",
-    "make_head", "param_route", "register_head", "set_head_params",
+    "check_rows", "check_task", "class_scores", "full_param_name", "get_head_spec",
+    "head_param_names", "make_head", "param_route", "register_head", "set_head_params",
 ]

@@ -50,6 +50,7 @@ class HeadSpec:
     ``takes_validation``: ``fit`` accepts ``validation_data`` (early stopping) and ``classes``.
     ``parallel_safe``: can fit in a joblib worker process (Keras heads cannot: TensorFlow
     already uses every core and does not fork safely).
+    ``min_per_class``: training rows each class needs (an internal cross-validation's folds).
     """
 
     name: str
@@ -60,6 +61,7 @@ class HeadSpec:
     streams: bool = False
     takes_validation: bool = False
     parallel_safe: bool = True
+    min_per_class: int = 1
 
 
 HEADS: dict[str, HeadSpec] = {}
@@ -68,13 +70,14 @@ HEADS: dict[str, HeadSpec] = {}
 def register_head(
     name: str, format: HeadFormat, tasks: tuple[str, ...] = TASKS, streams: bool = False,
     takes_validation: bool = False, parallel_safe: bool = True, description: str = "",
+    min_per_class: int = 1,
 ) -> Callable[[Callable[[str], BaseEstimator]], Callable[[str], BaseEstimator]]:
     """Decorator: register ``builder(task) -> estimator`` under ``name``."""
 
     def decorator(builder: Callable[[str], BaseEstimator]) -> Callable[[str], BaseEstimator]:
         doc = (builder.__doc__ or "").strip().splitlines()
         HEADS[name] = HeadSpec(name, builder, tasks, description or (doc[0] if doc else name),
-                               format, streams, takes_validation, parallel_safe)
+                               format, streams, takes_validation, parallel_safe, min_per_class)
         return builder
 
     return decorator
@@ -86,6 +89,19 @@ def get_head_spec(name: str) -> HeadSpec:
         return HEADS[name.lower()]
     except KeyError:
         raise UserError(f"unknown head '{name}'; choose one of: {', '.join(HEADS)}.") from None
+
+
+def check_rows(spec: HeadSpec, task: str, labels: np.ndarray, where: str) -> None:
+    """Refuse training labels a classifier head cannot fit on, in one line."""
+    if task != "classify":
+        return
+    values, counts = np.unique(labels, return_counts=True)
+    if len(values) < 2:
+        raise UserError(f"{where} holds a single class; a classifier needs at least two.")
+    if counts.min() < spec.min_per_class:
+        raise UserError(f"the '{spec.name}' head needs at least {spec.min_per_class} training "
+                        f"images per class, but {where} has {counts.min()} for one class; add "
+                        "images or choose another head.")
 
 
 def check_task(spec: HeadSpec, task: str) -> None:

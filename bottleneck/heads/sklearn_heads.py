@@ -103,7 +103,7 @@ def linear_svm(task: str) -> Pipeline:
     return sklearn_pipeline(LinearSVC(C=0.01, dual=True, max_iter=5000))
 
 
-@register_head("svm", format=SKLEARN_FORMAT)
+@register_head("svm", format=SKLEARN_FORMAT, min_per_class=3)  # calibration's 3 folds
 def svm(task: str) -> Pipeline:
     """RBF SVM: SVC with sigmoid-calibrated probabilities, or SVR on standardised targets."""
     if task == "regress":

@@ -24,6 +24,7 @@ from bottleneck.errors import UserError
 from bottleneck.heads import (
     HeadSpec,
     InvalidParameterError,
+    check_rows,
     get_head_spec,
     head_param_names,
     make_head,
@@ -106,19 +107,14 @@ def stream_split(cache: Cache, split: str, task: str, batch_size: int, shuffle: 
 
 
 @contextmanager
-def _head_errors(head: str) -> Iterator[None]:
-    """A bad hyperparameter value, or data the head cannot fit, surfaces as one line."""
+def head_errors(head: str) -> Iterator[None]:
+    """A bad hyperparameter value surfaces as one line; anything else keeps its traceback."""
     try:
         yield
     except InvalidParameterError as exc:
-        raise UserError(f"bad parameter value for head '{head}': {_first_line(exc)}") from None
-    except ValueError as exc:  # scikit-learn's word on the data, e.g. too few rows per class
-        raise UserError(f"head '{head}' cannot fit this cache: {_first_line(exc)}") from None
-
-
-def _first_line(exc: Exception) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__
+        text = str(exc).strip()
+        first = text.splitlines()[0] if text else type(exc).__name__
+        raise UserError(f"bad parameter value for head '{head}': {first}") from None
 
 
 def _fit_head(estimator: Any, spec: HeadSpec, cache: Cache, task: str, stream: bool | None,
@@ -127,6 +123,7 @@ def _fit_head(estimator: Any, spec: HeadSpec, cache: Cache, task: str, stream: b
     has_val = cache.split_counts().get("val", 0) > 0
     classes = np.arange(len(cache.classes)) if task == "classify" else None
     with_val = spec.takes_validation
+    check_rows(spec, task, cache.column("labels", "train"), f"the train split of {cache.root}")
     if stream and not spec.streams:
         raise UserError(f"the '{spec.name}' head cannot stream from the shards; drop --stream "
                         "or use --head dense.")
@@ -142,9 +139,6 @@ def _fit_head(estimator: Any, spec: HeadSpec, cache: Cache, task: str, stream: b
     if not spec.streams:
         check_fits_in_memory(cache, "train", spec.name)
     X, y = load_split(cache, "train", task)
-    if task == "classify" and len(np.unique(y)) < 2:
-        raise UserError(f"the train split of {cache.root} holds a single class; a classifier "
-                        "needs at least two.")
     if with_val:
         estimator.fit(X, y, classes=classes,
                       validation_data=load_split(cache, "val", task) if has_val else None)
@@ -177,7 +171,7 @@ def fit(
     if "verbose" not in params and "verbose" in head_param_names(estimator) and spec.streams:
         estimator.set_params(verbose=int(progress))
     start = time.perf_counter()
-    with _head_errors(spec.name):
+    with head_errors(spec.name):
         streamed = _fit_head(estimator, spec, cache, task, stream, seed)
     seconds = time.perf_counter() - start
     result = FitResult(out, spec.name, task, {}, seconds, streamed, params)

@@ -1,39 +1,67 @@
-"""How much memory a fit may use, and whether a split fits in it."""
+"""How much memory a fit may use, and whether a split fits in it.
+
+Available memory is the smaller of what the machine has free (psutil) and what the
+container's cgroup still allows (v2 ``memory.max`` − ``memory.current``, or v1's
+``memory.limit_in_bytes`` − ``memory.usage_in_bytes``).
+
+A scikit-learn fit on a split holds more than the stored features: the batches read from the
+shards and their concatenation (stored dtype, twice), the float32 copy of the spatial step,
+and StandardScaler's float64 input and output (8 bytes each). :func:`bytes_per_element`
+counts exactly those copies.
+"""
 
 from __future__ import annotations
 
-import os
+from pathlib import Path
+
+import numpy as np
 
 from bottleneck.cache import Cache
 from bottleneck.errors import UserError
 
-MEMORY_FACTOR = 3  # working copies a scikit-learn fit makes of its features
+CGROUP_ROOT = Path("/sys/fs/cgroup")
+NO_LIMIT = 1 << 60  # cgroup v1 reports "unlimited" as a number near 2**63
+
+
+def bytes_per_element(stored_dtype: str) -> int:
+    """Bytes a scikit-learn fit holds per feature value (see the module docstring)."""
+    return 2 * np.dtype(stored_dtype).itemsize + 4 + 8 + 8
+
+
+def _read_int(path: Path) -> int | None:
+    try:
+        text = path.read_text().strip()
+    except OSError:
+        return None
+    return None if text == "max" or not text.isdigit() else int(text)
+
+
+def cgroup_available(root: Path = CGROUP_ROOT) -> int | None:
+    """Bytes the container's memory limit still allows, or None without a limit."""
+    for limit_file, usage_file in (("memory.max", "memory.current"),
+                                   ("memory/memory.limit_in_bytes",
+                                    "memory/memory.usage_in_bytes")):
+        limit = _read_int(root / limit_file)
+        usage = _read_int(root / usage_file)
+        if limit is not None and limit < NO_LIMIT:
+            return max(0, limit - (usage or 0))
+    return None
 
 
 def available_memory() -> int | None:
-    """Bytes of memory available now (psutil if installed, else /proc/meminfo or sysconf)."""
-    try:
-        import psutil
+    """Bytes of memory available now: the machine's, capped by the container's limit."""
+    import psutil
 
-        return int(psutil.virtual_memory().available)
-    except ImportError:
-        pass
-    try:
-        with open("/proc/meminfo", encoding="ascii") as handle:
-            for line in handle:
-                if line.startswith("MemAvailable:"):
-                    return int(line.split()[1]) * 1024
-    except OSError:
-        pass
-    try:
-        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
-    except (ValueError, OSError, AttributeError):
-        return None
+    candidates = [int(psutil.virtual_memory().available), cgroup_available()]
+    known = [c for c in candidates if c is not None]
+    return min(known) if known else None
 
 
 def memory_needed(cache: Cache, splits: tuple[str, ...]) -> int:
-    """Bytes loading ``splits`` as arrays takes, working copies included."""
-    return MEMORY_FACTOR * sum(cache.nbytes(split) for split in splits)
+    """Bytes loading ``splits`` and fitting on them takes, every working copy included."""
+    rows = sum(cache.split_counts().get(split, 0) for split in splits)
+    elements = rows * int(np.prod(cache.feature_shape))
+    return elements * bytes_per_element(cache.config["dtype"])
 
 
 def fits_in_memory(cache: Cache, splits: tuple[str, ...], available: int | None = None) -> bool:
@@ -50,7 +78,8 @@ def check_fits_in_memory(cache: Cache, split: str, head: str,
         gib = 1 << 30
         raise UserError(
             f"the '{head}' head loads the {split} split into memory: "
-            f"{cache.nbytes(split) / gib:.1f} GiB of features (×{MEMORY_FACTOR} while fitting) "
-            f"but only {available / gib:.1f} GiB is available; use --head dense, which streams "
+            f"{cache.nbytes(split) / gib:.1f} GiB of features, "
+            f"{memory_needed(cache, (split,)) / gib:.1f} GiB while fitting, but only "
+            f"{available / gib:.1f} GiB is available; use --head dense, which streams "
             "from the shards, or a smaller cache (pooled features, --limit)."
         )

@@ -54,8 +54,8 @@ def check_out_dir(out: Path, overwrite: bool) -> None:
         raise UserError(f"{out} exists and is not a bottleneck model directory; choose another "
                         "--out.")
     if not overwrite:
-        raise UserError(f"{out} already holds a model; pass --overwrite to replace it or choose "
-                        "another --out.")
+        raise UserError(f"{out} already holds a model; pass --overwrite (overwrite=True) to "
+                        "replace it, or choose another --out.")
 
 
 @contextmanager
