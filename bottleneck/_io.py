@@ -98,13 +98,15 @@ def staging_dir(out: Path) -> Iterator[Path]:
     """A temp sibling of ``out`` to fill; renamed to ``out`` only when the block succeeds.
 
     An earlier ``out`` (which the caller has checked is ours to replace) is moved aside
-    first and deleted only after the new one is in place, so nothing is lost on a crash.
+    first and deleted only after the new one is in place; :func:`recover_staging` puts it
+    back if the process died in between.
     """
     out.parent.mkdir(parents=True, exist_ok=True)
+    recover_staging(out)
     tmp = temp_name(out)
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir()
-    old = out.with_name(f".{out.name}.old{TEMP_MARK}{os.getpid()}")
+    old = _aside_name(out, os.getpid())
     try:
         yield tmp
         if out.exists():
@@ -113,6 +115,24 @@ def staging_dir(out: Path) -> Iterator[Path]:
         shutil.rmtree(old, ignore_errors=True)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _aside_name(out: Path, pid: int) -> Path:
+    return out.with_name(f".{out.name}.old{TEMP_MARK}{pid}")
+
+
+def recover_staging(out: Path) -> None:
+    """Clean up after a writer of ``out`` that died: put a moved-aside ``out`` back if the
+    new one never landed, and delete its half-filled staging folder."""
+    for path in out.parent.glob(f".{out.name}*{TEMP_MARK}*"):
+        pid = path.name.rsplit("-", 1)[-1]
+        if not pid.isdigit() or process_alive(int(pid)) or not path.is_dir():
+            continue
+        if path == _aside_name(out, int(pid)) and not out.exists():
+            os.replace(path, out)
+        elif path in (_aside_name(out, int(pid)), temp_name(out).with_name(
+                f".{out.name}{TEMP_MARK}{pid}")):
+            shutil.rmtree(path, ignore_errors=True)
 
 
 def process_alive(pid: int) -> bool:

@@ -200,12 +200,12 @@ def predict(model_dir: str, inputs: tuple[str, ...], as_json: bool, top: int,
     from bottleneck.models.predict import format_prediction, require_some
 
     results = bottleneck.predict(model_dir, inputs, top=top, batch_size=batch_size)
+    require_some(results)
     if as_json:
         click.echo(json.dumps(results, indent=2))
     else:
         for result in results:
             click.echo(format_prediction(result), err="error" in result)
-    require_some(results)
 
 
 @main.command()
@@ -256,8 +256,10 @@ def list_heads() -> None:
 def imagenet(inputs: tuple[str, ...], backbone: str, top: int, as_json: bool) -> None:
     """Name the ImageNet classes the backbone itself sees in each image (a sanity check)."""
     from bottleneck.models.imagenet import classify_imagenet
+    from bottleneck.models.predict import require_some
 
     results = classify_imagenet(inputs, backbone=backbone, top=top)
+    require_some(results)
     if as_json:
         click.echo(json.dumps(results, indent=2))
         return

@@ -117,7 +117,9 @@ class Backbone:
         try:
             return build(weights.arg, image_size)
         except ValueError as exc:
-            raise UserError(f"{self.name}: {str(exc).splitlines()[0]}") from None
+            what = f"cannot load weights {weights.arg}" if weights.arg not in (None, "imagenet") \
+                else self.name
+            raise UserError(f"{what}: {str(exc).splitlines()[0]}") from None
         except OSError as exc:
             raise UserError(f"cannot load weights {weights.arg}: {exc}") from None
         except Exception as exc:  # keras' get_file raises a bare Exception when offline

@@ -1,5 +1,5 @@
 """The cache on disk: ``manifest.json`` (owned by :mod:`.manifest`), ``shard-NNNNN.h5`` files
-(:mod:`.shards`), optional ``targets.h5`` (:mod:`.targets`), read by :class:`Cache`."""
+(:mod:`.shards`), optional targets file (:mod:`.targets`), read by :class:`Cache`."""
 
 from bottleneck.cache.manifest import FORMAT, MANIFEST, Manifest, ShardRecord, is_cache
 from bottleneck.cache.reader import TARGETS_FILE, Cache, open_cache

@@ -14,7 +14,7 @@ import numpy as np
 
 from bottleneck._io import sha256_file
 from bottleneck.cache.manifest import Manifest
-from bottleneck.cache.shards import read_column
+from bottleneck.cache.shards import open_shard, read_column
 from bottleneck.errors import UserError
 
 TARGETS_FILE = "targets.h5"
@@ -60,8 +60,8 @@ class Cache:
         """Check the sha256 of every file the manifest records (shards and targets)."""
         recorded = [(path, shard.sha256) for shard, path in
                     zip(self.manifest.shards, self.shard_paths, strict=True)]
-        if self.has_targets:
-            recorded.append((self.root / TARGETS_FILE, self.manifest.targets.get("sha256")))
+        if self.targets_path is not None:
+            recorded.append((self.targets_path, self.manifest.targets.get("sha256")))
         for path, expected in recorded:
             if not path.is_file() or sha256_file(path) != expected:
                 raise UserError(f"{path} is missing or changed since it was written (sha256 "
@@ -98,7 +98,7 @@ class Cache:
         extra = (("paths",) if with_paths else ()) + tuple(columns)
         offset = 0
         for path in self.shard_paths:
-            with h5py.File(path, "r") as handle:
+            with open_shard(path) as handle:
                 n = handle["labels"].shape[0]
                 rows = self._split_rows(handle, split)
                 for start in range(0, len(rows), batch_size):
@@ -141,6 +141,14 @@ class Cache:
     def has_targets(self) -> bool:
         return self.manifest.targets is not None
 
+    @property
+    def targets_path(self) -> Path | None:
+        """The recorded targets file (``targets.h5`` in caches made before its name had a
+        digest), or None."""
+        if not self.has_targets:
+            return None
+        return self.root / self.manifest.targets.get("file", TARGETS_FILE)
+
     def record_targets(self, record: dict[str, Any] | None) -> None:
         """Record (or clear) ``targets.h5`` in the manifest and save it."""
         self.manifest.targets = record
@@ -152,7 +160,7 @@ class Cache:
         if not self.has_targets:
             return None
         if self._targets is None:
-            path = self.root / TARGETS_FILE
+            path = self.targets_path
             if not path.is_file() or sha256_file(path) != self.manifest.targets.get("sha256"):
                 raise UserError(f"{path} is missing or changed since it was attached (sha256 "
                                 f"mismatch); attach targets again with `bottleneck targets "

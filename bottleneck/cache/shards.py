@@ -7,6 +7,8 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +16,7 @@ import h5py
 import numpy as np
 
 from bottleneck._io import sha256_file, temp_name
+from bottleneck.errors import UserError
 
 STRING = h5py.string_dtype("utf-8")
 COLUMNS = ("features", "labels", "paths", "split", "content_hash")
@@ -73,8 +76,22 @@ class ShardWriter:
         self.tmp_path.unlink(missing_ok=True)
 
 
+@contextmanager
+def open_shard(path: Path) -> Iterator[h5py.File]:
+    """A shard opened for reading; a missing or damaged file is one line saying what to do."""
+    try:
+        handle = h5py.File(path, "r")
+    except OSError as exc:
+        reason = str(exc).split("(")[-1].rstrip(")") if "(" in str(exc) else str(exc)
+        raise UserError(f"{path} cannot be read ({reason}); the cache is damaged: re-run the "
+                        "extract command into a new --out (`bottleneck info CACHE --verify` "
+                        "checks every file).") from None
+    with handle:
+        yield handle
+
+
 def read_column(path: Path, name: str) -> np.ndarray:
     """One whole column of a shard (strings decoded)."""
-    with h5py.File(path, "r") as handle:
+    with open_shard(path) as handle:
         dataset = handle[name]
         return (dataset.asstr() if dataset.dtype.kind == "O" else dataset)[:]

@@ -1,6 +1,8 @@
 """Per-image numeric targets (e.g. prices) attached to a cache without re-extraction.
 
-Targets live in ``targets.h5`` beside the shards: ``paths`` and ``targets``, one row per cache
+Targets live in ``targets-<sha12>.h5`` beside the shards (the name the manifest records; a new
+attach writes a new file, so a crash never leaves the manifest pointing at half a change):
+``paths`` and ``targets``, one row per cache
 row in shard order, always in the target's own units (prices, not z-scores). Heads that like
 standardised targets standardise internally and report metrics in the original units.
 """
@@ -10,13 +12,14 @@ from __future__ import annotations
 import csv
 import hashlib
 import json
+import os
 from pathlib import Path
 from typing import Any
 
 import h5py
 import numpy as np
 
-from bottleneck._io import atomic_path, sha256_file
+from bottleneck._io import sha256_file, temp_name
 from bottleneck.cache.lock import cache_lock
 from bottleneck.cache.reader import TARGETS_FILE, Cache, open_cache
 from bottleneck.cache.shards import STRING
@@ -31,7 +34,7 @@ DEFAULT_SIGMA = 5.0
 
 
 def attach_targets(cache: Cache, values: dict[str, float], info: dict[str, Any]) -> None:
-    """Write ``targets.h5`` aligned with the cache's rows and record it in the manifest."""
+    """Write the targets file aligned with the cache's rows and record it in the manifest."""
     keys = cache.column("paths")
     missing = [key for key in keys if key not in values]
     if missing:
@@ -42,14 +45,23 @@ def attach_targets(cache: Cache, values: dict[str, float], info: dict[str, Any])
     targets = np.array([values[key] for key in keys], dtype=np.float64)
     if not np.all(np.isfinite(targets)):
         raise UserError("targets must be finite numbers (found NaN or infinity).")
-    final = cache.root / TARGETS_FILE
-    with atomic_path(final) as tmp, h5py.File(tmp, "w") as handle:
-        handle.create_dataset("paths", data=keys.astype(object), dtype=STRING)
-        handle.create_dataset("targets", data=targets)
+    tmp = temp_name(cache.root / TARGETS_FILE)
+    try:
+        with h5py.File(tmp, "w") as handle:
+            handle.create_dataset("paths", data=keys.astype(object), dtype=STRING)
+            handle.create_dataset("targets", data=targets)
+        digest = sha256_file(tmp)
+        final = cache.root / f"targets-{digest[:12]}.h5"  # a new name: the old file stays
+        os.replace(tmp, final)                            # valid until the manifest moves on
+    finally:
+        tmp.unlink(missing_ok=True)
+    previous = cache.targets_path
     cache.record_targets(info | {
-        "file": TARGETS_FILE, "sha256": sha256_file(final), "rows": len(targets),
+        "file": final.name, "sha256": digest, "rows": len(targets),
         "mean": float(targets.mean()), "std": float(targets.std()),
     })
+    for stale in {previous, *cache.root.glob("targets-*.h5")} - {final, None}:
+        stale.unlink(missing_ok=True)  # earlier targets of this cache, no longer recorded
 
 
 def _row_seed(seed: int, key: str) -> list[int]:

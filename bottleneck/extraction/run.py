@@ -72,7 +72,7 @@ def remove_cache_files(out: Path, old: Manifest) -> None:
     for shard in old.shards:
         (out / shard.file).unlink(missing_ok=True)
     if old.targets is not None:
-        (out / TARGETS_FILE).unlink(missing_ok=True)
+        (out / old.targets.get("file", TARGETS_FILE)).unlink(missing_ok=True)
     (out / MANIFEST).unlink(missing_ok=True)
 
 
@@ -123,7 +123,8 @@ def finish(out: Path, manifest: Manifest, source: Source,
     elif previous_targets is not None:
         problem = reattach_targets(cache, previous_targets)
         if problem:
-            (out / TARGETS_FILE).unlink(missing_ok=True)  # ours, and no longer recorded
+            stale = out / previous_targets.get("file", TARGETS_FILE)
+            stale.unlink(missing_ok=True)  # ours, and no longer recorded
             print(f"note: the targets attached earlier were dropped ({problem}); attach them "
                   f"again with `bottleneck targets {out} ...`", file=sys.stderr)
     return cache

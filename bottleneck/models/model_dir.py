@@ -142,6 +142,8 @@ def load_model(path: str | Path) -> Model:
     """Open MODEL_DIR after checking every file's sha256; Keras loads in safe mode."""
     root = Path(path).expanduser()
     if not root.is_dir():
+        _io.recover_staging(root)  # a fit that died while replacing this model
+    if not root.is_dir():
         raise UserError(f"model directory not found: {path}; train one with "
                         "`bottleneck fit CACHE --head NAME --out MODEL_DIR`.")
     if not is_model_dir(root):

@@ -101,9 +101,11 @@ def predict(model_dir: str | Path, inputs: Sequence[str | Path], top: int = 1,
 
 
 def require_some(results: list[dict[str, Any]]) -> None:
-    """Raise a UserError when not a single file could be predicted."""
+    """Raise a UserError when not a single file could be read, naming the first reason."""
     if results and all("error" in r for r in results):
-        raise UserError(f"none of the {len(results)} inputs could be read as an image.")
+        first = results[0]
+        raise UserError(f"none of the {len(results)} inputs could be read as an image "
+                        f"(e.g. {first['path']}: {first['error']}).")
 
 
 def format_prediction(result: dict[str, Any]) -> str:

@@ -95,3 +95,15 @@ def test_leak_check_finds_the_same_image_in_two_splits(split_images, vgg16_he_we
         [("test/circle/copy-of-train-000.jpg", "test"), ("train/circle/000.jpg", "train")],
         [("train/square/004.png", "train"), ("val/square/re.bmp", "val")],
     ]
+
+
+def test_ranking_follows_val_even_when_test_disagrees():
+    from bottleneck.benching import Variant, rank
+
+    variants = [Variant("c", "logreg", {"C": 1}), Variant("c", "ridge"), Variant("c", "svm")]
+    scores = {0: (0.70, 0.95), 1: (0.90, 0.60), 2: (0.80, 0.80)}  # (val, test): they disagree
+    results = {i: [{"val": {"accuracy": v}, "test": {"accuracy": t}, "fit_seconds": 1.0,
+                    "predict_us_per_row": 1.0, "model_bytes": 1}] for i, (v, t) in scores.items()}
+    rows = rank(variants, results, "val_accuracy")
+    assert [r["head"] for r in rows] == ["ridge", "svm", "logreg"]  # by test it would be reversed
+    assert [r["rank"] for r in rows] == [1, 2, 3]
