@@ -24,12 +24,11 @@ from bottleneck.benching.plan import (
     parse_grid,
     plan_variants,
 )
-from bottleneck.benching.run import BENCH_SPLITS, run_cache
+from bottleneck.benching.run import check_bench_memory, run_cache
 from bottleneck.cache import Cache, open_cache
 from bottleneck.errors import UserError
 from bottleneck.heads import HEADS, check_rows, get_head_spec
 from bottleneck.models.fit import head_errors
-from bottleneck.models.memory import check_fits_in_memory
 
 __all__ = ["Variant", "bench", "expand_grid", "parse_grid", "plan_variants", "rank"]
 
@@ -120,8 +119,7 @@ def bench(
     variants = plan_variants(labels, heads, task, dict(grid or {}))
     check_training_rows(opened[0], heads, task, cv)
     for cache in opened:
-        for split in BENCH_SPLITS:
-            check_fits_in_memory(cache, split, "bench")
+        check_bench_memory(cache, heads, cv)
     leaks = cross_split_duplicates(opened[0])
 
     started = time.perf_counter()

@@ -1,7 +1,10 @@
 """Run a bench's variants: fit each once per seed (or fold) and score it on val and test.
 
-One cache's splits are in memory at a time. scikit-learn heads fit in parallel worker
-processes (joblib); heads that are not ``parallel_safe`` (Keras) fit one after another here.
+One cache is read at a time. When its splits fit in memory they are loaded once, folds are
+index arrays into them (never copies), scikit-learn heads fit in parallel worker processes
+(joblib memory-maps the arrays) and heads that are not ``parallel_safe`` (Keras) fit one after
+another here. When they do not fit, heads that stream read batches from the shards, as
+``fit`` does; other heads are refused before anything runs.
 """
 
 from __future__ import annotations
@@ -17,8 +20,11 @@ import numpy as np
 
 from bottleneck.benching.plan import Variant
 from bottleneck.cache import Cache
-from bottleneck.heads import get_head_spec, make_head
-from bottleneck.models.fit import load_split
+from bottleneck.errors import UserError
+from bottleneck.heads import HEADS, get_head_spec, make_head
+from bottleneck.models.evaluate import evaluate_split
+from bottleneck.models.fit import load_split, stream_split
+from bottleneck.models.memory import fits_in_memory
 from bottleneck.models.metrics import regression_metrics
 
 BENCH_SPLITS = ("train", "val", "test")
@@ -48,9 +54,12 @@ def _model_bytes(head: Any, head_name: str) -> int:
         return sum(p.stat().st_size for p in Path(tmp).rglob("*") if p.is_file())
 
 
-def run_one(head_name: str, params: dict[str, Any], task: str, seed: int, train: Split,
-            val: Split, test: Split) -> dict[str, Any]:
-    """Fit one variant with one seed; scores, fit seconds, µs per predicted row, size."""
+def run_one(head_name: str, params: dict[str, Any], task: str, seed: int, pool: Split,
+            train_rows: np.ndarray, val_rows: np.ndarray, test: Split) -> dict[str, Any]:
+    """Fit one variant with one seed on ``pool[train_rows]``, score on ``pool[val_rows]`` and
+    ``test``; scores, fit seconds, µs per predicted row, size."""
+    train = Split(pool.X[train_rows], pool.y[train_rows])
+    val = Split(pool.X[val_rows], pool.y[val_rows])
     head = make_head(head_name, task, params, random_state=seed)
     fit_kwargs: dict[str, Any] = {}
     if get_head_spec(head_name).takes_validation and len(val.y):
@@ -67,37 +76,85 @@ def run_one(head_name: str, params: dict[str, Any], task: str, seed: int, train:
             "model_bytes": _model_bytes(head, head_name)}
 
 
-def folds(train: Split, val: Split, cv: int, seed: int, task: str) -> list[tuple[Split, Split]]:
-    """``cv`` folds over train+val (stratified when classifying)."""
+def fold_rows(y: np.ndarray, n_train: int, cv: int | None, seed: int,
+              task: str) -> list[tuple[np.ndarray, np.ndarray]]:
+    """(train rows, val rows) into train+val: the split itself, or ``cv`` folds over both
+    (stratified when classifying)."""
+    if not cv:
+        return [(np.arange(n_train), np.arange(n_train, len(y)))]
     from sklearn.model_selection import KFold, StratifiedKFold
 
-    X = np.concatenate([train.X, val.X])
-    y = np.concatenate([train.y, val.y])
     splitter = (StratifiedKFold if task == "classify" else KFold)(
         n_splits=cv, shuffle=True, random_state=seed)
-    return [(Split(X[a], y[a]), Split(X[b], y[b])) for a, b in splitter.split(X, y)]
+    return list(splitter.split(np.zeros(len(y)), y))
 
 
 def run_cache(cache: Cache, variants: Sequence[tuple[int, Variant]], task: str, seeds: int,
               cv: int | None, jobs: int) -> dict[int, list[dict[str, Any]]]:
     """Every run of the variants on one cache, keyed by variant index."""
+    if not fits_in_memory(cache, BENCH_SPLITS):
+        return _run_streaming(cache, variants, task, seeds)
     from joblib import Parallel, delayed
 
-    data = {s: Split(*load_split(cache, s, task)) for s in BENCH_SPLITS}
-    runs = []
-    for index, variant in variants:
-        for seed in range(seeds):
-            pairs = (folds(data["train"], data["val"], cv, seed, task) if cv
-                     else [(data["train"], data["val"])])
-            runs += [(index, variant, seed, train, val) for train, val in pairs]
+    train, val = (Split(*load_split(cache, s, task)) for s in ("train", "val"))
+    pool = Split(np.concatenate([train.X, val.X]), np.concatenate([train.y, val.y]))
+    del train, val
+    test = Split(*load_split(cache, "test", task))
+    runs = [(index, variant, seed, rows) for index, variant in variants
+            for seed in range(seeds)
+            for rows in fold_rows(pool.y, cache.split_counts().get("train", 0), cv, seed, task)]
     results: dict[int, list[dict[str, Any]]] = {index: [] for index, _ in variants}
     parallel = [r for r in runs if get_head_spec(r[1].head).parallel_safe]
     serial = [r for r in runs if not get_head_spec(r[1].head).parallel_safe]
     outputs = Parallel(n_jobs=jobs)(
-        delayed(run_one)(v.head, v.params, task, seed, train, val, data["test"])
-        for _, v, seed, train, val in parallel)
+        delayed(run_one)(v.head, v.params, task, seed, pool, *rows, test)
+        for _, v, seed, rows in parallel)
     for run, output in zip(parallel, outputs, strict=True):
         results[run[0]].append(output)
-    for index, v, seed, train, val in serial:
-        results[index].append(run_one(v.head, v.params, task, seed, train, val, data["test"]))
+    for index, v, seed, rows in serial:
+        results[index].append(run_one(v.head, v.params, task, seed, pool, *rows, test))
+    return results
+
+
+def check_bench_memory(cache: Cache, heads: Sequence[str], cv: int | None) -> None:
+    """Refuse, before anything runs, heads that would load a cache too big for memory."""
+    if fits_in_memory(cache, BENCH_SPLITS):
+        return
+    loaded = sorted({h for h in heads if not get_head_spec(h).streams})
+    if loaded or cv:
+        streaming = ", ".join(n for n, s in HEADS.items() if s.streams)
+        raise UserError(
+            f"{cache.root} does not fit in memory for "
+            f"{'--cv' if cv else 'the heads ' + ', '.join(loaded)}, which load every split; "
+            f"bench it with the heads that stream ({streaming}) and without --cv, or use a "
+            "smaller cache (pooled features, --limit).")
+
+
+def _run_streaming(cache: Cache, variants: Sequence[tuple[int, Variant]], task: str,
+                   seeds: int) -> dict[int, list[dict[str, Any]]]:
+    """Heads that stream, fitted from the shards batch by batch (the splits do not fit)."""
+    results: dict[int, list[dict[str, Any]]] = {index: [] for index, _ in variants}
+    classes = np.arange(len(cache.classes)) if task == "classify" else None
+    for index, variant in variants:
+        for seed in range(seeds):
+            head = make_head(variant.head, task, variant.params, random_state=seed)
+            batch = int(head.get_params().get("batch_size", 32))
+            has_val = cache.split_counts().get("val", 0) > 0
+            start = time.perf_counter()
+            head.fit(stream_split(cache, "train", task, batch, shuffle=True, seed=seed),
+                     validation_data=stream_split(cache, "val", task, batch) if has_val else None,
+                     classes=classes)
+            fit_seconds = time.perf_counter() - start
+            scores, predict_us = {}, 0.0
+            for split in ("val", "test"):
+                if cache.split_counts().get(split):
+                    start = time.perf_counter()
+                    metrics = evaluate_split(head, task, cache, split)[0]
+                    predict_us = predict_us or ((time.perf_counter() - start) * 1e6
+                                                / cache.split_counts()[split])
+                    keys = ("r2", "mse", "mae") if task == "regress" else ("accuracy",)
+                    scores[split] = {k: metrics[k] for k in keys}
+            results[index].append({"val": scores.get("val", {}), "test": scores.get("test", {}),
+                                   "fit_seconds": fit_seconds, "predict_us_per_row": predict_us,
+                                   "model_bytes": _model_bytes(head, variant.head)})
     return results

@@ -12,6 +12,7 @@ counts exactly those copies.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import numpy as np
@@ -20,6 +21,7 @@ from bottleneck.cache import Cache
 from bottleneck.errors import UserError
 
 CGROUP_ROOT = Path("/sys/fs/cgroup")
+LIMIT_VARIABLE = "BOTTLENECK_MEMORY_LIMIT"
 NO_LIMIT = 1 << 60  # cgroup v1 reports "unlimited" as a number near 2**63
 
 
@@ -48,11 +50,26 @@ def cgroup_available(root: Path = CGROUP_ROOT) -> int | None:
     return None
 
 
+def parse_size(text: str) -> int:
+    """``"512M"``, ``"2G"``, ``"1.5GiB"`` or a number of bytes → bytes."""
+    text = text.strip().upper().removesuffix("IB").removesuffix("B")
+    units = {"K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}
+    try:
+        if text and text[-1] in units:
+            return int(float(text[:-1]) * units[text[-1]])
+        return int(float(text))
+    except ValueError:
+        raise UserError(f"{LIMIT_VARIABLE}={text!r} is not a size; use e.g. 512M or 8G.") from None
+
+
 def available_memory() -> int | None:
-    """Bytes of memory available now: the machine's, capped by the container's limit."""
+    """Bytes of memory available now: the machine's, capped by the container's limit and by
+    ``$BOTTLENECK_MEMORY_LIMIT`` (e.g. ``8G``) when set."""
     import psutil
 
     candidates = [int(psutil.virtual_memory().available), cgroup_available()]
+    if os.environ.get(LIMIT_VARIABLE):
+        candidates.append(parse_size(os.environ[LIMIT_VARIABLE]))
     known = [c for c in candidates if c is not None]
     return min(known) if known else None
 

@@ -107,3 +107,15 @@ def test_ranking_follows_val_even_when_test_disagrees():
     rows = rank(variants, results, "val_accuracy")
     assert [r["head"] for r in rows] == ["ridge", "svm", "logreg"]  # by test it would be reversed
     assert [r["rank"] for r in rows] == [1, 2, 3]
+
+
+def test_bench_streams_the_dense_head_when_the_cache_does_not_fit(feature_cache, tmp_path,
+                                                                   monkeypatch):
+    monkeypatch.setenv("BOTTLENECK_MEMORY_LIMIT", "64K")  # smaller than the three splits
+    with pytest.raises(UserError, match="does not fit in memory for the heads logreg"):
+        bench([feature_cache.root], heads=["logreg", "dense"], out=tmp_path / "r")
+    assert not (tmp_path / "r").exists()
+    report = bench([feature_cache.root], heads=["dense"], grid={"epochs": [8]},
+                   out=tmp_path / "r")
+    row = report["rows"][0]
+    assert row["head"] == "dense" and row["val_accuracy"] > 0.6 and row["test_accuracy"] > 0.6

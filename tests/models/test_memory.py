@@ -29,3 +29,11 @@ def test_cgroup_v2_and_v1_limits(tmp_path: Path) -> None:
     (v1 / "memory.limit_in_bytes").write_text("9223372036854771712\n")  # "unlimited"
     assert cgroup_available(tmp_path / "v1") is None
     assert cgroup_available(tmp_path / "nowhere") is None
+
+
+def test_the_memory_limit_variable_caps_what_is_available(monkeypatch) -> None:
+    from bottleneck.models.memory import available_memory, parse_size
+
+    assert parse_size("512M") == 512 << 20 and parse_size("1.5GiB") == 3 << 29
+    monkeypatch.setenv("BOTTLENECK_MEMORY_LIMIT", "1M")
+    assert available_memory() == 1 << 20
