@@ -79,11 +79,17 @@ def layers(backbone: str, image_size: int | None) -> None:
 @click.option("--limit", type=int, help="At most N images per split, stratified by class.")
 @click.option("--data-dir", type=click.Path(), help="Where fashion-mnist's idx files are.")
 @click.option("--overwrite", is_flag=True, help="Replace a cache made with another config.")
+@click.option("--executor", type=click.Choice(["local", "ray"]), default="local",
+              show_default=True, help="Who computes the shards: this process, or Ray actors.")
+@click.option("--workers", type=int,
+              help="ray: actors (default: one per GPU, else one per CPU of the cluster).")
+@click.option("--ray-address", help="ray: an existing cluster (default: start a local one).")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
 def extract(source: str, backbone: str, out: str, weights: str, layer: str | None, pooling: str,
             image_size: int | None, dtype: str, batch_size: int, shard_size: int,
             val_percent: float, test_percent: float, limit: int | None, data_dir: str | None,
-            overwrite: bool, quiet: bool) -> None:
+            overwrite: bool, executor: str, workers: int | None, ray_address: str | None,
+            quiet: bool) -> None:
     """Run a frozen BACKBONE once over SOURCE and cache the features.
 
     SOURCE is a folder with a subfolder per class (optionally under train/, val/, test/),
@@ -96,7 +102,8 @@ def extract(source: str, backbone: str, out: str, weights: str, layer: str | Non
     cache = bottleneck.extract(src, backbone=backbone, out=out, weights=weights, layer=layer,
                                pooling=pooling, image_size=image_size, dtype=dtype,
                                batch_size=batch_size, shard_size=shard_size,
-                               overwrite=overwrite, progress=not quiet)
+                               overwrite=overwrite, progress=not quiet, executor=executor,
+                               workers=workers, ray_address=ray_address)
     counts = ", ".join(f"{k} {v}" for k, v in cache.split_counts().items())
     click.echo(f"cached {cache.rows} images ({counts}) × "
                f"{'×'.join(map(str, cache.feature_shape))} features in {out} "

@@ -18,3 +18,9 @@ class UserError(click.ClickException):
 
     def show(self, file: IO[Any] | None = None) -> None:
         click.echo(f"error: {self.format_message()}", err=True, file=file)
+
+
+class PartialFailure(UserError):
+    """Part of the work failed and the rest was kept: one line naming it, exit code 1."""
+
+    exit_code = 1

@@ -27,6 +27,11 @@ def shard_name(index: int) -> str:
     return f"shard-{index:05d}.h5"
 
 
+def shard_index(name: str) -> int:
+    """0 for ``shard-00000.h5``."""
+    return int(name.removeprefix("shard-").removesuffix(".h5"))
+
+
 @dataclass
 class ShardRecord:
     """One shard: its planned inputs and, once done, its rows, sha256 and skipped files."""
@@ -38,6 +43,8 @@ class ShardRecord:
     rows: int | None = None
     sha256: str | None = None
     failures: list[dict[str, str]] = field(default_factory=list)
+    error: str | None = None  # why the last attempt failed (status "failed")
+    bytes: int | None = None  # the file's size, a cheap check that a kept shard is intact
 
     @property
     def done(self) -> bool:
@@ -47,14 +54,17 @@ class ShardRecord:
         record: dict[str, Any] = {"file": self.file, "inputs": self.inputs,
                                   "inputs_sha256": self.inputs_sha256, "status": self.status}
         if self.done:
-            record |= {"rows": self.rows, "sha256": self.sha256, "failures": self.failures}
+            record |= {"rows": self.rows, "sha256": self.sha256, "bytes": self.bytes,
+                       "failures": self.failures}
+        if self.error:
+            record["error"] = self.error
         return record
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> ShardRecord:
         return cls(data["file"], int(data["inputs"]), data["inputs_sha256"],
                    data.get("status", "pending"), data.get("rows"), data.get("sha256"),
-                   list(data.get("failures", [])))
+                   list(data.get("failures", [])), data.get("error"), data.get("bytes"))
 
 
 @dataclass

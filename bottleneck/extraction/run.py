@@ -1,9 +1,10 @@
 """Run a frozen backbone once over a source and write the features as HDF5 shards.
 
-The run is: resolve the config and build the feature model → plan shards → prepare ``--out``
-(carry over finished shards of an earlier run with the same config) → compute the shards that
-are not done, recording each in the manifest as it lands → count rows and mark the cache
-complete. A crashed run resumes where it stopped.
+The run is: resolve the config and build the feature model → plan shards (keeping what an
+earlier run of the same config finished and is still valid) → hand the shards to an executor
+(local or Ray), recording each outcome in the manifest as it lands → count rows and mark the
+cache complete. A crashed run resumes where it stopped; a grown source computes only its new
+images.
 """
 
 from __future__ import annotations
@@ -15,20 +16,21 @@ from typing import Any
 import numpy as np
 
 from bottleneck import __version__
-from bottleneck._io import remove_stale_temp_files, sha256_file
+from bottleneck._io import remove_stale_temp_files
 from bottleneck.backbones import get_backbone
-from bottleneck.cache.lock import LOCK_FILE, cache_lock
-from bottleneck.cache.manifest import MANIFEST, Manifest, ShardRecord, is_cache
+from bottleneck.cache.lock import cache_lock
+from bottleneck.cache.manifest import Manifest, shard_index
 from bottleneck.cache.reader import TARGETS_FILE, Cache
 from bottleneck.cache.shards import read_column
 from bottleneck.cache.targets import attach_targets, reattach_targets
 from bottleneck.data import SPLITS, Source, images, open_source
-from bottleneck.errors import UserError
+from bottleneck.errors import PartialFailure, UserError
 from bottleneck.extraction.config import ExtractConfig
+from bottleneck.extraction.executors import Outcome, ShardFailure, ShardJob, get_executor
 from bottleneck.extraction.feature_model import FeatureExtractor
-from bottleneck.extraction.plan import ShardPlan, plan_shards
+from bottleneck.extraction.outdir import check_out_dir, previous_run, shard_keys
+from bottleneck.extraction.plan import ShardPlan, plan_shards, replan
 from bottleneck.extraction.progress import progress_bar
-from bottleneck.extraction.shard import run_shard
 
 
 def library_versions() -> dict[str, str]:
@@ -41,71 +43,68 @@ def library_versions() -> dict[str, str]:
             "h5py": h5py.__version__, "numpy": np.__version__}
 
 
-def fresh_manifest(source: Source, extractor: FeatureExtractor,
-                   plans: list[ShardPlan]) -> Manifest:
-    """The manifest of a run that has computed nothing yet."""
+def fresh_manifest(source: Source, extractor: FeatureExtractor) -> Manifest:
+    """The manifest of a run that has planned and computed nothing yet."""
     backbone = get_backbone(extractor.config.backbone)
     config = extractor.config.to_dict() | {
         "feature_shape": list(extractor.feature_shape),
         "preprocessing": images.PREPROCESSING | {"preprocess_input": backbone.preprocess_name},
     }
     return Manifest(config=config, source=source.describe(), classes=source.classes,
-                    versions=library_versions(), shards=[p.record() for p in plans])
+                    versions=library_versions(), shards=[])
 
 
-def _intact(out: Path, shard: ShardRecord) -> bool:
-    path = out / shard.file
-    return path.is_file() and sha256_file(path) == shard.sha256
-
-
-def check_out_dir(out: Path) -> None:
-    """Refuse an --out that is a file, or a folder with things in it that is not our cache."""
-    if out.exists() and not out.is_dir():
-        raise UserError(f"--out {out} is a file; give a directory for the cache.")
-    if out.is_dir() and not is_cache(out) and any(p.name != LOCK_FILE for p in out.iterdir()):
-        raise UserError(f"{out} is not empty and is not a bottleneck cache; choose a new or "
-                        "empty --out directory.")
-
-
-def remove_cache_files(out: Path, old: Manifest) -> None:
-    """Delete what an earlier cache recorded (shards, targets, manifest), nothing else."""
-    for shard in old.shards:
-        (out / shard.file).unlink(missing_ok=True)
-    if old.targets is not None:
-        (out / old.targets.get("file", TARGETS_FILE)).unlink(missing_ok=True)
-    (out / MANIFEST).unlink(missing_ok=True)
-
-
-def prepare_out_dir(out: Path, manifest: Manifest,
-                    overwrite: bool) -> tuple[Manifest, dict[str, Any] | None]:
-    """Start fresh, or carry over the finished shards of an earlier run with the same config.
-
-    Returns the manifest to run with and the targets record of the earlier run (attached
-    again by :func:`finish`). Only what an earlier manifest of ours records is ever replaced
-    (with ``overwrite``); the caller holds the cache's lock.
-    """
-    old = Manifest.load(out)
-    if old is not None and not old.same_identity(manifest):
-        if not overwrite:
-            raise UserError(f"{out} holds a cache made with a different config or source; "
-                            "use another --out, or --overwrite (overwrite=True) to replace it.")
-        remove_cache_files(out, old)
-        old = None
-    if old is not None:
-        done = {s.inputs_sha256: s for s in old.shards if s.done}
-        for index, shard in enumerate(manifest.shards):
-            previous = done.get(shard.inputs_sha256)
-            if previous and previous.file == shard.file and _intact(out, previous):
-                manifest.shards[index] = previous
+def plan_run(out: Path, source: Source, manifest: Manifest, shard_size: int,
+             overwrite: bool, progress: bool) -> tuple[list[ShardPlan], Manifest | None]:
+    """Fill ``manifest.shards`` (kept and planned) and save it; returns what to compute and
+    the earlier run's manifest. Shards an earlier run made that are no longer planned are
+    deleted (they are ours), after the new manifest is saved."""
+    items = source.items()
+    old = previous_run(out, manifest, overwrite)
+    if old is None:
+        plans, kept, dropped = plan_shards(items, shard_size), [], []
+    else:
+        found = replan(items, old, shard_keys(out, old), shard_size)
+        plans, kept, dropped = found.plans, found.kept, found.dropped
+    manifest.shards = sorted(kept + [p.record() for p in plans],
+                             key=lambda record: shard_index(record.file))
     remove_stale_temp_files(out)
     manifest.save(out)
-    return manifest, (old.targets if old is not None else None)
+    planned = {record.file for record in manifest.shards}
+    for record in (old.shards if old else []):
+        if record.file not in planned:
+            (out / record.file).unlink(missing_ok=True)
+    if old is not None and progress:
+        new = sum(len(p.items) for p in plans)
+        print(f"kept {len(kept)} finished shards ({sum(r.inputs for r in kept)} images); "
+              f"computing {len(plans)} shards ({new} images)"
+              + (f"; {len(dropped)} shards lost images and are recomputed" if dropped else ""),
+              file=sys.stderr)
+    return plans, old
+
+
+def record_outcome(manifest: Manifest, out: Path, outcome: Outcome) -> None:
+    """Write one shard's outcome into the manifest and save it (the driver alone does)."""
+    record = next(r for r in manifest.shards if shard_index(r.file) == outcome.index)
+    if isinstance(outcome, ShardFailure):
+        record.status, record.error = "failed", outcome.error
+    else:
+        record.status, record.rows, record.sha256 = "done", outcome.rows, outcome.sha256
+        record.failures, record.error = outcome.failures, None
+        record.bytes = (out / record.file).stat().st_size
+    manifest.save(out)
 
 
 def finish(out: Path, manifest: Manifest, source: Source,
            previous_targets: dict[str, Any] | None = None) -> Cache:
     """Count rows per split, mark the cache complete, attach the source's targets or those
     of the earlier run (see :func:`~bottleneck.cache.targets.reattach_targets`)."""
+    failed = [r for r in manifest.shards if not r.done]
+    if failed:
+        reason = (failed[0].error or "not computed").strip().splitlines()[-1]
+        raise PartialFailure(f"{len(failed)} shard(s) failed, e.g. {failed[0].file} ({reason}); "
+                           f"the others are kept: re-run the same command to retry (the "
+                           f"traceback is in {out / 'manifest.json'}).")
     counts = dict.fromkeys(SPLITS, 0)
     for shard in manifest.shards:
         splits, n = np.unique(read_column(out / shard.file, "split"), return_counts=True)
@@ -134,40 +133,32 @@ def extract(
     source: Source | str, backbone: str, out: str | Path, weights: str = "imagenet",
     layer: str | None = None, pooling: str = "avg", image_size: int | None = None,
     dtype: str = "float32", batch_size: int = 32, shard_size: int = 1024,
-    overwrite: bool = False, progress: bool = True,
+    overwrite: bool = False, progress: bool = True, executor: str = "local",
+    workers: int | None = None, ray_address: str | None = None,
 ) -> Cache:
-    """Extract features of every image in ``source`` into a cache at ``out``; resumable."""
+    """Extract features of every image in ``source`` into a cache at ``out``; resumable and
+    incremental. ``executor``: ``local`` (one process) or ``ray`` (``workers`` actors on a
+    local cluster, or on the cluster at ``ray_address``)."""
     if isinstance(source, str):
         source = open_source(source)
     if batch_size <= 0:
         raise UserError("--batch-size must be a positive number of images.")
+    if shard_size <= 0:
+        raise UserError("--shard-size must be a positive number of images.")
+    runner = get_executor(executor, workers, ray_address)
     out = Path(out).expanduser()
     extractor = FeatureExtractor(ExtractConfig(backbone=backbone, weights=weights, layer=layer,
                                                pooling=pooling, image_size=image_size,
                                                dtype=dtype))
-    plans = plan_shards(source.items(), shard_size)
     check_out_dir(out)
     out.mkdir(parents=True, exist_ok=True)
     with cache_lock(out, "extract"):
-        manifest, previous = prepare_out_dir(out, fresh_manifest(source, extractor, plans),
-                                             overwrite)
-        run_shards(source, extractor, plans, manifest, out, batch_size, progress)
-        return finish(out, manifest, source, previous)
-
-
-def run_shards(source: Source, extractor: FeatureExtractor, plans: list[ShardPlan],
-               manifest: Manifest, out: Path, batch_size: int, progress: bool) -> None:
-    """Compute every shard not done yet, recording each in the manifest as it lands."""
-    todo = [p for p, s in zip(plans, manifest.shards, strict=True) if not s.done]
-    kept = len(plans) - len(todo)
-    if kept and progress:
-        print(f"resuming: {kept} of {len(plans)} shards already done", file=sys.stderr)
-    label = f"{extractor.config.backbone} → {out.name}"
-    with progress_bar(sum(len(p.items) for p in todo), label, enabled=progress) as bar:
-        for plan in todo:
-            result = run_shard(source, extractor, plan, out, batch_size, on_batch=bar.update)
-            record = manifest.shards[plan.index]
-            record.status, record.rows, record.sha256 = "done", result.rows, result.sha256
-            record.failures = result.failures
-            manifest.save(out)
-
+        manifest = fresh_manifest(source, extractor)
+        plans, old = plan_run(out, source, manifest, shard_size, overwrite, progress)
+        job = ShardJob(source, extractor.config, out, batch_size)
+        label = f"{extractor.config.backbone} → {out.name}"
+        with progress_bar(sum(len(p.items) for p in plans), label, enabled=progress) as bar:
+            runner.run(job, plans, lambda outcome: record_outcome(manifest, out, outcome),
+                       bar.update, extractor)
+        remove_stale_temp_files(out)
+        return finish(out, manifest, source, old.targets if old else None)

@@ -1,0 +1,101 @@
+"""The Ray executor: an actor pool over cores, GPUs and machines (Ray Core, not Ray Data).
+
+Each actor builds its feature model once from the serialised :class:`ShardJob` (the weights
+digest recorded in the config proves every machine runs the same weights), writes the shards
+it is given straight into ``--out`` (which every worker must reach, as it must reach the
+images), and returns the :class:`ShardResult`; the driver alone updates the manifest. A worker
+process that dies is restarted and its shard retried. With GPUs visible there is one worker per
+GPU (TensorFlow memory growth on); CPU workers see no GPU and get an explicit thread budget, so
+N workers on N cores do not oversubscribe.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from typing import Any
+
+from bottleneck.errors import UserError
+from bottleneck.extraction.executors import Outcome, ShardJob, attempt_shard
+from bottleneck.extraction.feature_model import FeatureExtractor
+from bottleneck.extraction.plan import ShardPlan
+
+INSTALL_HINT = "the ray executor needs Ray: pip install 'bottleneck[ray]'"
+
+
+class ShardWorker:
+    """One Ray actor: a feature model built once, then shard after shard."""
+
+    def __init__(self, job: ShardJob, threads: int) -> None:
+        import tensorflow as tf
+
+        tf.config.threading.set_intra_op_parallelism_threads(threads)
+        tf.config.threading.set_inter_op_parallelism_threads(max(1, min(2, threads)))
+        for gpu in tf.config.list_physical_devices("GPU"):
+            tf.config.experimental.set_memory_growth(gpu, True)
+        self.job = job
+        self.extractor = FeatureExtractor(job.config)
+
+    def run(self, plan: ShardPlan) -> Outcome:
+        return attempt_shard(self.job, self.extractor, plan)
+
+    def pid(self) -> int:
+        return os.getpid()
+
+
+class RayExecutor:
+    """Schedules shards on a pool of Ray actors (a local cluster unless ``address``)."""
+
+    def __init__(self, workers: int | None = None, address: str | None = None) -> None:
+        try:
+            import ray  # noqa: F401
+        except ImportError:
+            raise UserError(INSTALL_HINT) from None
+        self.workers, self.address = workers, address
+        self.actors: list[Any] = []
+
+    def _start(self) -> tuple[bool, int, int]:
+        """Connect or start a cluster; (started here, workers, GPUs per worker)."""
+        import ray
+
+        os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+        started = not ray.is_initialized()
+        if started and self.address:
+            ray.init(address=self.address, include_dashboard=False, log_to_driver=False)
+        elif started:  # never every core by default: the driver needs one too (ray#44687)
+            cores = os.cpu_count() or 1
+            ray.init(num_cpus=min(cores, self.workers or cores), include_dashboard=False,
+                     log_to_driver=False)
+        resources = ray.cluster_resources()
+        gpus = int(resources.get("GPU", 0))
+        workers = self.workers or gpus or max(1, int(resources.get("CPU", 1)))
+        return started, workers, 1 if gpus else 0
+
+    def run(self, job: ShardJob, plans: list[ShardPlan], on_outcome: Callable[[Outcome], None],
+            on_images: Callable[[int], object], extractor: FeatureExtractor | None) -> None:
+        import ray
+        from ray.util import ActorPool
+
+        if not plans:
+            return
+        started, workers, gpus = self._start()
+        try:
+            cpus = max(1, int(ray.cluster_resources().get("CPU", 1)) // workers)
+            env = {"TF_CPP_MIN_LOG_LEVEL": "2"} | ({} if gpus else {"CUDA_VISIBLE_DEVICES": ""})
+            worker = ray.remote(ShardWorker).options(
+                num_cpus=cpus, num_gpus=gpus, max_restarts=-1, max_task_retries=-1,
+                runtime_env={"env_vars": env})
+            job_ref = ray.put(job)
+            self.actors = [worker.remote(job_ref, cpus) for _ in range(min(workers, len(plans)))]
+            pool = ActorPool(self.actors)
+            sizes = {plan.index: len(plan.items) for plan in plans}
+            for outcome in pool.map_unordered(lambda actor, plan: actor.run.remote(plan), plans):
+                on_outcome(outcome)
+                on_images(sizes[outcome.index])
+        finally:
+            for actor in self.actors:
+                ray.kill(actor)
+            self.actors = []
+            if started:
+                ray.shutdown()
+

@@ -1,0 +1,73 @@
+"""Executors: who runs the shards. The run loop hands an executor the shard plans and a
+:class:`ShardJob` (everything a worker needs, serialisable); the executor calls
+:func:`attempt_shard` for each plan wherever it likes and reports each outcome back. Only the
+driver touches the manifest. Adding an executor is one module plus a line in ``EXECUTORS``.
+"""
+
+from __future__ import annotations
+
+import importlib
+import traceback
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+from bottleneck.data.sources import Source
+from bottleneck.errors import UserError
+from bottleneck.extraction.config import ExtractConfig
+from bottleneck.extraction.feature_model import FeatureExtractor
+from bottleneck.extraction.plan import ShardPlan
+from bottleneck.extraction.shard import ShardResult, run_shard
+
+EXECUTORS = {
+    "local": "bottleneck.extraction.executor_local:LocalExecutor",
+    "ray": "bottleneck.extraction.executor_ray:RayExecutor",
+}
+
+
+@dataclass(frozen=True)
+class ShardJob:
+    """What every shard of a run shares: the source, the resolved config, where to write."""
+
+    source: Source
+    config: ExtractConfig
+    out: Path
+    batch_size: int
+
+
+@dataclass(frozen=True)
+class ShardFailure:
+    """A shard whose computation raised: which one and the traceback."""
+
+    index: int
+    error: str
+
+
+Outcome = ShardResult | ShardFailure
+
+
+def attempt_shard(job: ShardJob, extractor: FeatureExtractor, plan: ShardPlan,
+                  on_batch: Callable[[int], object] | None = None) -> Outcome:
+    """Run one shard; an error becomes a :class:`ShardFailure`, so the other shards go on."""
+    try:
+        return run_shard(job.source, extractor, plan, job.out, job.batch_size, on_batch)
+    except Exception:  # recorded in the manifest and named at the end of the run
+        return ShardFailure(plan.index, traceback.format_exc(limit=8))
+
+
+class Executor(Protocol):
+    """Runs shard plans and reports each outcome (and images done) as it lands."""
+
+    def run(self, job: ShardJob, plans: list[ShardPlan], on_outcome: Callable[[Outcome], None],
+            on_images: Callable[[int], object], extractor: FeatureExtractor | None) -> None: ...
+
+
+def get_executor(name: str, workers: int | None = None, address: str | None = None) -> Any:
+    """An executor by name (``local``, ``ray``)."""
+    if name not in EXECUTORS:
+        raise UserError(f"unknown executor '{name}'; choose one of: {', '.join(EXECUTORS)}.")
+    if workers is not None and workers < 1:
+        raise UserError("--workers must be a positive number of workers.")
+    module, attribute = EXECUTORS[name].split(":")
+    return getattr(importlib.import_module(module), attribute)(workers=workers, address=address)

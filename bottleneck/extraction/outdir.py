@@ -1,0 +1,66 @@
+"""The ``--out`` folder of an extraction: what may be written there, and what an earlier run
+left that can be kept. Only files an earlier manifest of ours records are ever replaced."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from bottleneck._io import sha256_file
+from bottleneck.cache.lock import LOCK_FILE
+from bottleneck.cache.manifest import MANIFEST, Manifest, ShardRecord, is_cache
+from bottleneck.cache.reader import TARGETS_FILE
+from bottleneck.cache.shards import read_column
+from bottleneck.errors import UserError
+
+
+def check_out_dir(out: Path) -> None:
+    """Refuse an --out that is a file, or a folder with things in it that is not our cache."""
+    if out.exists() and not out.is_dir():
+        raise UserError(f"--out {out} is a file; give a directory for the cache.")
+    if out.is_dir() and not is_cache(out) and any(p.name != LOCK_FILE for p in out.iterdir()):
+        raise UserError(f"{out} is not empty and is not a bottleneck cache; choose a new or "
+                        "empty --out directory.")
+
+
+def remove_cache_files(out: Path, old: Manifest) -> None:
+    """Delete what an earlier cache recorded (shards, targets, manifest), nothing else."""
+    for shard in old.shards:
+        (out / shard.file).unlink(missing_ok=True)
+    if old.targets is not None:
+        (out / old.targets.get("file", TARGETS_FILE)).unlink(missing_ok=True)
+    (out / MANIFEST).unlink(missing_ok=True)
+
+
+def previous_run(out: Path, fresh: Manifest, overwrite: bool) -> Manifest | None:
+    """The manifest of an earlier run with the same config and source, or None.
+
+    One made another way is refused, or with ``overwrite`` its recorded files are deleted.
+    """
+    old = Manifest.load(out)
+    if old is not None and not old.same_identity(fresh):
+        if not overwrite:
+            raise UserError(f"{out} holds a cache made with a different config or source; "
+                            "use another --out, or --overwrite (overwrite=True) to replace it.")
+        remove_cache_files(out, old)
+        return None
+    return old
+
+
+def intact(out: Path, shard: ShardRecord) -> bool:
+    """The shard file is there and whole: its size (recorded since) or else its sha256."""
+    path = out / shard.file
+    if not path.is_file():
+        return False
+    if shard.bytes is not None:
+        return path.stat().st_size == shard.bytes
+    return sha256_file(path) == shard.sha256
+
+
+def shard_keys(out: Path, old: Manifest) -> dict[str, list[str]]:
+    """The keys each intact done shard was planned with: its rows and its skipped files."""
+    keys = {}
+    for shard in old.shards:
+        if shard.done and intact(out, shard):
+            keys[shard.file] = [*map(str, read_column(out / shard.file, "paths")),
+                                *(f["path"] for f in shard.failures)]
+    return keys

@@ -1,0 +1,148 @@
+"""Executors and incremental caches: Ray gives the local features, survives a killed worker;
+a grown folder computes only its new images; a failing shard is recorded and retried."""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import bottleneck
+from bottleneck.data import FolderSource
+from bottleneck.errors import PartialFailure
+from tests.conftest import write_class_folder
+
+ray = pytest.importorskip("ray", reason="the ray extra is not installed")
+
+ARGS = {"backbone": "vgg16", "image_size": 32, "progress": False, "batch_size": 8}
+
+
+@pytest.fixture(scope="module")
+def cluster():
+    os.environ["RAY_USAGE_STATS_ENABLED"] = "0"
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    yield
+    ray.shutdown()
+
+
+@pytest.fixture(scope="module")
+def weights(tmp_path_factory: pytest.TempPathFactory) -> str:
+    from tests.conftest import he_normal_weights
+
+    return str(he_normal_weights("vgg16", 32, tmp_path_factory.mktemp("w") / "v.weights.h5"))
+
+
+def by_path(cache) -> tuple[np.ndarray, np.ndarray]:
+    data = cache.load(with_paths=True)
+    order = np.argsort(data["paths"])
+    return data["paths"][order], data["features"][order]
+
+
+def assert_same_rows(a, b) -> None:
+    paths_a, feats_a = by_path(a)
+    paths_b, feats_b = by_path(b)
+    np.testing.assert_array_equal(paths_a, paths_b)
+    assert len(set(paths_a)) == len(paths_a)  # every image exactly once
+    scale = np.abs(feats_b).max()
+    assert np.abs(feats_a - feats_b).max() <= 1e-5 * scale
+
+
+def test_ray_features_equal_local_ones(cluster, weights, tmp_path: Path) -> None:
+    images = write_class_folder(tmp_path / "images", per_class=6)
+    local = bottleneck.extract(str(images), weights=weights, shard_size=5,
+                               out=tmp_path / "local", **ARGS)
+    remote = bottleneck.extract(str(images), weights=weights, shard_size=5,
+                                out=tmp_path / "ray", executor="ray", workers=2, **ARGS)
+    assert remote.manifest.config == local.manifest.config
+    assert [s.inputs_sha256 for s in remote.manifest.shards] == \
+        [s.inputs_sha256 for s in local.manifest.shards]
+    assert_same_rows(remote, local)
+
+
+def _kill_first_worker(stop: threading.Event, killed: list[int]) -> None:
+    import psutil
+
+    while not stop.is_set() and not killed:
+        for proc in psutil.process_iter(["pid", "cmdline"]):
+            cmdline = " ".join(proc.info["cmdline"] or [])
+            if "ray::ShardWorker.run" in cmdline:
+                proc.kill()  # SIGKILL, mid-shard
+                killed.append(proc.info["pid"])
+                return
+        time.sleep(0.05)
+
+
+def test_a_killed_worker_is_survived(cluster, weights, tmp_path: Path) -> None:
+    images = write_class_folder(tmp_path / "images", per_class=8)
+    stop, killed = threading.Event(), []
+    killer = threading.Thread(target=_kill_first_worker, args=(stop, killed))
+    killer.start()
+    try:
+        cache = bottleneck.extract(str(images), weights=weights, shard_size=4,
+                                   out=tmp_path / "ray", executor="ray", workers=2, **ARGS)
+    finally:
+        stop.set()
+        killer.join()
+    assert killed, "no worker was seen running a shard"
+    local = bottleneck.extract(str(images), weights=weights, shard_size=4,
+                               out=tmp_path / "local", **ARGS)
+    assert_same_rows(cache, local)
+    assert not [p for p in (tmp_path / "ray").iterdir() if ".tmp-" in p.name]
+
+
+def test_a_grown_folder_computes_only_its_new_images(weights, tmp_path: Path) -> None:
+    images = write_class_folder(tmp_path / "images", per_class=6)
+    out = tmp_path / "cache"
+    first = bottleneck.extract(str(images), weights=weights, shard_size=4, out=out, **ARGS)
+    before = {s.file: (out / s.file).stat() for s in first.manifest.shards}
+    write_class_folder(tmp_path / "more", per_class=2, seed=9)
+    for kind in ("circle", "square"):
+        for path in (tmp_path / "more" / kind).iterdir():
+            path.rename(images / kind / f"new_{path.name}")
+    grown = bottleneck.extract(str(images), weights=weights, shard_size=4, out=out, **ARGS)
+    kept = [s for s in grown.manifest.shards if s.file in before]
+    assert len(kept) == len(before)  # every old shard kept: the same files, untouched
+    for shard in kept:
+        now = (out / shard.file).stat()
+        assert (now.st_ino, now.st_mtime_ns) == (before[shard.file].st_ino,
+                                                 before[shard.file].st_mtime_ns)
+    new = [s for s in grown.manifest.shards if s.file not in before]
+    assert sum(s.inputs for s in new) == 4 and grown.rows == 22
+    reference = bottleneck.extract(str(images), weights=weights, shard_size=4,
+                                   out=tmp_path / "fresh", **ARGS)
+    assert_same_rows(grown, reference)
+    victim = sorted((images / "square").iterdir())[0]  # an image is deleted
+    victim.unlink()
+    shrunk = bottleneck.extract(str(images), weights=weights, shard_size=4, out=out, **ARGS)
+    assert shrunk.rows == 21 and victim.relative_to(images).as_posix() not in \
+        set(shrunk.load(with_paths=True)["paths"])
+    assert len([s for s in shrunk.manifest.shards if s.file in before]) == len(before) - 1
+
+
+class FlakyDisk(FolderSource):
+    """A folder whose storage fails while one shard's images are read (a real OSError)."""
+
+    def image_dataset(self, items):
+        if any(item.key.endswith("square/001.jpg") for item in items):
+            raise OSError("Input/output error reading the network drive")
+        return super().image_dataset(items)
+
+
+def test_a_failing_shard_is_recorded_and_the_others_go_on(weights, tmp_path: Path) -> None:
+    images = write_class_folder(tmp_path / "images", per_class=4)
+    out = tmp_path / "cache"
+    with pytest.raises(PartialFailure, match=r"1 shard\(s\) failed.*Input/output error"):
+        bottleneck.extract(FlakyDisk(images), weights=weights, shard_size=3, out=out, **ARGS)
+    from bottleneck.cache import Manifest
+
+    manifest = Manifest.load(out)
+    assert [s.status for s in manifest.shards].count("failed") == 1
+    assert [s.status for s in manifest.shards].count("done") == len(manifest.shards) - 1
+    done = {s.file: (out / s.file).stat().st_mtime_ns for s in manifest.shards if s.done}
+    cache = bottleneck.extract(str(images), weights=weights, shard_size=3, out=out, **ARGS)
+    assert cache.rows == 12
+    assert all((out / f).stat().st_mtime_ns == t for f, t in done.items())
