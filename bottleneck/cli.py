@@ -84,12 +84,17 @@ def layers(backbone: str, image_size: int | None) -> None:
 @click.option("--workers", type=int,
               help="ray: actors (default: one per GPU, else one per CPU of the cluster).")
 @click.option("--ray-address", help="ray: an existing cluster (default: start a local one).")
+@click.option("--augment", type=int, default=0, show_default=True, metavar="K",
+              help="Also cache K seeded augmented views of every train image.")
+@click.option("--augment-ops", metavar="OPS",
+              help="With --augment: flip,rotate=F,zoom=F,translate=F,contrast=F "
+                   "(Keras' meanings; default flip,rotate=0.1,zoom=0.1).")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
 def extract(source: str, backbone: str, out: str, weights: str, layer: str | None, pooling: str,
             image_size: int | None, dtype: str, batch_size: int, shard_size: int,
             val_percent: float, test_percent: float, limit: int | None, data_dir: str | None,
             overwrite: bool, executor: str, workers: int | None, ray_address: str | None,
-            quiet: bool) -> None:
+            augment: int, augment_ops: str | None, quiet: bool) -> None:
     """Run a frozen BACKBONE once over SOURCE and cache the features.
 
     SOURCE is a folder with a subfolder per class (optionally under train/, val/, test/),
@@ -103,7 +108,8 @@ def extract(source: str, backbone: str, out: str, weights: str, layer: str | Non
                                pooling=pooling, image_size=image_size, dtype=dtype,
                                batch_size=batch_size, shard_size=shard_size,
                                overwrite=overwrite, progress=not quiet, executor=executor,
-                               workers=workers, ray_address=ray_address)
+                               workers=workers, ray_address=ray_address, augment=augment,
+                               augment_ops=augment_ops)
     counts = ", ".join(f"{k} {v}" for k, v in cache.split_counts().items())
     click.echo(f"cached {cache.rows} images ({counts}) × "
                f"{'×'.join(map(str, cache.feature_shape))} features in {out} "

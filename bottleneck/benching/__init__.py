@@ -57,12 +57,18 @@ def rank(variants: Sequence[Variant], results: Mapping[int, list[dict[str, Any]]
     return rows
 
 
+def _image_labels(cache: Cache, split: str) -> np.ndarray:
+    """One label per image of ``split`` (augmented views not counted twice)."""
+    labels = cache.column("labels", split)
+    return labels[cache.column("view", split) == 0] if cache.config.get("augment") else labels
+
+
 def check_training_rows(cache: Cache, heads: Sequence[str], task: str, cv: int | None) -> None:
     """Refuse a --cv or a head that the training rows cannot support, before any fit."""
-    labels = cache.column("labels", "train")
+    labels = _image_labels(cache, "train")
     where = f"the train split of {cache.root}"
     if cv:
-        labels = np.concatenate([labels, cache.column("labels", "val")])
+        labels = np.concatenate([labels, _image_labels(cache, "val")])
         counts = np.unique(labels, return_counts=True)[1]
         smallest = int(counts.min()) if task == "classify" else len(labels)
         if cv > smallest:

@@ -76,14 +76,19 @@ def run_one(head_name: str, params: dict[str, Any], task: str, seed: int, pool: 
             "model_bytes": _model_bytes(head, head_name)}
 
 
-def fold_rows(y: np.ndarray, n_train: int, cv: int | None, seed: int,
-              task: str) -> list[tuple[np.ndarray, np.ndarray]]:
+def fold_rows(y: np.ndarray, n_train: int, cv: int | None, seed: int, task: str,
+              groups: np.ndarray | None = None) -> list[tuple[np.ndarray, np.ndarray]]:
     """(train rows, val rows) into train+val: the split itself, or ``cv`` folds over both
-    (stratified when classifying)."""
+    (stratified when classifying). With ``groups`` (the image of each row, in a cache with
+    augmented views) every image's rows stay on one side of each fold."""
     if not cv:
         return [(np.arange(n_train), np.arange(n_train, len(y)))]
-    from sklearn.model_selection import KFold, StratifiedKFold
+    from sklearn.model_selection import GroupKFold, KFold, StratifiedGroupKFold, StratifiedKFold
 
+    if groups is not None:
+        grouped = (StratifiedGroupKFold(n_splits=cv, shuffle=True, random_state=seed)
+                   if task == "classify" else GroupKFold(n_splits=cv))
+        return list(grouped.split(np.zeros(len(y)), y, groups))
     splitter = (StratifiedKFold if task == "classify" else KFold)(
         n_splits=cv, shuffle=True, random_state=seed)
     return list(splitter.split(np.zeros(len(y)), y))
@@ -100,9 +105,12 @@ def run_cache(cache: Cache, variants: Sequence[tuple[int, Variant]], task: str, 
     pool = Split(np.concatenate([train.X, val.X]), np.concatenate([train.y, val.y]))
     del train, val
     test = Split(*load_split(cache, "test", task))
+    groups = np.concatenate([cache.column("paths", "train"), cache.column("paths", "val")]) \
+        if cache.config.get("augment") else None
+    n_train = cache.split_counts().get("train", 0)
     runs = [(index, variant, seed, rows) for index, variant in variants
             for seed in range(seeds)
-            for rows in fold_rows(pool.y, cache.split_counts().get("train", 0), cv, seed, task)]
+            for rows in fold_rows(pool.y, n_train, cv, seed, task, groups)]
     results: dict[int, list[dict[str, Any]]] = {index: [] for index, _ in variants}
     parallel = [r for r in runs if get_head_spec(r[1].head).parallel_safe]
     serial = [r for r in runs if not get_head_spec(r[1].head).parallel_safe]

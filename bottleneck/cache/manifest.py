@@ -144,10 +144,21 @@ class Manifest:
 
     # -- questions ---------------------------------------------------------------------------
     def same_identity(self, other: Manifest) -> bool:
-        """True when both describe features made the same way from the same source."""
+        """True when both describe features made the same way from the same source (values
+        compare as numbers: a percentage of 10 is 10.0)."""
+        return not self.differences(other)
+
+    def differences(self, other: Manifest) -> list[str]:
+        """Where two manifests' identities differ: ``config.image_size``, ``source.root``..."""
         mine, theirs = self.to_dict(), other.to_dict()
-        return all(json.dumps(mine[k], sort_keys=True) == json.dumps(theirs[k], sort_keys=True)
-                   for k in IDENTITY)
+        found = []
+        for key in IDENTITY:
+            a, b = mine[key], theirs[key]
+            if isinstance(a, dict) and isinstance(b, dict):
+                found += [f"{key}.{k}" for k in sorted(set(a) | set(b)) if a.get(k) != b.get(k)]
+            elif a != b:
+                found.append(key)
+        return found
 
     @property
     def done_shards(self) -> int:

@@ -26,7 +26,7 @@ class ShardWriter:
     """Append rows to one shard under a temporary name; ``commit`` renames it into place."""
 
     def __init__(self, final_path: Path, feature_shape: tuple[int, ...], dtype: str,
-                 capacity: int) -> None:
+                 capacity: int, views: bool = False) -> None:
         self.final_path = final_path
         self.tmp_path = temp_name(final_path)
         self.rows = 0
@@ -38,17 +38,21 @@ class ShardWriter:
                 "features", shape=(0, *feature_shape), maxshape=(None, *feature_shape),
                 dtype=dtype, chunks=(chunk_rows, *feature_shape), track_times=False),
         }
+        extra = (("view", "uint16"),) if views else ()
         for name, dtype_ in (("labels", "int32"), ("paths", STRING), ("split", STRING),
-                             ("content_hash", "uint64")):
+                             ("content_hash", "uint64"), *extra):
             self._columns[name] = self._file.create_dataset(
                 name, shape=(0,), maxshape=(None,), dtype=dtype_, chunks=(capacity,),
                 track_times=False)
 
     def append(self, features: np.ndarray, labels: np.ndarray, paths: list[str],
-               splits: list[str], content_hashes: np.ndarray) -> None:
-        """Add rows; row i of every dataset is the same image."""
+               splits: list[str], content_hashes: np.ndarray,
+               views: np.ndarray | None = None) -> None:
+        """Add rows; row i of every dataset is the same image (and view)."""
         values = dict(zip(COLUMNS, (features, labels, paths, splits, content_hashes),
                           strict=True))
+        if "view" in self._columns:
+            values["view"] = views
         n = len(features)
         if any(len(v) != n for v in values.values()):
             raise ValueError("every column of a shard must get the same number of rows")

@@ -6,7 +6,9 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-from bottleneck.cache.reader import open_cache
+import numpy as np
+
+from bottleneck.cache.reader import Cache, open_cache
 
 
 def cache_summary(root: str | Path) -> dict[str, Any]:
@@ -29,7 +31,18 @@ def cache_summary(root: str | Path) -> dict[str, Any]:
         "shards": len(cache.manifest.shards),
         "targets": cache.manifest.targets,
         "failures": cache.failures,
+        "augment": {"views": cache.config.get("augment", 0),
+                    "ops": cache.config.get("augment_ops"),
+                    "rows_per_view": _rows_per_view(cache)},
     }
+
+
+def _rows_per_view(cache: Cache) -> dict[str, int]:
+    """Rows of each view index (all view 0 in a cache without --augment)."""
+    if not cache.config.get("augment"):
+        return {"0": cache.rows}
+    values, counts = np.unique(cache.column("view"), return_counts=True)
+    return {str(int(v)): int(c) for v, c in zip(values, counts, strict=True)}
 
 
 def format_summary(summary: dict[str, Any]) -> str:
@@ -47,6 +60,11 @@ def format_summary(summary: dict[str, Any]) -> str:
     ]
     if summary["targets"]:
         lines.append(f"targets    {summary['targets']}")
+    augment = summary["augment"]
+    if augment["views"]:
+        per_view = ", ".join(f"view {v}: {n}" for v, n in augment["rows_per_view"].items())
+        lines.append(f"augment    {augment['views']} views per train image ({augment['ops']}); "
+                     f"rows {per_view}")
     classes = summary["classes"]
     width = max(len(c) for c in classes) if classes else 5
     splits = list(summary["splits"])

@@ -6,6 +6,7 @@ from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 from bottleneck.backbones import ResolvedWeights, get_backbone
+from bottleneck.data.augment import Augment
 from bottleneck.errors import UserError
 
 POOLINGS = ("avg", "max", "none")
@@ -25,6 +26,8 @@ class ExtractConfig:
     weights_name: str = field(default="", compare=False)
     weights_sha256: str | None = None
     weights_digest: str | None = None  # sha256 of the loaded weight arrays
+    augment: int = 0  # K augmented views per train image (view 0 is the image itself)
+    augment_ops: str | None = None  # canonical --augment-ops, None without views
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -51,6 +54,11 @@ def resolve_config(config: ExtractConfig) -> tuple[ExtractConfig, ResolvedWeight
                         f"{', '.join(POOLINGS)}.")
     if config.dtype not in DTYPES:
         raise UserError(f"unknown dtype '{config.dtype}'; choose one of: {', '.join(DTYPES)}.")
+    if not isinstance(config.augment, int) or config.augment < 0:
+        raise UserError(f"--augment must be a number of views ≥ 0, got {config.augment!r}.")
+    ops = Augment.parse(config.augment_ops).describe() if config.augment else None
+    if config.augment and not ops:
+        raise UserError("--augment needs at least one op in --augment-ops.")
     weights = backbone.resolve_weights(config.weights)
     if config.weights_sha256 and weights.sha256 and weights.sha256 != config.weights_sha256:
         raise UserError(
@@ -59,5 +67,6 @@ def resolve_config(config: ExtractConfig) -> tuple[ExtractConfig, ResolvedWeight
         )
     resolved = replace(config, backbone=backbone.name, image_size=size, weights=weights.spec,
                        weights_name=weights.name,
-                       weights_sha256=weights.sha256 or config.weights_sha256)
+                       weights_sha256=weights.sha256 or config.weights_sha256,
+                       augment_ops=ops)
     return resolved, weights

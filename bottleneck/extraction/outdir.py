@@ -39,8 +39,10 @@ def previous_run(out: Path, fresh: Manifest, overwrite: bool) -> Manifest | None
     old = Manifest.load(out)
     if old is not None and not old.same_identity(fresh):
         if not overwrite:
-            raise UserError(f"{out} holds a cache made with a different config or source; "
-                            "use another --out, or --overwrite (overwrite=True) to replace it.")
+            differ = ", ".join(old.differences(fresh)[:3])
+            raise UserError(f"{out} holds a cache made with a different config or source "
+                            f"({differ}); use another --out, or --overwrite (overwrite=True) to "
+                            "replace it.")
         remove_cache_files(out, old)
         return None
     return old

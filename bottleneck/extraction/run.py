@@ -134,11 +134,13 @@ def extract(
     layer: str | None = None, pooling: str = "avg", image_size: int | None = None,
     dtype: str = "float32", batch_size: int = 32, shard_size: int = 1024,
     overwrite: bool = False, progress: bool = True, executor: str = "local",
-    workers: int | None = None, ray_address: str | None = None,
+    workers: int | None = None, ray_address: str | None = None, augment: int = 0,
+    augment_ops: str | None = None,
 ) -> Cache:
     """Extract features of every image in ``source`` into a cache at ``out``; resumable and
     incremental. ``executor``: ``local`` (one process) or ``ray`` (``workers`` actors on a
-    local cluster, or on the cluster at ``ray_address``)."""
+    local cluster, or on the cluster at ``ray_address``). ``augment``: K seeded views of each
+    train image besides itself (``augment_ops``, see :mod:`bottleneck.data.augment`)."""
     if isinstance(source, str):
         source = open_source(source)
     if batch_size <= 0:
@@ -149,7 +151,8 @@ def extract(
     out = Path(out).expanduser()
     extractor = FeatureExtractor(ExtractConfig(backbone=backbone, weights=weights, layer=layer,
                                                pooling=pooling, image_size=image_size,
-                                               dtype=dtype))
+                                               dtype=dtype, augment=augment,
+                                               augment_ops=augment_ops))
     check_out_dir(out)
     out.mkdir(parents=True, exist_ok=True)
     with cache_lock(out, "extract"):
