@@ -8,7 +8,6 @@ only backbone with ImageNet weights offered is the offline EfficientNet-Lite0.
 from __future__ import annotations
 
 import shutil
-from pathlib import Path
 
 import pytest
 from click.testing import CliRunner

@@ -19,7 +19,6 @@ import sys
 from pathlib import Path
 
 import numpy as np
-import pytest
 
 import bottleneck
 from bottleneck.cache import Cache, open_cache
