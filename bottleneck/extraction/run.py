@@ -50,6 +50,10 @@ def fresh_manifest(source: Source, extractor: FeatureExtractor) -> Manifest:
         "feature_shape": list(extractor.feature_shape),
         "preprocessing": images.PREPROCESSING | {"preprocess_input": backbone.preprocess_name},
     }
+    if extractor.config.augment:
+        config["preprocessing"]["augmentation"] = (
+            f"{extractor.config.augment} seeded views per train image "
+            f"({extractor.config.augment_ops}) after the resize; view 0, val and test: none")
     return Manifest(config=config, source=source.describe(), classes=source.classes,
                     versions=library_versions(), shards=[])
 
