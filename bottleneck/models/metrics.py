@@ -18,17 +18,19 @@ def classification_metrics(
     Labels are indices into ``classes``; ``proba`` (N × len(classes)) adds the log loss.
     """
     labels = list(range(len(classes)))
-    precision, recall, f1, support = skm.precision_recall_fscore_support(
-        y_true, y_pred, labels=labels, zero_division=0)
+    report = skm.classification_report(y_true, y_pred, labels=labels, target_names=classes,
+                                       output_dict=True, zero_division=0)
+    per_class = {name: {"precision": float(report[name]["precision"]),
+                        "recall": float(report[name]["recall"]),
+                        "f1": float(report[name]["f1-score"]),
+                        "support": int(report[name]["support"])} for name in classes}
+    present = [row["f1"] for row in per_class.values() if row["support"] > 0]
     result: dict[str, Any] = {
         "n": int(len(y_true)),
         "accuracy": float(skm.accuracy_score(y_true, y_pred)),
         "balanced_accuracy": float(skm.balanced_accuracy_score(y_true, y_pred)),
-        "macro_f1": float(np.mean(f1[support > 0])) if support.any() else 0.0,
-        "per_class": {
-            name: {"precision": float(p), "recall": float(r), "f1": float(f), "support": int(s)}
-            for name, p, r, f, s in zip(classes, precision, recall, f1, support, strict=True)
-        },
+        "macro_f1": float(np.mean(present)) if present else 0.0,
+        "per_class": per_class,
         "confusion_matrix": skm.confusion_matrix(y_true, y_pred, labels=labels).tolist(),
     }
     if proba is not None:
