@@ -213,12 +213,12 @@ def predict(model_dir: str, inputs: tuple[str, ...], as_json: bool, top: int,
     from bottleneck.models.predict import format_prediction, require_some
 
     results = bottleneck.predict(model_dir, inputs, top=top, batch_size=batch_size)
-    require_some(results)
     if as_json:
         click.echo(json.dumps(results, indent=2))
     else:
         for result in results:
             click.echo(format_prediction(result), err="error" in result)
+    require_some(results)
 
 
 @main.command()
@@ -272,16 +272,15 @@ def imagenet(inputs: tuple[str, ...], backbone: str, top: int, as_json: bool) ->
     from bottleneck.models.predict import require_some
 
     results = classify_imagenet(inputs, backbone=backbone, top=top)
-    require_some(results)
     if as_json:
         click.echo(json.dumps(results, indent=2))
-        return
-    for result in results:
+    for result in [] if as_json else results:
         if "error" in result:
             click.echo(f"{result['path']}: cannot classify: {result['error']}", err=True)
         else:
             ranked = ", ".join(f"{e['class']} {e['probability']:.3f}" for e in result["top"])
             click.echo(f"{result['path']}\t{ranked}")
+    require_some(results)
 
 
 if __name__ == "__main__":
