@@ -145,7 +145,11 @@ def export(model_dir: str | Path, out: str | Path, format: str | None = None,
         if format == "keras":
             served.save(target)
         else:
-            served.export(str(target), format=KERAS_EXPORT[format], verbose=False)
+            import tensorflow as tf
+
+            signature = [tf.TensorSpec((None, None, None, 3), tf.float32, name="image")]
+            served.export(str(target), format=KERAS_EXPORT[format], verbose=False,
+                          input_signature=signature)
     sha256 = sha256_path(out)
     lineage = _lineage(model, out, format, sha256)
     write_json(sidecar, lineage)

@@ -113,6 +113,7 @@ def finetune(
     augment_record, augment_layer = parse_augment(augment)
     keras.utils.set_random_seed(seed)
     assembled = assemble(source_model)
+    unfrozen = unfreeze(assembled.backbone, unfreeze_from, unfreeze_top)
     task, classes, size = source_model.task, source_model.classes, assembled.image_size
     splits = tuple(s for s in ("train", *EVAL_SPLITS) if cache.split_counts().get(s))
     if "train" not in splits:
@@ -121,7 +122,6 @@ def finetune(
     start = time.perf_counter()
     before = {s: score_split(assembled.model, source, data[s], size, task, classes)
               for s in EVAL_SPLITS if s in data}
-    unfrozen = unfreeze(assembled.backbone, unfreeze_from, unfreeze_top)
     rate = learning_rate or RATE_FACTOR * (assembled.learning_rate or TUTORIAL_RATE)
     model = trainer(assembled.preprocess, assembled.backbone, assembled.head)
     optimizers = {"rmsprop": keras.optimizers.RMSprop, "adam": keras.optimizers.Adam,
