@@ -103,6 +103,9 @@ def finetune(
         raise UserError(f"{model_dir} is already fine-tuned; fine-tune the head directory it "
                         f"came from ({source_model.info['lineage']['head']['path']}).")
     out = Path(out).expanduser()
+    if out.resolve() == source_model.root.resolve():
+        raise UserError("--out must be a new directory: fine-tuning keeps the head it starts "
+                        "from.")
     check_out_dir(out, overwrite)
     cache_path = Path(source_model.info["cache"])
     if not cache_path.is_dir():
