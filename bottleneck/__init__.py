@@ -29,6 +29,8 @@ _API = {
     "fit": "bottleneck.models.fit",
     "evaluate": "bottleneck.models.evaluate",
     "predict": "bottleneck.models.predict",
+    "finetune": "bottleneck.models.finetune",
+    "export": "bottleneck.models.export",
     "bench": "bottleneck.benching",
     "make_head": "bottleneck.heads",
     "register_head": "bottleneck.heads",

@@ -222,6 +222,54 @@ def predict(model_dir: str, inputs: tuple[str, ...], as_json: bool, top: int,
 
 
 @main.command()
+@click.argument("model_dir", metavar="MODEL_DIR")
+@click.option("--out", "-o", required=True, type=click.Path(), help="New MODEL_DIR to write.")
+@click.option("--unfreeze-from", metavar="LAYER",
+              help="Train the backbone from this layer (name or index) up.")
+@click.option("--unfreeze-top", type=int, metavar="N", help="Train the top N backbone layers.")
+@click.option("--epochs", type=int, default=10, show_default=True)
+@click.option("--learning-rate", type=float,
+              help="Default: a tenth of the head's (scikit-learn heads: 1e-5).")
+@click.option("--optimizer", type=click.Choice(["rmsprop", "adam", "sgd"]), default="rmsprop",
+              show_default=True)
+@click.option("--augment", metavar="LIST",
+              help="Training augmentation, e.g. flip,rotate=0.1,zoom=0.1 (also translate, "
+                   "contrast).")
+@click.option("--batch-size", type=int, default=32, show_default=True)
+@click.option("--patience", type=int, default=3, show_default=True,
+              help="Stop after this many epochs without a better val loss (0: never).")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--overwrite", is_flag=True, help="Replace an earlier model in --out.")
+@click.option("--quiet", "-q", is_flag=True, help="No per-epoch lines.")
+def finetune(model_dir: str, out: str, unfreeze_from: str | None, unfreeze_top: int | None,
+             epochs: int, learning_rate: float | None, optimizer: str, augment: str | None,
+             batch_size: int, patience: int, seed: int, overwrite: bool, quiet: bool) -> None:
+    """Fine-tune the top of the backbone under MODEL_DIR's head, on the cache's images."""
+    import bottleneck
+
+    result = bottleneck.finetune(model_dir, out, unfreeze_from=unfreeze_from,
+                                 unfreeze_top=unfreeze_top, epochs=epochs,
+                                 learning_rate=learning_rate, optimizer=optimizer,
+                                 augment=augment, batch_size=batch_size, patience=patience,
+                                 seed=seed, overwrite=overwrite, progress=not quiet)
+    click.echo(result.summary())
+
+
+@main.command()
+@click.argument("model_dir", metavar="MODEL_DIR")
+@click.option("--out", "-o", required=True, type=click.Path(),
+              help="File to write (.keras, .tflite, .onnx) or a SavedModel folder.")
+@click.option("--format", "fmt", type=click.Choice(["keras", "saved_model", "tflite", "onnx"]),
+              help="Default: from --out's suffix (none: saved_model).")
+@click.option("--overwrite", is_flag=True, help="Replace an earlier export at --out.")
+def export(model_dir: str, out: str, fmt: str | None, overwrite: bool) -> None:
+    """Write MODEL_DIR as one model: RGB images of any size in, probabilities out."""
+    import bottleneck
+
+    click.echo(bottleneck.export(model_dir, out, format=fmt, overwrite=overwrite).summary())
+
+
+@main.command()
 @click.argument("caches", metavar="CACHE...", nargs=-1, required=True)
 @click.option("--heads", default=None,
               help="Comma-separated heads (default: every head that can do the task).")

@@ -83,6 +83,12 @@ def preprocess_input(x: Any) -> Any:
     return (arr - MEAN_RGB) / STDDEV_RGB
 
 
+def preprocess_layers() -> list[Any]:
+    """:func:`preprocess_input` as a Keras layer: ``x / 128 - 127 / 128`` (exactly equal)."""
+    return [layers.Rescaling(1 / STDDEV_RGB, offset=-MEAN_RGB / STDDEV_RGB,
+                             name="preprocess_rescale", trainable=False)]
+
+
 def _bn(name: str) -> layers.BatchNormalization:
     return layers.BatchNormalization(axis=-1, epsilon=BN_EPSILON, momentum=BN_MOMENTUM, name=name)
 

@@ -51,6 +51,9 @@ class Backbone:
     preprocess_module: str | None = None  # defaults to ``module``
     resolvers: Mapping[str, Callable[[bool], ResolvedWeights]] = field(
         default_factory=lambda: {"imagenet": keras_download})
+    # fresh Keras layers equal to preprocess_input (see backbones.preprocessing); None: the
+    # backbone cannot be fine-tuned or exported as one model
+    keras_preprocessing: Callable[[], list[Any]] | None = None
 
     def _builder(self) -> Callable[..., Any]:
         return getattr(importlib.import_module(self.module), self.builder)
@@ -78,6 +81,14 @@ class Backbone:
     def preprocess_input(self) -> Callable[[Any], Any]:
         """The model's own input scaling: float RGB in 0..255 → model input."""
         return importlib.import_module(self.preprocess_module or self.module).preprocess_input
+
+    def preprocess_layers(self) -> list[Any]:
+        """Fresh, non-trainable Keras layers numerically equal to :attr:`preprocess_input`."""
+        if self.keras_preprocessing is None:
+            able = [b.name for b in BACKBONES.values() if b.keras_preprocessing is not None]
+            raise UserError(f"{self.name} has no preprocessing as Keras layers, so it cannot be "
+                            f"fine-tuned or exported; backbones that can: {', '.join(able)}.")
+        return self.keras_preprocessing()
 
     def check_size(self, image_size: int) -> None:
         """Refuse an input size the model cannot take."""

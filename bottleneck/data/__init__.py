@@ -1,6 +1,8 @@
 """Where pixels come from: sources (a registry of kinds) and the one decode + resize."""
 
-from bottleneck.data.arrays import fashion_mnist_source, npz_source
+from typing import Any
+
+from bottleneck.data.arrays import KERAS_DOWNLOAD, fashion_mnist_source, npz_source
 from bottleneck.data.folder import FolderSource
 from bottleneck.data.sources import (
     SOURCE_KINDS,
@@ -13,16 +15,19 @@ from bottleneck.data.sources import (
 )
 from bottleneck.errors import UserError
 
-register_source_kind(SourceKind("fashion-mnist", lambda spec: spec == "fashion-mnist",
-                                lambda spec, o: fashion_mnist_source(o.data_dir, o.val_percent,
-                                                                     o.limit)))
-register_source_kind(SourceKind("npz", lambda spec: spec.endswith(".npz"),
-                                lambda spec, o: npz_source(spec, o.val_percent, o.test_percent,
-                                                           o.limit)))
-register_source_kind(SourceKind("folder", lambda spec: True,
-                                lambda spec, o: FolderSource(spec, o.val_percent,
-                                                             o.test_percent, o.limit)))
-
+register_source_kind(SourceKind(
+    "fashion-mnist", lambda spec: spec == "fashion-mnist",
+    lambda spec, o: fashion_mnist_source(o.data_dir, o.val_percent, o.limit),
+    lambda d: fashion_mnist_source(None if d["data_dir"] == KERAS_DOWNLOAD else d["data_dir"],
+                                   d["val_percent"], d["limit"])))
+register_source_kind(SourceKind(
+    "npz", lambda spec: spec.endswith(".npz"),
+    lambda spec, o: npz_source(spec, o.val_percent, o.test_percent, o.limit),
+    lambda d: npz_source(d["path"], d["val_percent"], d["test_percent"], d["limit"])))
+register_source_kind(SourceKind(
+    "folder", lambda spec: True,
+    lambda spec, o: FolderSource(spec, o.val_percent, o.test_percent, o.limit),
+    lambda d: FolderSource(d["root"], d["val_percent"], d["test_percent"], d["limit"])))
 
 
 def open_source(
@@ -38,5 +43,19 @@ def open_source(
                     "fashion-mnist or an .npz file.")
 
 
+def reopen_source(description: dict[str, Any]) -> Source:
+    """Open the source a cache was made from, from what its manifest recorded."""
+    kind = next((k for k in SOURCE_KINDS if k.name == description.get("kind")), None)
+    if kind is None or kind.reopen is None:
+        raise UserError(f"cannot reopen a source of kind {description.get('kind')!r}; kinds "
+                        "that can: " + ", ".join(k.name for k in SOURCE_KINDS if k.reopen) + ".")
+    try:
+        return kind.reopen(description)
+    except KeyError as exc:
+        raise UserError(f"the recorded {kind.name} source lacks {exc}; re-extract the cache "
+                        "with this version of bottleneck.") from None
+
+
 __all__ = ["SOURCE_KINDS", "SPLITS", "FolderSource", "Item", "Source", "SourceKind",
-           "fashion_mnist_source", "npz_source", "open_source", "register_source_kind"]
+           "fashion_mnist_source", "npz_source", "open_source", "register_source_kind",
+           "reopen_source"]

@@ -25,6 +25,7 @@ FASHION_MNIST_CLASSES = [
     "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot",
 ]
 FASHION_MNIST_DIRS = (Path("/usr/share/datasets/fashion-mnist"),)
+KERAS_DOWNLOAD = "keras download"  # what describe() records when Keras fetched the files
 
 
 class ArraySource(Source):
@@ -151,7 +152,7 @@ def load_fashion_mnist_arrays(data_dir: str | Path | None) -> tuple[dict, str]:
             "Fashion-MNIST not found and could not be downloaded: install it "
             "(apt-get install dataset-fashion-mnist) or pass --data-dir with the idx files."
         ) from None
-    return {"train": (x_train, y_train), "t10k": (x_test, y_test)}, "keras download"
+    return {"train": (x_train, y_train), "t10k": (x_test, y_test)}, KERAS_DOWNLOAD
 
 
 def fashion_mnist_source(

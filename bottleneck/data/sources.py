@@ -127,6 +127,8 @@ class SourceKind:
     name: str
     matches: Callable[[str], bool]
     open: Callable[[str, SourceOptions], Source]
+    # the source again from what its describe() recorded (a cache manifest's ``source``)
+    reopen: Callable[[dict[str, Any]], Source] | None = None
 
 
 SOURCE_KINDS: list[SourceKind] = []

@@ -6,6 +6,7 @@ Registration happens when a family module is imported, in the order below.
 # isort: off
 from bottleneck.heads import sklearn_heads  # noqa: F401  (fills the registry, first)
 from bottleneck.heads import dense  # noqa: F401
+from bottleneck.heads import to_keras  # noqa: F401  (Keras forms of the heads above)
 # isort: on
 from bottleneck.heads.registry import (
     HEADS,
@@ -14,12 +15,14 @@ from bottleneck.heads.registry import (
     HeadFormat,
     HeadSpec,
     InvalidParameterError,
+    KerasHead,
     check_rows,
     check_task,
     class_scores,
     full_param_name,
     get_head_spec,
     head_param_names,
+    keras_head,
     make_head,
     param_route,
     register_head,
@@ -28,6 +31,7 @@ from bottleneck.heads.registry import (
 
 __all__ = [
     "HEADS", "SPATIAL_MODES", "TASKS", "HeadFormat", "HeadSpec", "InvalidParameterError",
-    "check_rows", "check_task", "class_scores", "full_param_name", "get_head_spec",
-    "head_param_names", "make_head", "param_route", "register_head", "set_head_params",
+    "KerasHead", "check_rows", "check_task", "class_scores", "full_param_name", "get_head_spec",
+    "head_param_names", "keras_head", "make_head", "param_route", "register_head",
+    "set_head_params",
 ]

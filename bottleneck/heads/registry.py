@@ -16,7 +16,7 @@ routed to the estimator's own nested names by :func:`set_head_params`.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -43,6 +43,18 @@ class HeadFormat:
 
 
 @dataclass(frozen=True)
+class KerasHead:
+    """A fitted head as a Keras model on its features (see :mod:`bottleneck.heads.to_keras`).
+
+    ``model`` maps features to class probabilities (N × classes) or the value (N × 1), in
+    float32; ``learning_rate`` is the rate the head was trained with, where it had one.
+    """
+
+    model: Any
+    learning_rate: float | None = None
+
+
+@dataclass(frozen=True)
 class HeadSpec:
     """One registered head: how to build it and what it can do.
 
@@ -62,6 +74,8 @@ class HeadSpec:
     takes_validation: bool = False
     parallel_safe: bool = True
     min_per_class: int = 1
+    # fitted head, task, number of classes, feature shape → KerasHead; None: not expressible
+    to_keras: Callable[[BaseEstimator, str, int, tuple[int, ...]], KerasHead] | None = None
 
 
 HEADS: dict[str, HeadSpec] = {}
@@ -77,10 +91,32 @@ def register_head(
     def decorator(builder: Callable[[str], BaseEstimator]) -> Callable[[str], BaseEstimator]:
         doc = (builder.__doc__ or "").strip().splitlines()
         HEADS[name] = HeadSpec(name, builder, tasks, description or (doc[0] if doc else name),
-                               format, streams, takes_validation, parallel_safe, min_per_class)
+                               format, streams, takes_validation, parallel_safe,
+                               min_per_class=min_per_class)
         return builder
 
     return decorator
+
+
+def register_to_keras(name: str) -> Callable[[Callable[..., KerasHead]], Callable[..., KerasHead]]:
+    """Decorator: declare how the registered head ``name`` becomes Keras layers."""
+
+    def decorator(convert: Callable[..., KerasHead]) -> Callable[..., KerasHead]:
+        HEADS[name] = replace(HEADS[name], to_keras=convert)
+        return convert
+
+    return decorator
+
+
+def keras_head(name: str, head: BaseEstimator, task: str, n_classes: int,
+               feature_shape: tuple[int, ...]) -> KerasHead:
+    """The fitted head as a Keras model, or a UserError naming the heads that have one."""
+    spec = get_head_spec(name)
+    if spec.to_keras is None:
+        able = [other.name for other in HEADS.values() if other.to_keras is not None]
+        raise UserError(f"the '{spec.name}' head cannot be expressed as Keras layers, so it "
+                        f"cannot be fine-tuned or exported; heads that can: {', '.join(able)}.")
+    return spec.to_keras(head, task, n_classes, tuple(feature_shape))
 
 
 def get_head_spec(name: str) -> HeadSpec:

@@ -109,6 +109,20 @@ def check_compatible(model: Model, cache: Cache) -> None:
     check_task_data(cache, model.task)
 
 
+def evaluate_images(model: Model, cache: Cache, split: str) -> dict[str, Any]:
+    """A fine-tuned model's scores on the images behind a split of ``cache``, reopened from
+    its source (cached features mean nothing to a backbone that has changed)."""
+    from bottleneck.models.image_data import cache_images, score_split
+
+    if model.task == "classify" and cache.classes != model.classes:
+        raise UserError(f"{cache.root} has classes {cache.classes} but the model knows "
+                        f"{model.classes}; use a cache with the same class folders.")
+    check_task_data(cache, model.task)
+    size = int(model.config["image_size"])
+    source, data = cache_images(cache, model.task, (split,), size)
+    return score_split(model.head.model_, source, data[split], size, model.task, model.classes)
+
+
 def evaluate(model_dir: str | Path, cache: str | Path | Cache | None = None,
              split: str = "test") -> Evaluation:
     """Score a saved model on one split of ``cache`` (default: the cache it was trained on)."""
@@ -120,8 +134,12 @@ def evaluate(model_dir: str | Path, cache: str | Path | Cache | None = None,
                             "a matching CACHE to evaluate on.")
         cache = recorded
     cache = open_any(cache)
-    check_compatible(model, cache)
+    if not model.takes_images:
+        check_compatible(model, cache)
     if not cache.split_counts().get(split):
         raise UserError(f"{cache.root} has no rows in the {split} split; choose another --split.")
-    metrics, _, _ = evaluate_split(model.head, model.task, cache, split)
+    if model.takes_images:
+        metrics = evaluate_images(model, cache, split)
+    else:
+        metrics, _, _ = evaluate_split(model.head, model.task, cache, split)
     return Evaluation(model.root, cache.root, split, model.task, cache.classes, metrics)

@@ -37,6 +37,7 @@ from bottleneck.models.evaluate import (
     open_any,
     target_key,
 )
+from bottleneck.models.lineage import cache_record
 from bottleneck.models.memory import check_fits_in_memory, fits_in_memory
 from bottleneck.models.metrics import headline
 from bottleneck.models.model_dir import (
@@ -236,6 +237,7 @@ def _head_record(estimator: Any, head: str, task: str, cache: Cache, result: Fit
         "cache": str(cache.root.resolve()), "config": cache.config,
         "source": cache.manifest.source, "targets": cache.manifest.targets,
         "rows": cache.split_counts(), "seed": seed, "streamed": result.streamed,
+        "lineage": {"cache": cache_record(cache)},
         "fit_seconds": round(result.fit_seconds, 4), "files": files,
         "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         "versions": {"bottleneck": __version__, "scikit-learn": sklearn.__version__,

@@ -2,11 +2,15 @@
 
 Layout::
 
-    head.json        head name, params, task, classes, the cache's config, path and feature shape
+    head.json        head name, params, task, classes, the cache's config, path and feature
+                     shape, and the lineage (sha256 of the cache manifest it came from, …)
     ...              the head's own files, written by its registry entry's format
-                     (head.joblib for scikit-learn heads; model.keras, dense.json and
+                     (a fine-tuned model: model.keras, the whole pixels → answer model,
+                     metrics_before.json, history.json; else the head's format:
+                     head.joblib for scikit-learn heads; model.keras, dense.json and
                      history.json for the dense head)
     metrics.json     per split scores
+    exports.json     (optional) what `bottleneck export` wrote from it, not under checksums
     *.png            plots
     checksums.json   sha256 of every file above
 
@@ -117,6 +121,11 @@ class Model:
         return self.info["head"]
 
     @property
+    def takes_images(self) -> bool:
+        """True for a fine-tuned model: ``head`` takes pixels (an ImageModel), not features."""
+        return self.info.get("input") == "images"
+
+    @property
     def task(self) -> str:
         return self.info["task"]
 
@@ -151,13 +160,17 @@ def load_model(path: str | Path) -> Model:
                         "pass a directory written by `bottleneck fit`.")
     verify_checksums(root)
     info = json.loads((root / HEAD_JSON).read_text())
-    return Model(root, info, _load_head(root, info["head"]))
+    return Model(root, info, _load_head(root, info))
 
 
-def _load_head(root: Path, head_name: str) -> Any:
-    spec = get_head_spec(head_name)
+def _load_head(root: Path, info: dict[str, Any]) -> Any:
+    head_name = info["head"]
     try:
-        return spec.format.load(root)
+        if info.get("input") == "images":
+            from bottleneck.models.assemble import load_image_model
+
+            return load_image_model(root, info)
+        return get_head_spec(head_name).format.load(root)
     except (ValueError, TypeError) as exc:
         text = str(exc).strip() or type(exc).__name__
         reason = text.splitlines()[0].split(". ")[0]

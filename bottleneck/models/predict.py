@@ -76,11 +76,17 @@ def predict(model_dir: str | Path, inputs: Sequence[str | Path], top: int = 1,
     files = list_inputs(inputs)
     if not files:
         raise UserError("no image files found in the given folders.")
-    extractor = FeatureExtractor(ExtractConfig.from_dict(model.config))
-    if extractor.feature_shape != model.feature_shape:
-        raise UserError(f"the rebuilt backbone gives {extractor.feature_shape} features but the "
-                        f"model expects {model.feature_shape}; re-run fit.")
-    size = extractor.config.image_size
+    if model.takes_images:  # fine-tuned: the model holds its backbone, and takes pixels
+        size = int(model.config["image_size"])
+
+        def extractor(pixels: Any) -> Any:
+            return pixels
+    else:
+        extractor = FeatureExtractor(ExtractConfig.from_dict(model.config))
+        if extractor.feature_shape != model.feature_shape:
+            raise UserError(f"the rebuilt backbone gives {extractor.feature_shape} features but "
+                            f"the model expects {model.feature_shape}; re-run fit.")
+        size = extractor.config.image_size
     results: list[dict[str, Any]] = [{"path": str(path)} for path, _ in files]
     for chunk in _chunks(list(enumerate(files)), batch_size):  # one batch in memory at a time
         readable = []

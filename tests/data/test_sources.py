@@ -97,3 +97,30 @@ def test_npz_without_labels_is_refused(tmp_path):
     np.savez(tmp_path / "x.npz", images=np.zeros((2, 8, 8), np.uint8))
     with pytest.raises(UserError, match="lacks labels"):
         npz_source(tmp_path / "x.npz")
+
+
+def test_every_source_kind_reopens_from_its_description(tmp_path):
+    from bottleneck.data import SOURCE_KINDS, reopen_source
+
+    write_class_folder(tmp_path / "photos", per_class=6, classes=("circle", "square"))
+    (tmp_path / "fm").mkdir()
+    for part, n in (("train", 40), ("t10k", 10)):
+        write_idx(tmp_path / "fm" / f"{part}-images-idx3-ubyte.gz", np.zeros((n, 28, 28)))
+        write_idx(tmp_path / "fm" / f"{part}-labels-idx1-ubyte.gz", np.arange(n) % 10)
+    rng = np.random.default_rng(0)
+    np.savez(tmp_path / "a.npz", images=rng.integers(0, 255, (30, 8, 8), dtype=np.uint8),
+             labels=np.arange(30) % 3)
+    sources = [FolderSource(tmp_path / "photos", 20, 20, limit=5),
+               fashion_mnist_source(tmp_path / "fm", val_percent=30, limit=4),
+               npz_source(tmp_path / "a.npz", 10, 30)]
+    assert {s.describe()["kind"] for s in sources} == {k.name for k in SOURCE_KINDS}
+    for source in sources:
+        again = reopen_source(source.describe())
+        assert again.items() == source.items() and again.classes == source.classes
+
+
+def test_reopening_an_unknown_kind_is_refused():
+    from bottleneck.data import reopen_source
+
+    with pytest.raises(UserError, match="cannot reopen a source of kind 'hub'"):
+        reopen_source({"kind": "hub"})

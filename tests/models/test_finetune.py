@@ -1,0 +1,199 @@
+"""finetune: the assembled model equals the head before training; training moves only the
+unfrozen top of the backbone, in inference mode; the result is a MODEL_DIR like any other."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+from PIL import Image
+
+import bottleneck
+from bottleneck._io import sha256_file
+from bottleneck.cache import Cache, open_cache
+from bottleneck.cli import main
+from bottleneck.errors import UserError
+from bottleneck.extraction import ExtractConfig, FeatureExtractor
+from bottleneck.models.assemble import assemble
+from bottleneck.models.finetune_parts import trainer
+from bottleneck.models.image_data import cache_images, split_dataset
+from bottleneck.models.model_dir import load_model
+from tests.finetune_fixtures import FINETUNE, KERAS_HEADS, reference
+
+pytest_plugins = ["tests.heads_fixtures", "tests.finetune_fixtures"]
+
+
+@pytest.mark.parametrize(("name", "task"), KERAS_HEADS)
+def test_assembled_model_equals_the_head_on_cached_rows(
+        name: str, task: str, head_dirs: dict[tuple[str, str], Path]) -> None:
+    model = load_model(head_dirs[name, task])
+    assembled = assemble(model)
+    cache = open_cache(model.info["cache"])
+    source, data = cache_images(cache, task, ("val",), assembled.image_size)
+    stream, order = split_dataset(source, data["val"], assembled.image_size, batch_size=10)
+    got = assembled.model.predict(stream.map(lambda x, y: x), verbose=0)
+    rows = cache.load("val")["features"][order]
+    expected = reference(model.head, task, rows, len(model.classes))
+    scale = 1.0 if task == "classify" else float(np.abs(expected).max())
+    np.testing.assert_allclose(got, expected, rtol=0, atol=1e-4 * scale)
+
+
+def test_finetune_writes_a_model_dir_with_lineage_and_both_scores(
+        finetuned: Any, small_heads: dict[str, Path], spatial_cache: Cache) -> None:
+    root, head_dir = finetuned.model_dir, small_heads["logreg"]
+    for name in ("model.keras", "metrics.json", "metrics_before.json", "history.json",
+                 "training_curves.png", "confusion_test.png", "head.json", "checksums.json"):
+        assert (root / name).is_file(), name
+    info = json.loads((root / "head.json").read_text())
+    assert info["input"] == "images" and info["head"] == "logreg"
+    lineage = info["lineage"]
+    assert lineage["cache"]["manifest_sha256"] == sha256_file(spatial_cache.root /
+                                                              "manifest.json")
+    assert lineage["head"]["head_json_sha256"] == sha256_file(head_dir / "head.json")
+    assert lineage["finetuned"]["model_keras_sha256"] == sha256_file(root / "model.keras")
+    assert info["finetune"]["unfrozen"]["trainable_layers"] == FINETUNE["unfreeze_top"]
+    assert info["finetune"]["augment"] == {"flip": "horizontal", "zoom": 0.1}
+    # before training the assembled model is the head: the head's own scores
+    head_metrics = json.loads((head_dir / "metrics.json").read_text())
+    for split in ("val", "test"):
+        assert finetuned.before[split]["accuracy"] == head_metrics[split]["accuracy"]
+        assert finetuned.before[split]["log_loss"] == pytest.approx(
+            head_metrics[split]["log_loss"], abs=1e-4)
+    history = json.loads((root / "history.json").read_text())
+    assert len(history["val_loss"]) == info["finetune"]["epochs_run"] == 2
+
+
+def test_only_the_unfrozen_top_of_the_backbone_changed(finetuned: Any) -> None:
+    model = load_model(finetuned.model_dir)
+    assert finetuned.settings["best_epoch"] >= 1  # the val loss improved on the start
+    tuned = model.head.model_.get_layer("vgg16_features")
+    original = FeatureExtractor(ExtractConfig.from_dict(model.config)).model
+    first_trained = finetuned.settings["unfrozen"]["index"]
+    changed = []
+    for index, (mine, theirs) in enumerate(zip(tuned.layers, original.layers, strict=True)):
+        same = all(np.array_equal(a, b) for a, b in zip(mine.get_weights(),
+                                                         theirs.get_weights(), strict=True))
+        if index < first_trained:
+            assert same, mine.name
+        elif mine.get_weights():
+            changed.append(not same)
+    assert changed and any(changed)
+
+
+def test_the_backbone_trains_in_inference_mode() -> None:
+    """BatchNorm's moving statistics stay put while the layers around it learn."""
+    import keras
+
+    pixels = keras.Input((8, 8, 3))
+    preprocess = keras.Model(pixels, keras.layers.Rescaling(1 / 255)(pixels))
+    inputs = keras.Input((8, 8, 3))
+    x = keras.layers.Conv2D(4, 3, name="conv")(inputs)
+    x = keras.layers.BatchNormalization(name="bn")(x)
+    backbone = keras.Model(inputs, keras.layers.GlobalAveragePooling2D()(x))
+    features = keras.Input((4,))
+    head = keras.Model(features, keras.layers.Dense(2, activation="softmax")(features))
+    model = trainer(preprocess, backbone, head)
+    model.compile("sgd", "sparse_categorical_crossentropy")
+    bn, conv = backbone.get_layer("bn"), backbone.get_layer("conv")
+    stats = [w.copy() for w in (bn.moving_mean.numpy(), bn.moving_variance.numpy())]
+    kernel = conv.kernel.numpy().copy()
+    rng = np.random.default_rng(0)
+    model.fit(rng.uniform(0, 255, (16, 8, 8, 3)), rng.integers(0, 2, 16), epochs=1, verbose=0)
+    np.testing.assert_array_equal(bn.moving_mean.numpy(), stats[0])
+    np.testing.assert_array_equal(bn.moving_variance.numpy(), stats[1])
+    assert not np.array_equal(conv.kernel.numpy(), kernel)
+
+
+def test_evaluate_and_predict_use_the_fine_tuned_model(finetuned: Any, split_images: Path
+                                                       ) -> None:
+    evaluation = bottleneck.evaluate(finetuned.model_dir, split="test")
+    assert evaluation.metrics["accuracy"] == finetuned.metrics["test"]["accuracy"]
+    assert evaluation.metrics["log_loss"] == pytest.approx(finetuned.metrics["test"]["log_loss"],
+                                                           abs=1e-6)
+    files = sorted((split_images / "test" / "square").iterdir())[:3]
+    results = bottleneck.predict(finetuned.model_dir, files, top=3)
+    for result in results:
+        assert sum(e["probability"] for e in result["top"]) == pytest.approx(1, abs=1e-5)
+    assert [r["class"] for r in results] == ["square"] * 3
+    assert bottleneck.load_model(finetuned.model_dir).takes_images
+
+
+def test_cli_finetune_keeps_the_start_when_training_only_hurts(
+        small_heads: dict[str, Path], tmp_path: Path) -> None:
+    result = CliRunner().invoke(main, [
+        "finetune", str(small_heads["dense"]), "--out", str(tmp_path / "ft"), "--optimizer",
+        "sgd", "--learning-rate", "1000", "--epochs", "1", "--unfreeze-from", "block3_conv3",
+        "-q"])
+    assert result.exit_code == 0, result.output
+    assert "best epoch 0/1" in result.stdout and "top 2 of 11" in result.stdout
+    after = json.loads((tmp_path / "ft" / "metrics.json").read_text())
+    before = json.loads((tmp_path / "ft" / "metrics_before.json").read_text())
+    assert after == before
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["--unfreeze-top", "2", "--unfreeze-from", "block3_conv1"], "not both"),
+    (["--unfreeze-from", "block5_conv1"], "no layer 'block5_conv1'"),
+    (["--unfreeze-top", "11"], "between 1 and 10"),
+    (["--augment", "flip,blur=2"], "unknown augmentation 'blur'"),
+    (["--augment", "zoom=2"], "fraction between 0 and 1"),
+    (["--epochs", "0"], "must be positive"),
+])
+def test_cli_finetune_refuses_bad_settings_in_one_line(
+        args: list[str], message: str, small_heads: dict[str, Path], tmp_path: Path) -> None:
+    result = CliRunner().invoke(main, ["finetune", str(small_heads["logreg"]),
+                                       "--out", str(tmp_path / "ft"), *args])
+    assert result.exit_code == 2 and message in result.stderr, result.output
+    assert len(result.stderr.strip().splitlines()) == 1 and not (tmp_path / "ft").exists()
+
+
+def test_heads_without_a_keras_form_and_fine_tuned_models_are_refused(
+        feature_cache: Cache, finetuned: Any, tmp_path: Path) -> None:
+    bottleneck.fit(feature_cache, "svm", tmp_path / "svm", progress=False)
+    with pytest.raises(UserError, match="'svm' head cannot be expressed as Keras layers"):
+        bottleneck.finetune(tmp_path / "svm", tmp_path / "ft")
+    with pytest.raises(UserError, match="already fine-tuned"):
+        bottleneck.finetune(finetuned.model_dir, tmp_path / "ft2")
+
+
+@pytest.fixture(scope="module")
+def own_cache(split_images: Path, vgg16_he_weights: Path,
+              tmp_path_factory: pytest.TempPathFactory) -> Cache:
+    """A cache of a copy of the images, which the tests below may change."""
+    root = tmp_path_factory.mktemp("changing")
+    images = shutil.copytree(split_images / "val", root / "images")
+    return bottleneck.extract(str(images), backbone="vgg16", out=root / "cache", image_size=32,
+                              weights=str(vgg16_he_weights), progress=False)
+
+
+@pytest.mark.parametrize(("change", "message"), [
+    ("edit", "decode to other pixels"), ("add", "images the cache does not"),
+    ("remove", "gone, moved or relabelled"), ("relabel", "gone, moved or relabelled")])
+def test_changed_images_are_refused(change: str, message: str, own_cache: Cache,
+                                    tmp_path: Path) -> None:
+    folder = Path(own_cache.manifest.source["root"])
+    backup = tmp_path / "backup"
+    shutil.copytree(folder, backup)
+    target = sorted((folder / "circle").glob("*.jpg"))[0]
+    try:
+        if change == "edit":
+            with Image.open(target) as img:
+                img.rotate(90).save(target)
+        elif change == "add":
+            shutil.copy(target, folder / "square" / "extra.jpg")
+        elif change == "remove":
+            target.unlink()
+        else:
+            shutil.move(target, folder / "square" / target.name)
+        with pytest.raises(UserError, match=message):
+            cache_images(own_cache, "classify", ("train", "val", "test"), 32)
+    finally:
+        shutil.rmtree(folder)
+        shutil.copytree(backup, folder)
+    source, data = cache_images(own_cache, "classify", ("train", "val", "test"), 32)
+    assert sum(len(d) for d in data.values()) == own_cache.rows
