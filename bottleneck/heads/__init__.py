@@ -11,6 +11,7 @@ from bottleneck.heads.registry import (
     HEADS,
     SPATIAL_MODES,
     TASKS,
+    HeadFileError,
     HeadFormat,
     HeadSpec,
     InvalidParameterError,
@@ -26,7 +27,7 @@ from bottleneck.heads.registry import (
 )
 
 __all__ = [
-    "HEADS", "SPATIAL_MODES", "TASKS", "HeadFormat", "HeadSpec", "InvalidParameterError",
-    "check_task", "class_scores", "full_param_name", "get_head_spec", "head_param_names",
-    "make_head", "param_route", "register_head", "set_head_params",
+    "HEADS", "SPATIAL_MODES", "TASKS", "HeadFileError", "HeadFormat", "HeadSpec",
+    "InvalidParameterError", "check_task", "class_scores", "full_param_name", "get_head_spec",
+    "head_param_names", "make_head", "param_route", "register_head", "set_head_params",
 ]
