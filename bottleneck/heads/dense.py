@@ -15,25 +15,25 @@ from typing import Any
 import numpy as np
 from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin
 from sklearn.utils.multiclass import check_classification_targets
-from sklearn.utils.validation import check_is_fitted, validate_data
+from sklearn.utils.validation import check_is_fitted
 
 from bottleneck.heads.dense_io import dense_format
 from bottleneck.heads.dense_parts import (
     array_stream,
     check_params,
+    check_rows,
+    check_stream_rows,
     hidden_sizes,
     is_dataset,
     is_index_labels,
     make_callbacks,
+    make_optimizer,
     predict_rows,
     spatial_layer,
     stream_stats,
 )
 from bottleneck.heads.registry import register_head
-from bottleneck.heads.sklearn_heads import check_feature_shape
 
-# The tutorials' learning rates: Adam 1e-3; RMSprop 2e-5 (Chollet's feature-extraction recipe).
-DEFAULT_LEARNING_RATES = {"adam": 1e-3, "rmsprop": 2e-5, "sgd": 1e-2}
 STEPS_PER_EXECUTION = 16  # training steps per compiled call
 VARIANCE_FLOOR = 0.01  # × the median channel variance: near-constant channels cannot explode
 
@@ -98,30 +98,6 @@ class DenseHead(BaseEstimator):
         """Targets as the network trains on them (works on numpy arrays and tensors)."""
         raise NotImplementedError
 
-    # -- input checks -------------------------------------------------------------------------
-    def _check_X(self, X: Any, y: Any = None, reset: bool = False) -> Any:
-        """Arrays as float32, checked; with ``y``: ``(X, y)``, y 1-D and finite."""
-        checks = {"allow_nd": True, "dtype": np.float32}
-        if reset:
-            X, y = validate_data(self, X, y, y_numeric=isinstance(self, RegressorMixin),
-                                 **checks)
-        elif y is None:
-            X = validate_data(self, X, reset=False, **checks)
-        else:
-            X, y = validate_data(self, X, y, reset=False, **checks)
-        check_feature_shape(X)
-        if not reset and X.shape[1:] != self.feature_shape_:
-            raise ValueError(f"X has rows of shape {X.shape[1:]}, but {type(self).__name__} "
-                             f"is expecting rows of shape {self.feature_shape_} as input.")
-        return X if y is None else (X, y)
-
-    def _check_stream(self, stream: Any) -> None:
-        shape = tuple(stream.element_spec[0].shape[1:] if isinstance(stream.element_spec, tuple)
-                      else stream.element_spec.shape[1:])
-        if shape != self.feature_shape_:
-            raise ValueError(f"the stream has rows of shape {shape}, but "
-                             f"{type(self).__name__} is expecting {self.feature_shape_}.")
-
     # -- fitting ------------------------------------------------------------------------------
     def fit(self, X: Any, y: Any = None, *, validation_data: Any = None,
             classes: Any = None) -> DenseHead:
@@ -144,7 +120,7 @@ class DenseHead(BaseEstimator):
             self.feature_shape_ = tuple(int(d) for d in X.element_spec[0].shape[1:])
             self.n_features_in_ = self.feature_shape_[0]
         else:
-            X, y = self._check_X(X, y, reset=True)
+            X, y = check_rows(self, X, y, reset=True)
             axes = tuple(range(X.ndim - 1))
             mean, variance = X.mean(axis=axes, dtype=np.float64), X.var(axis=axes, dtype=np.float64)
             self._prepare_targets(y, classes, y)
@@ -182,10 +158,10 @@ class DenseHead(BaseEstimator):
             array_stream(X, self._encode(y), self.batch_size, shuffle=True)
         val = validation_data
         if val is not None and is_dataset(val):
-            self._check_stream(val)
+            check_stream_rows(self, val)
             val = encode_stream(val)
         elif val is not None:
-            X_val, y_val = self._check_X(*val)
+            X_val, y_val = check_rows(self, *val)
             self._check_targets(y_val)
             val = array_stream(X_val, self._encode(y_val), self.batch_size, shuffle=False)
         return train, val
@@ -211,9 +187,7 @@ class DenseHead(BaseEstimator):
                 x = keras.layers.Dropout(self.dropout, name=f"dropout_{i}")(x)
         outputs = keras.layers.Dense(units, activation=out_activation, name="output")(x)
         model = keras.Model(inputs, outputs, name="dense_head")
-        rate = self.learning_rate or DEFAULT_LEARNING_RATES[self.optimizer]
-        optimizer = {"adam": keras.optimizers.Adam, "rmsprop": keras.optimizers.RMSprop,
-                     "sgd": keras.optimizers.SGD}[self.optimizer](learning_rate=rate)
+        optimizer = make_optimizer(self.optimizer, self.learning_rate)
         # Several steps per compiled call when an epoch has many: a small head is dominated by
         # per-step overhead. A short epoch takes one step per call, whose trace is quicker.
         per_call = STEPS_PER_EXECUTION if steps < 0 or steps >= STEPS_PER_EXECUTION else 1
@@ -226,11 +200,11 @@ class DenseHead(BaseEstimator):
         """The network's raw outputs for arrays or a stream (whose targets are ignored)."""
         check_is_fitted(self)
         if is_dataset(X):
-            self._check_stream(X)
+            check_stream_rows(self, X)
             if isinstance(X.element_spec, tuple):
                 X = X.map(lambda x, *_: x)
             return self.model_.predict(X, verbose=0)
-        return predict_rows(self.model_, self._check_X(X))
+        return predict_rows(self.model_, check_rows(self, X))
 
 
 class DenseClassifier(ClassifierMixin, DenseHead):

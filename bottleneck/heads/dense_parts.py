@@ -8,10 +8,15 @@ import importlib.util
 from typing import Any
 
 import numpy as np
+from sklearn.base import is_regressor
+from sklearn.utils.validation import validate_data
 
 from bottleneck.heads.registry import SPATIAL_MODES, InvalidParameterError
+from bottleneck.heads.sklearn_heads import check_feature_shape
 
 OPTIMIZERS = ("adam", "rmsprop", "sgd")
+# The tutorials' learning rates: Adam 1e-3; RMSprop 2e-5 (Chollet's feature-extraction recipe).
+DEFAULT_LEARNING_RATES = {"adam": 1e-3, "rmsprop": 2e-5, "sgd": 1e-2}
 PREDICT_BATCH = 1024  # rows per forward pass at most
 PREDICT_BYTES = 32 << 20  # and at most this many bytes of input per pass
 
@@ -19,6 +24,42 @@ PREDICT_BYTES = 32 << 20  # and at most this many bytes of input per pass
 def is_dataset(data: Any) -> bool:
     """True for a ``tf.data.Dataset`` (without importing TensorFlow for arrays)."""
     return type(data).__module__.startswith("tensorflow") and hasattr(data, "element_spec")
+
+
+def check_rows(head: Any, X: Any, y: Any = None, reset: bool = False) -> Any:
+    """Arrays as float32, checked the scikit-learn way (``validate_data``: finite, dense, at
+    least one row and feature; ``reset`` records ``n_features_in_``, else the fitted feature
+    shape is required). With ``y``: ``(X, y)``, y 1-D (a column is raveled with a warning)."""
+    checks = {"allow_nd": True, "dtype": np.float32}
+    if reset:
+        X, y = validate_data(head, X, y, y_numeric=is_regressor(head), **checks)
+    elif y is None:
+        X = validate_data(head, X, reset=False, **checks)
+    else:
+        X, y = validate_data(head, X, y, reset=False, **checks)
+    check_feature_shape(X)
+    if not reset and X.shape[1:] != head.feature_shape_:
+        raise ValueError(f"X has rows of shape {X.shape[1:]}, but {type(head).__name__} is "
+                         f"expecting rows of shape {head.feature_shape_} as input.")
+    return X if y is None else (X, y)
+
+
+def check_stream_rows(head: Any, stream: Any) -> None:
+    """Refuse a stream whose rows are not the fitted feature shape."""
+    spec = stream.element_spec[0] if isinstance(stream.element_spec, tuple) \
+        else stream.element_spec
+    if tuple(spec.shape[1:]) != head.feature_shape_:
+        raise ValueError(f"the stream has rows of shape {tuple(spec.shape[1:])}, but "
+                         f"{type(head).__name__} is expecting {head.feature_shape_}.")
+
+
+def make_optimizer(name: str, learning_rate: float | None) -> Any:
+    """A Keras optimizer by name, at ``learning_rate`` or the name's default rate."""
+    import keras
+
+    rate = learning_rate or DEFAULT_LEARNING_RATES[name]
+    return {"adam": keras.optimizers.Adam, "rmsprop": keras.optimizers.RMSprop,
+            "sgd": keras.optimizers.SGD}[name](learning_rate=rate)
 
 
 def hidden_sizes(hidden: Any) -> tuple[int, ...]:
