@@ -12,6 +12,7 @@ from bottleneck.heads.registry import (
     HEADS,
     SPATIAL_MODES,
     TASKS,
+    HeadFileError,
     HeadFormat,
     HeadSpec,
     InvalidParameterError,
@@ -30,8 +31,8 @@ from bottleneck.heads.registry import (
 )
 
 __all__ = [
-    "HEADS", "SPATIAL_MODES", "TASKS", "HeadFormat", "HeadSpec", "InvalidParameterError",
-    "KerasHead", "check_rows", "check_task", "class_scores", "full_param_name", "get_head_spec",
-    "head_param_names", "keras_head", "make_head", "param_route", "register_head",
-    "set_head_params",
+    "HEADS", "SPATIAL_MODES", "TASKS", "HeadFileError", "HeadFormat", "HeadSpec",
+    "InvalidParameterError", "KerasHead", "check_rows", "check_task", "class_scores",
+    "full_param_name", "get_head_spec", "head_param_names", "keras_head", "make_head",
+    "param_route", "register_head", "set_head_params",
 ]

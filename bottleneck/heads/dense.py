@@ -9,26 +9,31 @@ model uses only built-in layers, so it saves to ``model.keras`` and loads with
 
 from __future__ import annotations
 
-import importlib.util
 from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin
+from sklearn.utils.multiclass import check_classification_targets
+from sklearn.utils.validation import check_is_fitted
 
-from bottleneck.heads.dense_io import load_dense, save_dense
-from bottleneck.heads.dense_parts import is_dataset, is_index_labels, spatial_layer, stream_stats
-from bottleneck.heads.registry import (
-    SPATIAL_MODES,
-    HeadFormat,
-    InvalidParameterError,
-    register_head,
+from bottleneck.heads.dense_io import dense_format
+from bottleneck.heads.dense_parts import (
+    array_stream,
+    check_params,
+    check_rows,
+    check_stream_rows,
+    hidden_sizes,
+    is_dataset,
+    is_index_labels,
+    make_callbacks,
+    make_optimizer,
+    predict_rows,
+    spatial_layer,
+    stream_stats,
 )
+from bottleneck.heads.registry import register_head
 
-OPTIMIZERS = ("adam", "rmsprop", "sgd")
-# The tutorials' learning rates: Adam 1e-3; RMSprop 2e-5 (Chollet's feature-extraction recipe).
-DEFAULT_LEARNING_RATES = {"adam": 1e-3, "rmsprop": 2e-5, "sgd": 1e-2}
-PREDICT_BATCH = 1024
 STEPS_PER_EXECUTION = 16  # training steps per compiled call
 VARIANCE_FLOOR = 0.01  # × the median channel variance: near-constant channels cannot explode
 
@@ -40,13 +45,16 @@ class DenseHead(BaseEstimator):
     ``activation``, ``optimizer`` (adam, rmsprop, sgd), ``learning_rate`` (None: 1e-3 for
     adam, 2e-5 for rmsprop), ``lr_decay`` (multiply the rate by this each epoch), ``epochs``,
     ``batch_size`` (arrays only; a stream comes batched), ``patience`` (early stopping on the
-    validation loss; None or 0: off), ``reduce_lr`` (halve the rate on a plateau),
+    validation loss; None or 0: off), ``min_delta`` (an absolute change of the loss smaller
+    than this is no improvement), ``reduce_lr`` (halve the rate on a plateau),
     ``standardize`` (per-channel standardisation as the first layer), ``spatial`` (avg, max or
     flatten for ``N×H×W×C`` features), ``normalize_target`` (regression: fit standardised
     targets, predict in their units), ``log_dir`` (TensorBoard), ``random_state`` (seeds
     Python, NumPy and TensorFlow through ``keras.utils.set_random_seed`` when set), ``verbose``
     (one line per epoch).
 
+    Inputs are checked as scikit-learn does (``validate_data``: finite, dense, at least one
+    row and feature, the fitted feature count at predict time) before TensorFlow sees them.
     Standardisation floors each channel's variance at ``VARIANCE_FLOOR`` × the median one, so a
     channel that barely varies in training (a dead ReLU) cannot explode on new images.
     """
@@ -55,9 +63,9 @@ class DenseHead(BaseEstimator):
         self, hidden: int | Sequence[int] | None = (256,), dropout: float = 0.5,
         activation: str = "relu", optimizer: str = "adam", learning_rate: float | None = None,
         lr_decay: float | None = None, epochs: int = 50, batch_size: int = 32,
-        patience: int | None = 5, reduce_lr: bool = True, standardize: bool = True,
-        spatial: str = "avg", normalize_target: bool = True, log_dir: str | None = None,
-        random_state: int | None = None, verbose: int = 0,
+        patience: int | None = 5, min_delta: float = 1e-4, reduce_lr: bool = True,
+        standardize: bool = True, spatial: str = "avg", normalize_target: bool = True,
+        log_dir: str | None = None, random_state: int | None = None, verbose: int = 0,
     ) -> None:
         self.hidden = hidden
         self.dropout = dropout
@@ -68,6 +76,7 @@ class DenseHead(BaseEstimator):
         self.epochs = epochs
         self.batch_size = batch_size
         self.patience = patience
+        self.min_delta = min_delta
         self.reduce_lr = reduce_lr
         self.standardize = standardize
         self.spatial = spatial
@@ -82,57 +91,12 @@ class DenseHead(BaseEstimator):
         raise NotImplementedError
 
     def _prepare_targets(self, y: np.ndarray | None, classes: Any, labels_seen: Any) -> None:
-        """Set the target-dependent fitted attributes (classes_, y_mean_, y_std_)."""
+        """Check the targets; set the target-dependent fitted attributes (classes_, y_mean_)."""
         raise NotImplementedError
 
     def _encode(self, y: Any) -> Any:
         """Targets as the network trains on them (works on numpy arrays and tensors)."""
         raise NotImplementedError
-
-    # -- parameters ---------------------------------------------------------------------------
-    def _hidden_sizes(self) -> tuple[int, ...]:
-        hidden = self.hidden
-        if hidden is None:
-            return ()
-        sizes = (hidden,) if isinstance(hidden, int | np.integer) else tuple(hidden)
-        if not all(isinstance(s, int | np.integer) and s > 0 for s in sizes):
-            raise InvalidParameterError(
-                f"hidden must be layer sizes such as 256 or (512, 128), got {hidden!r}")
-        return tuple(int(s) for s in sizes)
-
-    def _check_params(self) -> None:
-        import keras
-
-        def bad(name: str, expected: str) -> InvalidParameterError:
-            return InvalidParameterError(
-                f"{name} must be {expected}, got {getattr(self, name)!r}")
-
-        self._hidden_sizes()
-        if not isinstance(self.dropout, int | float) or not 0 <= self.dropout < 1:
-            raise bad("dropout", "a number in [0, 1)")
-        if self.optimizer not in OPTIMIZERS:
-            raise bad("optimizer", f"one of {', '.join(OPTIMIZERS)}")
-        try:
-            keras.activations.get(self.activation)
-        except (ValueError, TypeError):
-            raise bad("activation", "a Keras activation such as relu, gelu or tanh") from None
-        for name in ("learning_rate", "lr_decay"):
-            value = getattr(self, name)
-            if value is not None and (not isinstance(value, int | float) or value <= 0):
-                raise bad(name, "a positive number or None")
-        if self.lr_decay is not None and self.lr_decay > 1:
-            raise bad("lr_decay", "a factor in (0, 1]")
-        for name in ("epochs", "batch_size"):
-            value = getattr(self, name)
-            if not isinstance(value, int | np.integer) or isinstance(value, bool) or value < 1:
-                raise bad(name, "a positive integer")
-        if self.patience is not None and (not isinstance(self.patience, int) or self.patience < 0):
-            raise bad("patience", "a non-negative integer or None")
-        if self.spatial not in SPATIAL_MODES:
-            raise bad("spatial", f"one of {', '.join(SPATIAL_MODES)}")
-        if self.log_dir and importlib.util.find_spec("tensorboard") is None:
-            raise InvalidParameterError("log_dir needs the tensorboard package: "
-                                        "pip install tensorboard")
 
     # -- fitting ------------------------------------------------------------------------------
     def fit(self, X: Any, y: Any = None, *, validation_data: Any = None,
@@ -146,32 +110,40 @@ class DenseHead(BaseEstimator):
         """
         import keras
 
-        self._check_params()
-        if self.random_state is not None:
-            keras.utils.set_random_seed(int(self.random_state))
+        check_params(self)
         streaming = is_dataset(X)
         if streaming:
+            if y is not None:
+                raise ValueError("a stream carries its own targets; pass y=None with it")
             mean, variance, y_seen = stream_stats(X)
             self._prepare_targets(None, classes, y_seen)
+            self.feature_shape_ = tuple(int(d) for d in X.element_spec[0].shape[1:])
+            self.n_features_in_ = self.feature_shape_[0]
         else:
-            X = np.asarray(X, dtype=np.float32)
-            y = np.asarray(y)
+            X, y = check_rows(self, X, y, reset=True)
             axes = tuple(range(X.ndim - 1))
             mean, variance = X.mean(axis=axes, dtype=np.float64), X.var(axis=axes, dtype=np.float64)
             self._prepare_targets(y, classes, y)
-        self.feature_shape_ = tuple(int(d) for d in (
-            X.element_spec[0].shape[1:] if streaming else X.shape[1:]))
-        self.model_ = self._build_model(mean, variance)
+            self.feature_shape_ = tuple(int(d) for d in X.shape[1:])
+        if self.random_state is not None:  # before the shuffled stream takes its seed
+            keras.utils.set_random_seed(int(self.random_state))
         train, val = self._training_data(X, y, validation_data)
+        steps = int(X.cardinality()) if streaming else -(-len(X) // self.batch_size)
+        self.model_ = self._build_model(mean, variance, steps)
+        # Metric and optimizer state made now, from the batches' spec: made inside the first
+        # compiled step, it makes TensorFlow trace that step twice (half a small fit's time).
+        # Keras does the same itself under a distribution strategy; without the method (a
+        # later Keras) the state is made in the step as before.
+        symbolic_build = getattr(self.model_, "_symbolic_build", None)
+        if symbolic_build is not None:
+            symbolic_build(data_batch=train.element_spec)
         monitor = "val_loss" if validation_data is not None else "loss"
-        inputs, targets = (train, None) if streaming else train
-        history = self.model_.fit(
-            inputs, targets, batch_size=None if streaming else self.batch_size,
-            epochs=self.epochs, validation_data=val, shuffle=not streaming,
-            callbacks=self._callbacks(monitor), verbose=2 if self.verbose else 0,
-        )
+        callbacks = make_callbacks(self, monitor)
+        history = self.model_.fit(train, epochs=self.epochs, validation_data=val,
+                                  shuffle=False,  # the stream is shuffled already
+                                  callbacks=callbacks, verbose=2 if self.verbose else 0)
         self.history_ = {k: [float(v) for v in values] for k, values in history.history.items()}
-        self.best_epoch_ = int(np.argmin(self.history_[monitor])) + 1
+        self.best_epoch_ = int(callbacks[0].best_epoch) + 1  # the epoch whose weights it holds
         return self
 
     def _training_data(self, X: Any, y: Any, validation_data: Any) -> tuple[Any, Any]:
@@ -182,16 +154,22 @@ class DenseHead(BaseEstimator):
             return stream.map(lambda x, t: (x, self._encode(t)),
                               num_parallel_calls=tf.data.AUTOTUNE)
 
-        train = encode_stream(X) if is_dataset(X) else (X, self._encode(y))
+        train = encode_stream(X) if is_dataset(X) else \
+            array_stream(X, self._encode(y), self.batch_size, shuffle=True)
         val = validation_data
-        if val is not None:
-            if is_dataset(val):
-                val = encode_stream(val)
-            else:
-                val = (np.asarray(val[0], dtype=np.float32), self._encode(np.asarray(val[1])))
+        if val is not None and is_dataset(val):
+            check_stream_rows(self, val)
+            val = encode_stream(val)
+        elif val is not None:
+            X_val, y_val = check_rows(self, *val)
+            self._check_targets(y_val)
+            val = array_stream(X_val, self._encode(y_val), self.batch_size, shuffle=False)
         return train, val
 
-    def _build_model(self, mean: np.ndarray, variance: np.ndarray) -> Any:
+    def _check_targets(self, y: np.ndarray) -> None:
+        """Validation targets the head can score (labels it knows)."""
+
+    def _build_model(self, mean: np.ndarray, variance: np.ndarray, steps: int) -> Any:
         import keras
 
         units, out_activation, loss, metric = self._output()
@@ -203,48 +181,31 @@ class DenseHead(BaseEstimator):
                                            variance=variance.tolist(), name="standardize")(x)
         if len(self.feature_shape_) > 1:
             x = spatial_layer(self.spatial, len(self.feature_shape_))(x)
-        for i, size in enumerate(self._hidden_sizes()):
+        for i, size in enumerate(hidden_sizes(self.hidden)):
             x = keras.layers.Dense(size, activation=self.activation, name=f"hidden_{i}")(x)
             if self.dropout:
                 x = keras.layers.Dropout(self.dropout, name=f"dropout_{i}")(x)
         outputs = keras.layers.Dense(units, activation=out_activation, name="output")(x)
         model = keras.Model(inputs, outputs, name="dense_head")
-        rate = self.learning_rate or DEFAULT_LEARNING_RATES[self.optimizer]
-        optimizer = {"adam": keras.optimizers.Adam, "rmsprop": keras.optimizers.RMSprop,
-                     "sgd": keras.optimizers.SGD}[self.optimizer](learning_rate=rate)
-        # Several steps per compiled call: a small head is dominated by per-step overhead.
+        optimizer = make_optimizer(self.optimizer, self.learning_rate)
+        # Several steps per compiled call when an epoch has many: a small head is dominated by
+        # per-step overhead. A short epoch takes one step per call, whose trace is quicker.
+        per_call = STEPS_PER_EXECUTION if steps < 0 or steps >= STEPS_PER_EXECUTION else 1
         model.compile(optimizer=optimizer, loss=loss, metrics=[metric],
-                      steps_per_execution=STEPS_PER_EXECUTION)
+                      steps_per_execution=per_call)
         return model
-
-    def _callbacks(self, monitor: str) -> list[Any]:
-        import keras
-
-        # Keeps the best epoch's weights in memory and restores them at the end, whether or
-        # not training stopped early (patience None/0: never stop early).
-        callbacks = [keras.callbacks.EarlyStopping(
-            monitor=monitor, patience=self.patience or self.epochs, restore_best_weights=True)]
-        if self.reduce_lr:
-            callbacks.append(keras.callbacks.ReduceLROnPlateau(
-                monitor=monitor, factor=0.5, patience=max(1, (self.patience or 6) // 2),
-                min_lr=1e-7))
-        if self.lr_decay is not None:
-            decay = float(self.lr_decay)
-            callbacks.append(keras.callbacks.LearningRateScheduler(
-                lambda epoch, rate: rate * decay if epoch else rate))
-        if self.log_dir:
-            callbacks.append(keras.callbacks.TensorBoard(log_dir=str(self.log_dir)))
-        return callbacks
 
     # -- inference ----------------------------------------------------------------------------
     def _outputs(self, X: Any) -> np.ndarray:
         """The network's raw outputs for arrays or a stream (whose targets are ignored)."""
+        check_is_fitted(self)
         if is_dataset(X):
+            check_stream_rows(self, X)
             if isinstance(X.element_spec, tuple):
                 X = X.map(lambda x, *_: x)
             return self.model_.predict(X, verbose=0)
-        X = np.asarray(X, dtype=np.float32)
-        return self.model_.predict(X, batch_size=PREDICT_BATCH, verbose=0)
+        return predict_rows(self.model_, check_rows(self, X))
+
 
 class DenseClassifier(ClassifierMixin, DenseHead):
     """Dense head for classes: softmax output, or one sigmoid unit for two classes."""
@@ -255,18 +216,24 @@ class DenseClassifier(ClassifierMixin, DenseHead):
         return len(self.classes_), "softmax", "sparse_categorical_crossentropy", "accuracy"
 
     def _prepare_targets(self, y: np.ndarray | None, classes: Any, labels_seen: Any) -> None:
+        if y is not None:
+            check_classification_targets(y)
         if classes is not None:
             self.classes_ = np.unique(np.asarray(classes))
         elif y is not None:
             self.classes_ = np.unique(y)
         else:  # a stream without ``classes``: its labels index 0..max
             self.classes_ = np.arange(int(np.max(labels_seen)) + 1)
-        if y is not None and not np.isin(y, self.classes_).all():
-            raise ValueError("y holds labels that are not in classes")
-        if y is None and not is_index_labels(np.unique(labels_seen), len(self.classes_)):
+        if y is not None:
+            self._check_targets(y)
+        elif not is_index_labels(np.unique(labels_seen), len(self.classes_)):
             raise ValueError("streamed labels must be indices into classes")
         if len(self.classes_) < 2:
-            raise ValueError("the training data holds a single class; a classifier needs two")
+            raise ValueError("the training data holds one class; a classifier needs two")
+
+    def _check_targets(self, y: np.ndarray) -> None:
+        if not np.isin(y, self.classes_).all():
+            raise ValueError("y holds labels that are not in classes")
 
     def _encode(self, y: Any) -> Any:
         """Class indices; for two classes a float column matching the single sigmoid unit."""
@@ -286,7 +253,8 @@ class DenseClassifier(ClassifierMixin, DenseHead):
         return outputs
 
     def predict(self, X: Any) -> np.ndarray:
-        return self.classes_[np.argmax(self.predict_proba(X), axis=1)]
+        proba = self.predict_proba(X)  # first: it checks the head is fitted
+        return self.classes_[np.argmax(proba, axis=1)]
 
 
 class DenseRegressor(RegressorMixin, DenseHead):
@@ -297,6 +265,8 @@ class DenseRegressor(RegressorMixin, DenseHead):
 
     def _prepare_targets(self, y: np.ndarray | None, classes: Any, labels_seen: Any) -> None:
         values = np.asarray(labels_seen, dtype=np.float64)
+        if not np.isfinite(values).all():
+            raise ValueError("the targets contain NaN or infinity")
         self.y_mean_, self.y_std_ = 0.0, 1.0
         if self.normalize_target and len(values):
             self.y_mean_ = float(values.mean())
@@ -316,13 +286,7 @@ class DenseRegressor(RegressorMixin, DenseHead):
         return self._outputs(X)[:, 0].astype(np.float64) * self.y_std_ + self.y_mean_
 
 
-DENSE_FORMAT = HeadFormat(
-    save_dense,
-    lambda directory: load_dense(directory, {c.__name__: c for c in (DenseClassifier,
-                                                                      DenseRegressor)}))
-
-
-@register_head("dense", format=DENSE_FORMAT,
+@register_head("dense", format=dense_format(DenseClassifier, DenseRegressor),
                streams=True, takes_validation=True, parallel_safe=False)
 def dense(task: str) -> DenseHead:
     """Keras Dense(256) + Dropout(0.5) net (softmax / sigmoid / linear); streams from shards."""

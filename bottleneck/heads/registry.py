@@ -1,8 +1,11 @@
 """Head registry: name → builder of a scikit-learn estimator and what the head can do.
 
-Adding a head is one builder function plus one decorator line::
+Adding a head is one builder function plus one decorator line (its format names the classes
+a saved head may hold: loading refuses any other)::
 
-    @register_head("knn", format=SKLEARN_FORMAT, tasks=("classify", "regress"))
+    KNN_FORMAT = skops_format(*SKLEARN_TYPES, KNeighborsClassifier, KNeighborsRegressor)
+
+    @register_head("knn", format=KNN_FORMAT, tasks=("classify", "regress"))
     def knn(task: str) -> BaseEstimator:
         model = KNeighborsClassifier() if task == "classify" else KNeighborsRegressor()
         return sklearn_pipeline(model)
@@ -34,12 +37,26 @@ TASKS = ("classify", "regress")
 SPATIAL_MODES = ("avg", "max", "flatten")
 
 
+class HeadFileError(ValueError):
+    """A head's saved files are damaged, foreign or hold something the format will not load.
+
+    Formats raise it (and only it) for what a file's contents can cause; the model directory
+    turns it into a one-line refusal. Anything else a format raises is a bug.
+    """
+
+
 @dataclass(frozen=True)
 class HeadFormat:
-    """How a fitted head is saved into, and loaded from, a model directory."""
+    """How a fitted head is saved into, and loaded from, a model directory.
 
-    save: Callable[[BaseEstimator, Path], list[str]]  # returns the file names written
+    ``files``: every file ``load`` reads, so the loader checks exactly these against the
+    directory's checksums before calling it. ``save`` returns the names it wrote (at least
+    ``files``). Neither may unpickle or otherwise run code from the files.
+    """
+
+    save: Callable[[BaseEstimator, Path], list[str]]
     load: Callable[[Path], BaseEstimator]
+    files: tuple[str, ...]
 
 
 @dataclass(frozen=True)

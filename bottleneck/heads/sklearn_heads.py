@@ -1,46 +1,33 @@
-"""scikit-learn heads: ``spatial → StandardScaler → model`` pipelines on in-memory arrays."""
+"""scikit-learn heads: ``spatial → StandardScaler → model`` pipelines on in-memory arrays.
+
+They are saved with skops (no pickle, see ``sklearn_io``) and loaded only if the file holds
+nothing but the types in :data:`SKLEARN_FORMAT`'s allow-list: the classes these builders use.
+A new head built of other classes passes them to its own ``skops_format(...)``.
+"""
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 import numpy as np
-from sklearn.base import BaseEstimator, TransformerMixin
-from sklearn.calibration import CalibratedClassifierCV
+from sklearn.base import BaseEstimator, TransformerMixin, is_classifier
+from sklearn.calibration import (
+    CalibratedClassifierCV,
+    _CalibratedClassifier,
+    _SigmoidCalibration,
+)
 from sklearn.compose import TransformedTargetRegressor
 from sklearn.linear_model import LogisticRegression, RidgeClassifier, RidgeCV
 from sklearn.pipeline import Pipeline
-from sklearn.preprocessing import StandardScaler
+from sklearn.preprocessing import LabelBinarizer, StandardScaler
 from sklearn.svm import SVC, SVR, LinearSVC
+from sklearn.utils import column_or_1d
+from sklearn.utils.validation import check_is_fitted, validate_data
 
-from bottleneck.heads.registry import (
-    SPATIAL_MODES,
-    HeadFormat,
-    InvalidParameterError,
-    register_head,
-)
+from bottleneck.heads.registry import SPATIAL_MODES, InvalidParameterError, register_head
+from bottleneck.heads.sklearn_io import skops_format
 
 RIDGE_ALPHAS = (0.01, 0.1, 1.0, 10.0, 100.0, 1000.0, 10000.0)
-JOBLIB_FILE = "head.joblib"
-
-
-def save_joblib(head: BaseEstimator, directory: Path) -> list[str]:
-    """Write the fitted estimator with joblib."""
-    import joblib
-
-    joblib.dump(head, directory / JOBLIB_FILE)
-    return [JOBLIB_FILE]
-
-
-def load_joblib(directory: Path) -> BaseEstimator:
-    """Read back what :func:`save_joblib` wrote (the caller has checked its sha256)."""
-    import joblib
-
-    return joblib.load(directory / JOBLIB_FILE)
-
-
-SKLEARN_FORMAT = HeadFormat(save_joblib, load_joblib)
 
 
 class SpatialPool(TransformerMixin, BaseEstimator):
@@ -49,6 +36,9 @@ class SpatialPool(TransformerMixin, BaseEstimator):
     ``mode``: ``avg`` or ``max`` over every axis between the first and the last, or
     ``flatten``. Rows that are already vectors pass through unchanged. The Keras dense head
     applies the same reduction as its first layer (see :func:`spatial_layer` in ``dense``).
+    ``fit`` checks the input (finite, dense, at least one row and feature) and records its
+    shape: ``n_features_in_`` (scikit-learn's count, ``X.shape[1]``) and ``feature_shape_``.
+    float64 and float32 are kept; anything else becomes float32.
     """
 
     def __init__(self, mode: str = "avg") -> None:
@@ -58,10 +48,17 @@ class SpatialPool(TransformerMixin, BaseEstimator):
         if self.mode not in SPATIAL_MODES:
             raise InvalidParameterError(
                 f"spatial mode must be one of {SPATIAL_MODES}, got {self.mode!r}")
+        X = validate_data(self, X, allow_nd=True, dtype=[np.float32, np.float64])
+        check_feature_shape(X)
+        self.feature_shape_ = X.shape[1:]
         return self
 
     def transform(self, X: Any) -> np.ndarray:
-        X = np.asarray(X, dtype=np.float32)
+        check_is_fitted(self)
+        X = validate_data(self, X, reset=False, allow_nd=True, dtype=[np.float32, np.float64])
+        if X.shape[1:] != self.feature_shape_:
+            raise ValueError(f"X has rows of shape {X.shape[1:]}, but SpatialPool was fitted "
+                             f"on rows of shape {self.feature_shape_}")
         if X.ndim <= 2:
             return X
         if self.mode == "flatten":
@@ -71,13 +68,33 @@ class SpatialPool(TransformerMixin, BaseEstimator):
 
     def __sklearn_tags__(self) -> Any:
         tags = super().__sklearn_tags__()
-        tags.requires_fit = False
+        tags.transformer_tags.preserves_dtype = ["float64", "float32"]
         return tags
 
 
-def sklearn_pipeline(model: BaseEstimator, standardize: bool = True) -> Pipeline:
+def check_feature_shape(X: np.ndarray) -> None:
+    """Refuse rows with an empty axis (``N×0×4×8``); ``check_array`` sees only 2-D ones."""
+    if 0 in X.shape[1:]:
+        raise ValueError(f"Found array with 0 feature(s) (shape={X.shape}) while a minimum "
+                         "of 1 is required.")
+
+
+class HeadPipeline(Pipeline):
+    """A :class:`~sklearn.pipeline.Pipeline` that takes a classifier's column-vector ``y``.
+
+    scikit-learn's convention: a ``(n, 1)`` target is raveled with a DataConversionWarning
+    (CalibratedClassifierCV would fail on it). Everything else is Pipeline's own.
+    """
+
+    def fit(self, X: Any, y: Any = None, **params: Any) -> HeadPipeline:
+        if y is not None and is_classifier(self) and np.shape(np.asarray(y))[1:] == (1,):
+            y = column_or_1d(y, warn=True)
+        return super().fit(X, y, **params)
+
+
+def sklearn_pipeline(model: BaseEstimator, standardize: bool = True) -> HeadPipeline:
     """``spatial → scale → model``: the shape every scikit-learn head shares."""
-    return Pipeline([
+    return HeadPipeline([
         ("spatial", SpatialPool()),
         ("scale", StandardScaler() if standardize else "passthrough"),
         ("model", model),
@@ -87,6 +104,16 @@ def sklearn_pipeline(model: BaseEstimator, standardize: bool = True) -> Pipeline
 def standardized_target(regressor: BaseEstimator) -> TransformedTargetRegressor:
     """Fit on standardised targets, predict in the target's own units."""
     return TransformedTargetRegressor(regressor=regressor, transformer=StandardScaler())
+
+
+# Everything a fitted scikit-learn head here is made of; loading refuses any other type.
+SKLEARN_TYPES = (
+    HeadPipeline, SpatialPool, StandardScaler, TransformedTargetRegressor,
+    LogisticRegression, LinearSVC, SVC, SVR, RidgeCV, RidgeClassifier,
+    CalibratedClassifierCV, _CalibratedClassifier, _SigmoidCalibration,  # calibrated SVC
+    LabelBinarizer,  # RidgeClassifier's label encoding
+)
+SKLEARN_FORMAT = skops_format(*SKLEARN_TYPES)
 
 
 @register_head("logreg", tasks=("classify",), format=SKLEARN_FORMAT)
@@ -118,3 +145,4 @@ def ridge(task: str) -> Pipeline:
     if task == "regress":
         return sklearn_pipeline(standardized_target(RidgeCV(alphas=RIDGE_ALPHAS)))
     return sklearn_pipeline(RidgeClassifier())
+

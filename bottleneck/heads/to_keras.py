@@ -26,8 +26,7 @@ from typing import Any
 import numpy as np
 
 from bottleneck.errors import UserError
-from bottleneck.heads.dense import DEFAULT_LEARNING_RATES
-from bottleneck.heads.dense_parts import spatial_layer
+from bottleneck.heads.dense_parts import DEFAULT_LEARNING_RATES, spatial_layer
 from bottleneck.heads.registry import KerasHead, register_to_keras
 
 KERAS_EPSILON = 1e-7  # keras.backend.epsilon(): Normalization's floor on the deviation

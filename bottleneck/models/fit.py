@@ -151,13 +151,14 @@ def _fit_head(estimator: Any, spec: HeadSpec, cache: Cache, task: str, stream: b
 def fit(
     cache: str | Path | Cache, head: str, out: str | Path, task: str | None = None,
     params: Mapping[str, Any] | None = None, seed: int | None = 0, overwrite: bool = False,
-    stream: bool | None = None, progress: bool = True,
+    stream: bool | None = None, progress: bool = False,
 ) -> FitResult:
     """Train ``head`` on ``cache`` and write MODEL_DIR ``out``; see the module docstring.
 
     ``params``: short-named hyperparameters (``{"C": 0.1}``, ``{"hidden": (512,)}``).
     ``stream``: dense head only; None streams when the split does not fit in memory.
-    ``progress``: let the dense head print one line per epoch.
+    ``progress``: let the dense head print one line per epoch (the CLI does unless ``-q``;
+    off by default from Python, where ``params={"verbose": 1}`` asks for it too).
     """
     cache = open_any(cache)
     spec = get_head_spec(head)

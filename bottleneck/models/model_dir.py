@@ -1,30 +1,35 @@
 """MODEL_DIR: a fitted head with everything needed to use it again, guarded by sha256 sums.
 
-Layout::
+Layout (``format_version`` 2)::
 
     head.json        head name, params, task, classes, the cache's config, path and feature
                      shape, and the lineage (sha256 of the cache manifest it came from, …)
     ...              the head's own files, written by its registry entry's format
                      (a fine-tuned model: model.keras, the whole pixels → answer model,
                      metrics_before.json, history.json; else the head's format:
-                     head.joblib for scikit-learn heads; model.keras, dense.json and
+                     head.skops for scikit-learn heads; model.keras, dense.json and
                      history.json for the dense head)
     metrics.json     per split scores
     exports.json     (optional) what `bottleneck export` wrote from it, not under checksums
     *.png            plots
     checksums.json   sha256 of every file above
 
-:func:`load_model` checks every sha256 before reading anything. A joblib file is a pickle,
-which runs code when loaded: it is only loaded after its checksum passes, so a file changed
-after ``fit`` wrote it is refused. (The sums catch changed or corrupted files; they do not make
-a directory from an untrusted author safe, since such an author can rewrite the sums too.)
-Keras files load with ``safe_mode=True``, which refuses layers that carry code.
+Loading never runs code from the directory. :func:`load_model` reads ``head.json``, then
+checks every listed sha256, and refuses to go on unless ``checksums.json`` lists every file it
+will read (``head.json``, ``metrics.json`` and the files the head's format declares) with the
+digest the file has now. The head formats hold no pickle: scikit-learn heads are skops files
+loaded against an allow-list of classes, Keras files load with ``safe_mode=True`` (no layers
+that carry code). A directory of format 1 (scikit-learn heads as a ``head.joblib`` pickle) is
+refused, never unpickled, with the command that re-fits it. The sums catch changed or
+corrupted files; they are not a signature (whoever can change a file can rewrite the sums),
+which is why the formats themselves must be safe to read.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+import shlex
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,10 +38,11 @@ from typing import Any
 from bottleneck import _io
 from bottleneck._io import sha256_file, write_json
 from bottleneck.errors import UserError
-from bottleneck.heads import get_head_spec
+from bottleneck.heads import HeadFileError, get_head_spec
+from bottleneck.models.assemble import INPUT_IMAGES, KERAS_FILE
 
 FORMAT = "bottleneck-model"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: scikit-learn heads in head.skops (1: a head.joblib pickle)
 HEAD_JSON = "head.json"
 METRICS_JSON = "metrics.json"
 CHECKSUMS_JSON = "checksums.json"
@@ -76,7 +82,12 @@ def staging_dir(out: Path, overwrite: bool = False) -> Iterator[Path]:
 
 def save_head(head: Any, head_name: str, directory: Path) -> list[str]:
     """Write the fitted head in its registry entry's format; returns the file names."""
-    return get_head_spec(head_name).format.save(head, directory)
+    head_format = get_head_spec(head_name).format
+    written = head_format.save(head, directory)
+    missing = set(head_format.files) - set(written)
+    if missing:  # the format would load files it did not write: a bug in the format
+        raise RuntimeError(f"the '{head_name}' format did not write {sorted(missing)}")
+    return written
 
 
 def write_checksums(directory: Path) -> dict[str, str]:
@@ -90,16 +101,24 @@ def write_checksums(directory: Path) -> dict[str, str]:
     return sums
 
 
-def verify_checksums(directory: Path) -> None:
-    """Raise a UserError unless every file listed in ``checksums.json`` is unchanged."""
+def verify_checksums(directory: Path, required: Iterable[str] = (HEAD_JSON,)) -> None:
+    """Raise a UserError unless every file listed in ``checksums.json`` is unchanged and every
+    ``required`` file (those the caller will read) is listed."""
     try:
         sums = json.loads((directory / CHECKSUMS_JSON).read_text())["files"]
+        if not isinstance(sums, dict):
+            raise TypeError("files is not a mapping")
     except (OSError, ValueError, KeyError, TypeError):
         raise UserError(f"{directory} has no readable {CHECKSUMS_JSON}: it is incomplete or not "
                         "written by `bottleneck fit`; re-run fit.") from None
-    if HEAD_JSON not in sums:
-        raise UserError(f"{directory}/{CHECKSUMS_JSON} does not cover {HEAD_JSON}; re-run fit.")
+    for name in required:
+        if name not in sums:
+            raise UserError(f"{directory / name} is not covered by {CHECKSUMS_JSON}; refusing "
+                            "to load it: re-run fit.")
     for name, expected in sums.items():
+        if Path(name).is_absolute() or ".." in Path(name).parts:
+            raise UserError(f"{directory}/{CHECKSUMS_JSON} lists {name!r}, outside the model "
+                            "directory; re-run fit.")
         path = directory / name
         if not path.is_file():
             raise UserError(f"{path} is missing from the model directory; re-run fit.")
@@ -148,7 +167,7 @@ class Model:
 
 
 def load_model(path: str | Path) -> Model:
-    """Open MODEL_DIR after checking every file's sha256; Keras loads in safe mode."""
+    """Open MODEL_DIR after checking the sha256 of every file it reads; see the module doc."""
     root = Path(path).expanduser()
     if not root.is_dir():
         _io.recover_staging(root)  # a fit that died while replacing this model
@@ -158,20 +177,52 @@ def load_model(path: str | Path) -> Model:
     if not is_model_dir(root):
         raise UserError(f"{path} is not a bottleneck model directory (no valid {HEAD_JSON}); "
                         "pass a directory written by `bottleneck fit`.")
-    verify_checksums(root)
     info = json.loads((root / HEAD_JSON).read_text())
-    return Model(root, info, _load_head(root, info))
+    if info.get("format_version") != FORMAT_VERSION:
+        raise UserError(_refit_message(root, info))
+    spec = get_head_spec(str(info.get("head")))
+    if info.get("input") == INPUT_IMAGES:  # a fine-tuned model: pixels in, answers out
+        verify_checksums(root, (HEAD_JSON, METRICS_JSON, KERAS_FILE))
+        return Model(root, info, _load_image_model(root, info))
+    verify_checksums(root, (HEAD_JSON, METRICS_JSON, *spec.format.files))
+    return Model(root, info, _load_head(root, spec.name))
 
 
-def _load_head(root: Path, info: dict[str, Any]) -> Any:
-    head_name = info["head"]
+def _load_image_model(root: Path, info: dict[str, Any]) -> Any:
+    from bottleneck.models.assemble import load_image_model
+
     try:
-        if info.get("input") == "images":
-            from bottleneck.models.assemble import load_image_model
+        return load_image_model(root, info)
+    except (ValueError, TypeError) as exc:  # Keras safe mode refuses a layer that runs code
+        reason = (str(exc).strip() or type(exc).__name__).splitlines()[0].split(". ")[0]
+        raise UserError(f"{root}: the fine-tuned model cannot be loaded in safe mode "
+                        f"({reason}); refusing it: re-run finetune.") from None
 
-            return load_image_model(root, info)
-        return get_head_spec(head_name).format.load(root)
-    except (ValueError, TypeError) as exc:
+
+def _refit_message(root: Path, info: dict[str, Any]) -> str:
+    """One line: this directory is of another format version; the command that re-fits it."""
+    version = info.get("format_version")
+    why = (" (its scikit-learn head is a head.joblib pickle, which could run code when loaded)"
+           if (root / "head.joblib").exists() else "")
+    params = info.get("params") if isinstance(info.get("params"), dict) else {}
+    words = ["bottleneck", "fit", str(info.get("cache", "CACHE")), "--head",
+             str(info.get("head", "NAME")), "--task", str(info.get("task", "classify"))]
+    for key, value in params.items():
+        text = ",".join(map(str, value)) + ("," if len(value) == 1 else "") \
+            if isinstance(value, list) else str(value)
+        words += ["-p", f"{key}={text}"]
+    command = " ".join(shlex.quote(word) for word in [*words, "--out", str(root)])
+    return (f"{root} was written in model format {version}{why}; this bottleneck reads format "
+            f"{FORMAT_VERSION} only and will not load it: re-fit with `{command} --overwrite`."
+            ).replace("\n", " ")
+
+
+def _load_head(root: Path, head_name: str) -> Any:
+    """The head from its format's files; a file its format refuses is one line, not a trace."""
+    spec = get_head_spec(head_name)
+    try:
+        return spec.format.load(root)
+    except HeadFileError as exc:
         text = str(exc).strip() or type(exc).__name__
         reason = text.splitlines()[0].split(". ")[0]
         raise UserError(f"{root}: the '{head_name}' head cannot be loaded in safe mode "

@@ -183,3 +183,29 @@ def test_two_classes_use_one_sigmoid_or_signed_scores(feature_cache: Cache) -> N
     kind, scores = class_scores(svm, X[keep], 3)
     assert kind == "score" and np.all(np.isneginf(scores[:, 2]))
     np.testing.assert_allclose(scores[:, 0], -scores[:, 1])
+
+
+@pytest.mark.parametrize(("start", "step"), [(0.3, 1e-6), (1e-6, 1e-13)])
+def test_dense_stops_when_the_loss_only_creeps_down(start: float, step: float) -> None:
+    import keras
+
+    from bottleneck.heads.dense_parts import make_callbacks
+
+    head = DenseClassifier(patience=3, epochs=100)
+    model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)])
+    model.compile(optimizer="adam", loss="mse")  # ReduceLROnPlateau reads its rate
+    callbacks = make_callbacks(head, "val_loss")
+    for callback in callbacks:
+        callback.set_model(model)
+        callback.on_train_begin()
+    loss, stopped = start, None
+    for epoch in range(30):
+        loss -= step  # "better" every epoch (float32 sees it), by nothing that matters
+        for callback in callbacks:
+            callback.on_epoch_end(epoch, {"val_loss": loss})
+        if model.stop_training:
+            stopped = epoch
+            break
+    assert stopped == 3  # epoch 0 sets the best; 1, 2, 3 fall short of min_delta
+    assert head.min_delta == 1e-4
+    assert float(model.optimizer.learning_rate) < 1e-3  # the plateau halved the rate too

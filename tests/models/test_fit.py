@@ -50,7 +50,7 @@ def test_model_dir_holds_head_metrics_plots_and_checksums(
     logreg_dir: Path, feature_cache: Cache
 ) -> None:
     files = {p.name for p in logreg_dir.iterdir()}
-    assert {"head.joblib", "head.json", "metrics.json", "confusion_val.png",
+    assert {"head.skops", "head.json", "metrics.json", "confusion_val.png",
             "confusion_test.png", "checksums.json"} <= files
     info = json.loads((logreg_dir / "head.json").read_text())
     assert info["head"] == "logreg" and info["task"] == "classify"
@@ -132,9 +132,9 @@ def test_changed_artifact_is_refused(logreg_dir: Path, tmp_path: Path) -> None:
     copy = tmp_path / "model"
     shutil.copytree(logreg_dir, copy)
     load_model(copy)  # intact
-    with open(copy / "head.joblib", "ab") as handle:
+    with open(copy / "head.skops", "ab") as handle:
         handle.write(b"\0")
-    with pytest.raises(UserError, match="head.joblib changed since .*sha256"):
+    with pytest.raises(UserError, match="head.skops changed since .*sha256"):
         load_model(copy)
     (copy / "checksums.json").unlink()
     with pytest.raises(UserError, match="no readable checksums.json"):
