@@ -7,6 +7,7 @@ from typing import Any
 
 from bottleneck.backbones import ResolvedWeights, get_backbone
 from bottleneck.errors import UserError
+from bottleneck.extraction.engines import check_engine
 
 POOLINGS = ("avg", "max", "none")
 DTYPES = ("float32", "float16")
@@ -25,14 +26,27 @@ class ExtractConfig:
     weights_name: str = field(default="", compare=False)
     weights_sha256: str | None = None
     weights_digest: str | None = None  # sha256 of the loaded weight arrays
+    engine: str = "tf"  # what runs the feature function (see engines.py)
+    precision: str = "fp32"  # fp32 (exact) or bf16 (engines that run it)
+    fast_decode: bool = False  # JPEGs decoded at a DCT scale >= image_size (data/images.py)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> ExtractConfig:
+        """From a manifest's config; fields older manifests lack take their defaults."""
         known = {k: v for k, v in data.items() if k in cls.__dataclass_fields__}
         return cls(**known)
+
+
+# Fields added after format_version 1 first shipped, with the value every older cache had.
+LATER_FIELDS = {"engine": "tf", "precision": "fp32", "fast_decode": False}
+
+
+def with_later_fields(config: dict[str, Any]) -> dict[str, Any]:
+    """A manifest's config with the fields older caches lack filled in as they were made."""
+    return LATER_FIELDS | config
 
 
 def resolve_config(config: ExtractConfig) -> tuple[ExtractConfig, ResolvedWeights]:
@@ -51,6 +65,7 @@ def resolve_config(config: ExtractConfig) -> tuple[ExtractConfig, ResolvedWeight
                         f"{', '.join(POOLINGS)}.")
     if config.dtype not in DTYPES:
         raise UserError(f"unknown dtype '{config.dtype}'; choose one of: {', '.join(DTYPES)}.")
+    engine = check_engine(config.engine, config.precision)
     weights = backbone.resolve_weights(config.weights)
     if config.weights_sha256 and weights.sha256 and weights.sha256 != config.weights_sha256:
         raise UserError(
@@ -58,6 +73,7 @@ def resolve_config(config: ExtractConfig) -> tuple[ExtractConfig, ResolvedWeight
             f"({config.weights_name}, sha256 {config.weights_sha256[:12]}…); restore that file."
         )
     resolved = replace(config, backbone=backbone.name, image_size=size, weights=weights.spec,
+                       engine=engine.name, fast_decode=bool(config.fast_decode),
                        weights_name=weights.name,
                        weights_sha256=weights.sha256 or config.weights_sha256)
     return resolved, weights

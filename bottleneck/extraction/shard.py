@@ -1,12 +1,13 @@
 """Compute ONE shard: decode, resize, run the feature model, write the file, rename it.
 
 :func:`run_shard` knows nothing of the manifest or of who scheduled it; it returns a
-:class:`ShardResult` that the driver records.
+:class:`ShardResult` that the driver records. A feature model with several layers writes the
+shard once per layer, one folder each (``out_dir`` is then a list), from one pass.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -25,20 +26,29 @@ class ShardResult:
 
     index: int
     rows: int
-    sha256: str
+    sha256: str  # of the (first layer's) shard file
     failures: list[dict[str, str]] = field(default_factory=list)
+    sha256s: list[str] = field(default_factory=list)  # one per layer, in order
 
 
 def run_shard(
-    source: Source, extractor: FeatureExtractor, plan: ShardPlan, out_dir: Path,
-    batch_size: int, on_batch: Callable[[int], object] | None = None,
+    source: Source, extractor: FeatureExtractor, plan: ShardPlan,
+    out_dir: Path | Sequence[Path], batch_size: int,
+    on_batch: Callable[[int], object] | None = None,
 ) -> ShardResult:
-    """Compute one shard and rename it into place; bad images become failure records."""
+    """Compute one shard and rename it into place; bad images become failure records.
+
+    ``out_dir``: the cache folder, or one folder per layer of ``extractor``.
+    """
     import tensorflow as tf
 
+    out_dirs = [Path(out_dir)] if isinstance(out_dir, str | Path) else list(out_dir)
+    if len(out_dirs) != len(extractor.feature_shapes):
+        raise ValueError("run_shard needs one output folder per layer of the feature model")
     size = extractor.config.image_size
+    decode_size = size if extractor.config.fast_decode else None
     stream = (
-        source.image_dataset(plan.items)
+        source.image_dataset(plan.items, decode_size)
         .map(lambda pos, img: (pos, images.resize_tf(img, size), images.content_hash_tf(img)),
              num_parallel_calls=tf.data.AUTOTUNE)
         .ignore_errors()
@@ -48,36 +58,42 @@ def run_shard(
     options = tf.data.Options()
     options.experimental_optimization.map_fusion = True  # decode+resize+hash in one step
     stream = stream.with_options(options)
-    writer = ShardWriter(out_dir / plan.file, extractor.feature_shape, extractor.config.dtype,
-                         capacity=len(plan.items))
-    seen = np.zeros(len(plan.items), dtype=bool)
+    writers: list[ShardWriter] = []
     try:
+        for folder, shape in zip(out_dirs, extractor.feature_shapes, strict=True):
+            writers.append(ShardWriter(folder / plan.file, shape, extractor.config.dtype,
+                                       capacity=len(plan.items)))
+        seen = np.zeros(len(plan.items), dtype=bool)
         for positions, batch, hashes in stream:
             positions = positions.numpy()
-            _append(writer, plan, positions, extractor(batch), hashes.numpy())
+            _append(writers, plan, positions, extractor.run(batch), hashes.numpy())
             seen[positions] = True
             if on_batch:
                 on_batch(len(positions))
         missing = np.flatnonzero(~seen)
-        failures = _retry_failed(source, extractor, plan, writer, missing)
+        failures = _retry_failed(source, extractor, plan, writers, missing, decode_size)
         if on_batch and len(missing):
             on_batch(len(missing))
-        sha = writer.commit({"inputs_sha256": plan.inputs_sha256})
+        shas = [w.commit({"inputs_sha256": plan.inputs_sha256}) for w in writers]
     except BaseException:
-        writer.abort()
+        for writer in writers:
+            writer.abort()
         raise
-    return ShardResult(plan.index, writer.rows, sha, failures)
+    return ShardResult(plan.index, writers[0].rows, shas[0], failures, shas)
 
 
-def _append(writer: ShardWriter, plan: ShardPlan, positions: np.ndarray,
-            features: np.ndarray, hashes: np.ndarray) -> None:
+def _append(writers: list[ShardWriter], plan: ShardPlan, positions: np.ndarray,
+            features: list[np.ndarray], hashes: np.ndarray) -> None:
     chosen = [plan.items[p] for p in positions]
-    writer.append(features, np.array([it.label for it in chosen], dtype=np.int32),
-                  [it.key for it in chosen], [it.split for it in chosen], hashes)
+    labels = np.array([it.label for it in chosen], dtype=np.int32)
+    keys, splits = [it.key for it in chosen], [it.split for it in chosen]
+    for writer, layer_features in zip(writers, features, strict=True):
+        writer.append(layer_features, labels, keys, splits, hashes)
 
 
 def _retry_failed(source: Source, extractor: FeatureExtractor, plan: ShardPlan,
-                  writer: ShardWriter, missing: np.ndarray) -> list[dict[str, str]]:
+                  writers: list[ShardWriter], missing: np.ndarray,
+                  decode_size: int | None) -> list[dict[str, str]]:
     """Decode what tf.data could not with the fallback decoder; record what none can read."""
     import tensorflow as tf
 
@@ -85,12 +101,12 @@ def _retry_failed(source: Source, extractor: FeatureExtractor, plan: ShardPlan,
     for position in missing:
         item = plan.items[position]
         try:
-            pixels = source.load_image(item)
+            pixels = source.load_image(item, decode_size)
         except ValueError as exc:
             failures.append({"path": item.key, "reason": str(exc)})
             continue
         pixels = tf.constant(pixels)
         resized = images.resize_tf(pixels, extractor.config.image_size)
-        _append(writer, plan, np.array([position]), extractor(resized[tf.newaxis]),
+        _append(writers, plan, np.array([position]), extractor.run(resized[tf.newaxis]),
                 images.content_hash_tf(pixels).numpy()[None])
     return failures

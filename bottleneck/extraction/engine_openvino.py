@@ -1,0 +1,106 @@
+"""The OpenVINO engine: the feature function converted once, cached, run on the CPU.
+
+The conversion (``openvino.convert_model`` of the traced ``tf.function``) is kept as
+``<user cache dir>/openvino/<openvino version>/<backbone>-<size>-<key>.xml`` (+ ``.bin``, fp32
+weights), so it runs once per (backbone, weights digest, layers, pooling, size). Precision is
+always passed explicitly: OpenVINO would otherwise pick bf16 by itself on CPUs that have it.
+A CPU that cannot run the requested precision is refused rather than silently run in another.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from bottleneck._io import TEMP_MARK, user_cache_dir
+from bottleneck.errors import UserError
+from bottleneck.extraction.engines import EngineJob, Runner
+
+PIN = "openvino==2026.4.1"
+OV_PRECISION = {"fp32": "f32", "bf16": "bf16"}
+OV_TYPE = {"fp32": "f32", "bf16": "bf16"}  # attribute names of openvino.Type
+
+
+def _import_openvino() -> Any:
+    try:
+        import openvino
+    except ImportError:
+        raise UserError(f"the openvino engine needs OpenVINO, which is not installed: pip install "
+                        f"'bottleneck[openvino]' (or {PIN}), or use --engine tf.") from None
+    return openvino
+
+
+def version() -> str | None:
+    """OpenVINO's version, or None when it is not installed."""
+    try:
+        import openvino
+    except ImportError:
+        return None
+    return openvino.__version__
+
+
+def model_path(job: EngineJob) -> Path:
+    """Where the converted model for ``job`` lives (the ``.xml``; its ``.bin`` beside it)."""
+    ov = _import_openvino()
+    release = ov.__version__.split("-")[0]
+    return user_cache_dir() / "openvino" / release / f"{job.name}-{job.key[:20]}.xml"
+
+
+def converted_model(job: EngineJob) -> Path:
+    """The cached conversion of ``job.function``, converting it first if there is none.
+
+    Written under a temp folder and renamed into place, ``.bin`` first: an ``.xml`` that
+    exists always has its weights beside it.
+    """
+    ov = _import_openvino()
+    xml = model_path(job)
+    if xml.is_file() and xml.with_suffix(".bin").is_file():
+        return xml
+    xml.parent.mkdir(parents=True, exist_ok=True)
+    staging = xml.parent / f".{xml.stem}{TEMP_MARK}{os.getpid()}"
+    shutil.rmtree(staging, ignore_errors=True)
+    staging.mkdir()
+    try:
+        model = ov.convert_model(job.function.get_concrete_function())
+        ov.save_model(model, staging / xml.name, compress_to_fp16=False)  # keep fp32 weights
+        os.replace(staging / xml.with_suffix(".bin").name, xml.with_suffix(".bin"))
+        os.replace(staging / xml.name, xml)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return xml
+
+
+def compile_config(precision: str, threads: int) -> dict[str, Any]:
+    """The CPU plugin's settings: precision and thread count always explicit, one stream."""
+    return {"INFERENCE_PRECISION_HINT": OV_PRECISION[precision], "PERFORMANCE_HINT": "LATENCY",
+            "NUM_STREAMS": 1, "INFERENCE_NUM_THREADS": int(threads)}
+
+
+def prepare(job: EngineJob) -> Runner:
+    """Convert (once), compile for the CPU and return the runner."""
+    ov = _import_openvino()
+    core = ov.Core()
+    xml = converted_model(job)
+    try:
+        model = core.read_model(xml)
+    except RuntimeError:  # a damaged file in our own cache: convert again
+        xml.unlink(missing_ok=True)
+        model = core.read_model(converted_model(job))
+    compiled = core.compile_model(model, "CPU", compile_config(job.precision, job.threads))
+    ran = compiled.get_property("INFERENCE_PRECISION_HINT")
+    if ran != getattr(ov.Type, OV_TYPE[job.precision]):
+        raise UserError(f"OpenVINO cannot run {job.precision} on this CPU (it would run {ran}); "
+                        "use --precision fp32.")
+    request = compiled.create_infer_request()
+    outputs = list(compiled.outputs)
+
+    def run(images: Any) -> list[np.ndarray]:
+        array = images.numpy() if hasattr(images, "numpy") else images
+        result = request.infer({0: np.ascontiguousarray(array, dtype=np.float32)})
+        return [result[output] for output in outputs]
+
+    return run
