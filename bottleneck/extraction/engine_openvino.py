@@ -5,12 +5,15 @@ The conversion (``openvino.convert_model`` of the traced ``tf.function``) is kep
 weights), so it runs once per (backbone, weights digest, layers, pooling, size). Precision is
 always passed explicitly: OpenVINO would otherwise pick bf16 by itself on CPUs that have it.
 A CPU that cannot run the requested precision is refused rather than silently run in another.
+OpenVINO's converter reports usage over the network unless told not to; it is imported with
+its own no-op telemetry stub, so extraction never touches the network.
 """
 
 from __future__ import annotations
 
 import os
 import shutil
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -21,26 +24,38 @@ from bottleneck.errors import UserError
 from bottleneck.extraction.engines import EngineJob, Runner
 
 PIN = "openvino==2026.4.1"
-OV_PRECISION = {"fp32": "f32", "bf16": "bf16"}
-OV_TYPE = {"fp32": "f32", "bf16": "bf16"}  # attribute names of openvino.Type
+OV_PRECISION = {"fp32": "f32", "bf16": "bf16"}  # the hint's values, also openvino.Type's names
 
 
 def _import_openvino() -> Any:
-    try:
-        import openvino
-    except ImportError:
-        raise UserError(f"the openvino engine needs OpenVINO, which is not installed: pip install "
-                        f"'bottleneck[openvino]' (or {PIN}), or use --engine tf.") from None
-    return openvino
+    """``openvino``, imported with its own telemetry stub in place of the ``openvino_telemetry``
+    package, which would otherwise send a usage event on import and on every conversion."""
+    if sys.modules.get("openvino") is None:
+        saved = sys.modules.get("openvino_telemetry", _MISSING)
+        sys.modules["openvino_telemetry"] = None  # type: ignore[assignment]  # → ImportError
+        try:
+            import openvino  # noqa: F401  (its model converter binds the stub now)
+        except ImportError:
+            raise UserError(f"the openvino engine needs OpenVINO, which is not installed: pip "
+                            f"install 'bottleneck[openvino]' (or {PIN}), or use --engine "
+                            "tf.") from None
+        finally:
+            if saved is _MISSING:
+                del sys.modules["openvino_telemetry"]
+            else:
+                sys.modules["openvino_telemetry"] = saved
+    return sys.modules["openvino"]
+
+
+_MISSING = object()
 
 
 def version() -> str | None:
     """OpenVINO's version, or None when it is not installed."""
     try:
-        import openvino
-    except ImportError:
+        return _import_openvino().__version__
+    except UserError:
         return None
-    return openvino.__version__
 
 
 def model_path(job: EngineJob) -> Path:
@@ -92,7 +107,7 @@ def prepare(job: EngineJob) -> Runner:
         model = core.read_model(converted_model(job))
     compiled = core.compile_model(model, "CPU", compile_config(job.precision, job.threads))
     ran = compiled.get_property("INFERENCE_PRECISION_HINT")
-    if ran != getattr(ov.Type, OV_TYPE[job.precision]):
+    if ran != getattr(ov.Type, OV_PRECISION[job.precision]):
         raise UserError(f"OpenVINO cannot run {job.precision} on this CPU (it would run {ran}); "
                         "use --precision fp32.")
     request = compiled.create_infer_request()
