@@ -90,7 +90,8 @@ class FeatureExtractor:
         self.config = self.configs[0]
         self.feature_shapes = [tuple(int(d) for d in m.output.shape[1:]) for m in models]
         self.feature_shape: tuple[int, ...] = self.feature_shapes[0]
-        model = keras.Model(base.input, [m.output for m in models], name="features")
+        self.model = model = keras.Model(base.input, [m.output for m in models],
+                                         name="features")
         preprocess = backbone.preprocess_input
         size = resolved.image_size
 
@@ -101,9 +102,9 @@ class FeatureExtractor:
             return tuple(outputs) if isinstance(outputs, list | tuple) else (outputs,)
 
         self.engine = get_engine(resolved.engine)
-        job = EngineJob(run, conversion_key(self.configs), f"{backbone.name}-{size}",
-                        resolved.precision, threads or default_threads())
-        self._run = self.engine.prepare(job)
+        self.job = EngineJob(run, conversion_key(self.configs), f"{backbone.name}-{size}",
+                             resolved.precision, threads or default_threads())
+        self._run = self.engine.prepare(self.job)
 
     def run(self, images: Any) -> list[np.ndarray]:
         """Features of every layer for a batch of float32 RGB images (0..255, at size)."""
