@@ -108,8 +108,8 @@ def prepare(job: EngineJob) -> Runner:
     compiled = core.compile_model(model, "CPU", compile_config(job.precision, job.threads))
     ran = compiled.get_property("INFERENCE_PRECISION_HINT")
     if ran != getattr(ov.Type, OV_PRECISION[job.precision]):
-        raise UserError(f"OpenVINO cannot run {job.precision} on this CPU (it would run {ran}); "
-                        "use --precision fp32.")
+        raise UserError(f"OpenVINO cannot run {job.precision} on this CPU (it would run "
+                        f"{ran.get_type_name()}); use --precision fp32.")
     request = compiled.create_infer_request()
     outputs = list(compiled.outputs)
 

@@ -19,6 +19,21 @@ from bottleneck.data.sources import Source
 from bottleneck.extraction.feature_model import FeatureExtractor
 from bottleneck.extraction.plan import ShardPlan
 
+AUTOTUNE = -1  # tf.data.AUTOTUNE
+
+
+@dataclass(frozen=True)
+class Pipeline:
+    """How tf.data feeds the model: speed only, never the features (benchmarks/tune_extract.py
+    measures the choices)."""
+
+    parallel_calls: int = AUTOTUNE  # images decoded and resized at once
+    prefetch: int = AUTOTUNE  # batches made ahead of the model
+    threadpool: int = 0  # the pipeline's own threads; 0: TensorFlow's shared pool
+
+
+PIPELINE = Pipeline()
+
 
 @dataclass
 class ShardResult:
@@ -34,7 +49,7 @@ class ShardResult:
 def run_shard(
     source: Source, extractor: FeatureExtractor, plan: ShardPlan,
     out_dir: Path | Sequence[Path], batch_size: int,
-    on_batch: Callable[[int], object] | None = None,
+    on_batch: Callable[[int], object] | None = None, pipeline: Pipeline = PIPELINE,
 ) -> ShardResult:
     """Compute one shard and rename it into place; bad images become failure records.
 
@@ -50,13 +65,16 @@ def run_shard(
     stream = (
         source.image_dataset(plan.items, decode_size)
         .map(lambda pos, img: (pos, images.resize_tf(img, size), images.content_hash_tf(img)),
-             num_parallel_calls=tf.data.AUTOTUNE)
+             num_parallel_calls=pipeline.parallel_calls)
         .ignore_errors()
         .batch(batch_size)
-        .prefetch(tf.data.AUTOTUNE)
     )
+    if pipeline.prefetch:
+        stream = stream.prefetch(pipeline.prefetch)
     options = tf.data.Options()
     options.experimental_optimization.map_fusion = True  # decode+resize+hash in one step
+    if pipeline.threadpool:
+        options.threading.private_threadpool_size = pipeline.threadpool
     stream = stream.with_options(options)
     writers: list[ShardWriter] = []
     try:
