@@ -90,8 +90,9 @@ class FeatureExtractor:
         self.config = self.configs[0]
         self.feature_shapes = [tuple(int(d) for d in m.output.shape[1:]) for m in models]
         self.feature_shape: tuple[int, ...] = self.feature_shapes[0]
-        self.model = model = keras.Model(base.input, [m.output for m in models],
-                                         name="features")
+        # one layer: its cut model as before; several: one model with an output per layer
+        self.model = model = models[0] if len(models) == 1 else keras.Model(
+            base.input, [m.output for m in models], name=f"{backbone.name}_features")
         preprocess = backbone.preprocess_input
         size = resolved.image_size
 
