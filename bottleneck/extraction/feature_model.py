@@ -51,10 +51,14 @@ def cut_and_pool(base: Any, layer: str | None, pooling: str, name: str) -> Any:
 
 
 def conversion_key(configs: Sequence[ExtractConfig]) -> str:
-    """Names one feature function: backbone, size, pooling, and each layer with its weights."""
+    """Names one feature function: backbone, size, pooling, each layer with its weights, and
+    the TensorFlow and Keras that traced it (their preprocessing could change)."""
+    import keras
+    import tensorflow as tf
+
     first = configs[0]
     parts = [first.backbone, first.image_size, first.pooling,
-             [(c.layer, c.weights_digest) for c in configs]]
+             [(c.layer, c.weights_digest) for c in configs], tf.__version__, keras.__version__]
     return hashlib.sha256(json.dumps(parts).encode()).hexdigest()
 
 
@@ -74,6 +78,8 @@ class FeatureExtractor:
         import keras
         import tensorflow as tf
 
+        if threads is not None and threads < 1:
+            raise UserError("--threads must be a positive number of threads.")
         resolved, weights = resolve_config(config)
         backbone = get_backbone(resolved.backbone)
         base = backbone.load(weights, resolved.image_size)
