@@ -53,19 +53,24 @@ def he_normal_weights(backbone: str, image_size: int, path: Path, seed: int = 1)
     Keras' default init makes some models' features vanish; He-normal keeps the variance, so
     random VGG16 features separate simple classes.
     """
-    import keras
-
     from bottleneck.backbones import get_backbone
 
     model = get_backbone(backbone).build(None, image_size)
+    he_normal_init(model, seed)
+    model.save_weights(path)
+    return path
+
+
+def he_normal_init(model, seed: int = 1) -> None:
+    """Give a built model He-normal kernels and zero biases, in place."""
+    import keras
+
     init = keras.initializers.HeNormal(seed=seed)
     for layer in model.layers:
         if hasattr(layer, "kernel") and layer.kernel is not None:
             layer.kernel.assign(init(layer.kernel.shape))
             if getattr(layer, "bias", None) is not None:
                 layer.bias.assign(np.zeros(layer.bias.shape, dtype="float32"))
-    model.save_weights(path)
-    return path
 
 
 @pytest.fixture(scope="session")

@@ -54,6 +54,8 @@ def format_summary(summary: dict[str, Any]) -> str:
         f"{config['layer'] or '(last block)'}, pooling {config['pooling']}, {config['dtype']}",
         f"weights    {config['weights_name']}"
         + (f" sha256 {config['weights_sha256'][:16]}…" if config.get("weights_sha256") else ""),
+        f"engine     {config.get('engine', 'tf')} {config.get('precision', 'fp32')}"
+        + (", fast decode" if config.get("fast_decode") else ""),  # older caches: tf fp32
         f"features   {' × '.join(map(str, summary['feature_shape']))} per image, "
         f"{summary['rows']} rows in {summary['shards']} shards",
         f"source     {summary['source']}",

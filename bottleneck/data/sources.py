@@ -92,11 +92,16 @@ class Source(ABC):
         """What the manifest records about this source."""
 
     @abstractmethod
-    def image_dataset(self, items: list[Item]) -> tf.data.Dataset:
-        """``(position, uint8 H×W×3)`` for each item; elements may fail to decode."""
+    def image_dataset(self, items: list[Item], decode_size: int | None = None
+                      ) -> tf.data.Dataset:
+        """``(position, uint8 H×W×3)`` for each item; elements may fail to decode.
+
+        ``decode_size``: fast decode, where the source holds encoded files (see
+        :mod:`bottleneck.data.images`); sources of decoded arrays ignore it.
+        """
 
     @abstractmethod
-    def load_image(self, item: Item) -> np.ndarray:
+    def load_image(self, item: Item, decode_size: int | None = None) -> np.ndarray:
         """Decode one item outside tf.data; raises ``ValueError`` with the reason."""
 
     def targets(self) -> dict[str, float] | None:

@@ -8,6 +8,7 @@ from typing import Any
 from bottleneck.backbones import ResolvedWeights, get_backbone
 from bottleneck.data.augment import Augment
 from bottleneck.errors import UserError
+from bottleneck.extraction.engines import check_engine
 
 POOLINGS = ("avg", "max", "none")
 DTYPES = ("float32", "float16")
@@ -28,14 +29,28 @@ class ExtractConfig:
     weights_digest: str | None = None  # sha256 of the loaded weight arrays
     augment: int = 0  # K augmented views per train image (view 0 is the image itself)
     augment_ops: str | None = None  # canonical --augment-ops, None without views
+    engine: str = "tf"  # what runs the feature function (see engines.py)
+    precision: str = "fp32"  # fp32 (exact) or bf16 (engines that run it)
+    fast_decode: bool = False  # JPEGs decoded at a DCT scale >= image_size (data/images.py)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> ExtractConfig:
+        """From a manifest's config; fields older manifests lack take their defaults."""
         known = {k: v for k, v in data.items() if k in cls.__dataclass_fields__}
         return cls(**known)
+
+
+# Fields added after format_version 1 first shipped, with the value every older cache had.
+LATER_FIELDS = {"engine": "tf", "precision": "fp32", "fast_decode": False, "augment": 0,
+                "augment_ops": None}
+
+
+def with_later_fields(config: dict[str, Any]) -> dict[str, Any]:
+    """A manifest's config with the fields older caches lack filled in as they were made."""
+    return LATER_FIELDS | config
 
 
 def resolve_config(config: ExtractConfig) -> tuple[ExtractConfig, ResolvedWeights]:
@@ -59,6 +74,7 @@ def resolve_config(config: ExtractConfig) -> tuple[ExtractConfig, ResolvedWeight
     ops = Augment.parse(config.augment_ops).describe() if config.augment else None
     if config.augment and not ops:
         raise UserError("--augment needs at least one op in --augment-ops.")
+    engine = check_engine(config.engine, config.precision)
     weights = backbone.resolve_weights(config.weights)
     if config.weights_sha256 and weights.sha256 and weights.sha256 != config.weights_sha256:
         raise UserError(
@@ -66,6 +82,7 @@ def resolve_config(config: ExtractConfig) -> tuple[ExtractConfig, ResolvedWeight
             f"({config.weights_name}, sha256 {config.weights_sha256[:12]}…); restore that file."
         )
     resolved = replace(config, backbone=backbone.name, image_size=size, weights=weights.spec,
+                       engine=engine.name, fast_decode=bool(config.fast_decode),
                        weights_name=weights.name,
                        weights_sha256=weights.sha256 or config.weights_sha256,
                        augment_ops=ops)

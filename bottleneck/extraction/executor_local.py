@@ -22,6 +22,6 @@ class LocalExecutor:
 
     def run(self, job: ShardJob, plans: list[ShardPlan], on_outcome: Callable[[Outcome], None],
             on_images: Callable[[int], object], extractor: FeatureExtractor | None) -> None:
-        extractor = extractor or FeatureExtractor(job.config)
+        extractor = extractor or job.feature_model()
         for plan in plans:
             on_outcome(attempt_shard(job, extractor, plan, on_batch=on_images))

@@ -34,7 +34,7 @@ class ShardWorker:
         for gpu in tf.config.list_physical_devices("GPU"):
             tf.config.experimental.set_memory_growth(gpu, True)
         self.job = job
-        self.extractor = FeatureExtractor(job.config)
+        self.extractor = job.feature_model(threads)
 
     def run(self, plan: ShardPlan) -> Outcome:
         return attempt_shard(self.job, self.extractor, plan)

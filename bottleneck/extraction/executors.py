@@ -28,12 +28,20 @@ EXECUTORS = {
 
 @dataclass(frozen=True)
 class ShardJob:
-    """What every shard of a run shares: the source, the resolved config, where to write."""
+    """What every shard of a run shares: the source, the resolved config, where to write (a
+    folder per layer), the layers, and the engine's threads (None: the cores it may use)."""
 
     source: Source
     config: ExtractConfig
-    out: Path
+    out: tuple[Path, ...]
     batch_size: int
+    layers: tuple[str | None, ...] = (None,)
+    threads: int | None = None
+
+    def feature_model(self, threads: int | None = None) -> FeatureExtractor:
+        """The feature model this job's shards are computed with, built from the job alone."""
+        return FeatureExtractor(self.config, layers=list(self.layers),
+                                threads=threads or self.threads)
 
 
 @dataclass(frozen=True)

@@ -7,6 +7,8 @@ same function from the manifest.
 from __future__ import annotations
 
 import hashlib
+import json
+from collections.abc import Sequence
 from dataclasses import replace
 from typing import Any
 
@@ -15,6 +17,7 @@ import numpy as np
 from bottleneck.backbones import get_backbone
 from bottleneck.errors import UserError
 from bottleneck.extraction.config import ExtractConfig, resolve_config
+from bottleneck.extraction.engines import EngineJob, default_threads, get_engine
 
 
 def weights_digest(model: Any) -> str:
@@ -41,46 +44,79 @@ def cut_and_pool(base: Any, layer: str | None, pooling: str, name: str) -> Any:
     if len(output.shape) == 4 and pooling != "none":
         pool = (keras.layers.GlobalAveragePooling2D if pooling == "avg"
                 else keras.layers.GlobalMaxPooling2D)
-        output = pool(name=f"bottleneck_{pooling}_pool")(output)
+        output = pool(name=f"bottleneck_{pooling}_pool_{layer or 'top'}")(output)
     model = keras.Model(base.input, output, name=f"{name}_features")
     model.trainable = False
     return model
+
+
+def conversion_key(configs: Sequence[ExtractConfig]) -> str:
+    """Names one feature function: backbone, size, pooling, each layer with its weights, and
+    the TensorFlow and Keras that traced it (their preprocessing could change)."""
+    import keras
+    import tensorflow as tf
+
+    first = configs[0]
+    parts = [first.backbone, first.image_size, first.pooling,
+             [(c.layer, c.weights_digest) for c in configs], tf.__version__, keras.__version__]
+    return hashlib.sha256(json.dumps(parts).encode()).hexdigest()
 
 
 class FeatureExtractor:
     """Raw float RGB (0..255) batches → features, exactly as the cache stores them.
 
     ``config`` is resolved (a new object; the argument is not changed) and, where it records a
-    weights digest, the rebuilt weights must match it.
+    weights digest, the rebuilt weights (up to its first layer) must match it. ``layers``
+    (default: ``config.layer`` alone) makes one model with an output per layer, all from one
+    pass of the backbone; each has its own config in ``configs``, shape in ``feature_shapes``.
+    The engine named by the config runs the model with ``threads`` threads (default: the cores
+    this process may use).
     """
 
-    def __init__(self, config: ExtractConfig) -> None:
+    def __init__(self, config: ExtractConfig, layers: Sequence[str | None] | None = None,
+                 threads: int | None = None) -> None:
+        import keras
         import tensorflow as tf
 
+        if threads is not None and threads < 1:
+            raise UserError("--threads must be a positive number of threads.")
         resolved, weights = resolve_config(config)
         backbone = get_backbone(resolved.backbone)
         base = backbone.load(weights, resolved.image_size)
-        self.model = cut_and_pool(base, resolved.layer, resolved.pooling, backbone.name)
-        digest = weights_digest(self.model)
-        if resolved.weights_digest and resolved.weights_digest != digest:
+        layers = [resolved.layer] if layers is None else list(layers)
+        models = [cut_and_pool(base, layer, resolved.pooling, backbone.name) for layer in layers]
+        digests = [weights_digest(model) for model in models]
+        if resolved.weights_digest and resolved.weights_digest != digests[0]:
             raise UserError(
                 f"the {backbone.name} weights differ from those the cache was built with "
                 f"({resolved.weights_name}); pass the same --weights as at extraction."
             )
-        self.config = replace(resolved, weights_digest=digest)
-        self.feature_shape: tuple[int, ...] = tuple(int(d) for d in self.model.output.shape[1:])
+        self.configs = [replace(resolved, layer=layer, weights_digest=digest)
+                        for layer, digest in zip(layers, digests, strict=True)]
+        self.config = self.configs[0]
+        self.feature_shapes = [tuple(int(d) for d in m.output.shape[1:]) for m in models]
+        self.feature_shape: tuple[int, ...] = self.feature_shapes[0]
+        # one layer: its cut model as before; several: one model with an output per layer
+        self.model = model = models[0] if len(models) == 1 else keras.Model(
+            base.input, [m.output for m in models], name=f"{backbone.name}_features")
         preprocess = backbone.preprocess_input
         size = resolved.image_size
-        model = self.model
 
         @tf.function(input_signature=[tf.TensorSpec((None, size, size, 3), tf.float32)],
                      reduce_retracing=True)
-        def run(images: tf.Tensor) -> tf.Tensor:
-            return model(preprocess(images), training=False)
+        def run(images: tf.Tensor) -> tuple[tf.Tensor, ...]:
+            outputs = model(preprocess(images), training=False)
+            return tuple(outputs) if isinstance(outputs, list | tuple) else (outputs,)
 
-        self._run = run
+        self.engine = get_engine(resolved.engine)
+        self.job = EngineJob(run, conversion_key(self.configs), f"{backbone.name}-{size}",
+                             resolved.precision, threads or default_threads())
+        self._run = self.engine.prepare(self.job)
+
+    def run(self, images: Any) -> list[np.ndarray]:
+        """Features of every layer for a batch of float32 RGB images (0..255, at size)."""
+        return [f.astype(self.config.dtype, copy=False) for f in self._run(images)]
 
     def __call__(self, images: Any) -> np.ndarray:
         """Features for a batch of float32 RGB images in 0..255 at the configured size."""
-        features = self._run(images).numpy()
-        return features.astype(self.config.dtype, copy=False)
+        return self.run(images)[0]

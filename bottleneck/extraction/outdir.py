@@ -11,6 +11,7 @@ from bottleneck.cache.manifest import MANIFEST, Manifest, ShardRecord, is_cache
 from bottleneck.cache.reader import TARGETS_FILE
 from bottleneck.cache.shards import read_column
 from bottleneck.errors import UserError
+from bottleneck.extraction.config import with_later_fields
 
 
 def check_out_dir(out: Path) -> None:
@@ -37,6 +38,8 @@ def previous_run(out: Path, fresh: Manifest, overwrite: bool) -> Manifest | None
     One made another way is refused, or with ``overwrite`` its recorded files are deleted.
     """
     old = Manifest.load(out)
+    if old is not None:  # a cache made before engine/precision/fast_decode were recorded
+        old.config = with_later_fields(old.config)
     if old is not None and not old.same_identity(fresh):
         if not overwrite:
             differ = ", ".join(old.differences(fresh)[:3])

@@ -4,12 +4,17 @@ The run is: resolve the config and build the feature model → plan shards (keep
 earlier run of the same config finished and is still valid) → hand the shards to an executor
 (local or Ray), recording each outcome in the manifest as it lands → count rows and mark the
 cache complete. A crashed run resumes where it stopped; a grown source computes only its new
-images.
+images. With several layers the same loop fills one cache per layer (``OUT/<layer>/``) from
+one pass of the backbone (see :mod:`.layers`): a shard counts as done only when it is done in
+every layer's cache.
 """
 
 from __future__ import annotations
 
 import sys
+from collections.abc import Sequence
+from contextlib import ExitStack
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -28,7 +33,8 @@ from bottleneck.errors import PartialFailure, UserError
 from bottleneck.extraction.config import ExtractConfig
 from bottleneck.extraction.executors import Outcome, ShardFailure, ShardJob, get_executor
 from bottleneck.extraction.feature_model import FeatureExtractor
-from bottleneck.extraction.outdir import check_out_dir, previous_run, shard_keys
+from bottleneck.extraction.layers import layer_dirs, layer_list
+from bottleneck.extraction.outdir import check_out_dir, intact, previous_run, shard_keys
 from bottleneck.extraction.plan import ShardPlan, plan_shards, replan
 from bottleneck.extraction.progress import progress_bar
 
@@ -43,60 +49,89 @@ def library_versions() -> dict[str, str]:
             "h5py": h5py.__version__, "numpy": np.__version__}
 
 
-def fresh_manifest(source: Source, extractor: FeatureExtractor) -> Manifest:
-    """The manifest of a run that has planned and computed nothing yet."""
-    backbone = get_backbone(extractor.config.backbone)
-    config = extractor.config.to_dict() | {
-        "feature_shape": list(extractor.feature_shape),
-        "preprocessing": images.PREPROCESSING | {"preprocess_input": backbone.preprocess_name},
+def fresh_manifest(source: Source, extractor: FeatureExtractor, output: int = 0) -> Manifest:
+    """The manifest of a run that has planned and computed nothing yet (of the extractor's
+    ``output``-th layer)."""
+    config = extractor.configs[output]
+    backbone = get_backbone(config.backbone)
+    recorded = config.to_dict() | {
+        "feature_shape": list(extractor.feature_shapes[output]),
+        "preprocessing": images.preprocessing(config.fast_decode)
+        | {"preprocess_input": backbone.preprocess_name},
     }
-    if extractor.config.augment:
-        config["preprocessing"]["augmentation"] = (
-            f"{extractor.config.augment} seeded views per train image "
-            f"({extractor.config.augment_ops}) after the resize; view 0, val and test: none")
-    return Manifest(config=config, source=source.describe(), classes=source.classes,
-                    versions=library_versions(), shards=[])
+    if config.augment:
+        recorded["preprocessing"]["augmentation"] = (
+            f"{config.augment} seeded views per train image ({config.augment_ops}) after the "
+            "resize; view 0, val and test: none")
+    versions = library_versions()
+    if config.engine != "tf":
+        versions[config.engine] = extractor.engine.version() or "unknown"
+    return Manifest(config=recorded, source=source.describe(), classes=source.classes,
+                    versions=versions, shards=[])
 
 
-def plan_run(out: Path, source: Source, manifest: Manifest, shard_size: int,
-             overwrite: bool, progress: bool) -> tuple[list[ShardPlan], Manifest | None]:
-    """Fill ``manifest.shards`` (kept and planned) and save it; returns what to compute and
-    the earlier run's manifest. Shards an earlier run made that are no longer planned are
-    deleted (they are ours), after the new manifest is saved."""
+def agreed(olds: list[Manifest | None], outs: list[Path]) -> Manifest | None:
+    """The first layer's earlier manifest, its shards counted done only where every layer's
+    cache has them done and whole (several layers are written together; a crash between two
+    layers' records leaves them to compute again)."""
+    if olds[0] is None or any(old is None for old in olds):
+        return None
+    done_everywhere = set.intersection(*[
+        {r.file for r in old.shards if r.done and intact(folder, r)}
+        for old, folder in zip(olds, outs, strict=True)])
+    shards = [r if r.file in done_everywhere else replace(r, status="pending")
+              for r in olds[0].shards]
+    return replace(olds[0], shards=shards)
+
+
+def plan_run(outs: list[Path], source: Source, manifests: list[Manifest], shard_size: int,
+             overwrite: bool, progress: bool) -> tuple[list[ShardPlan], list[Manifest | None]]:
+    """Fill every layer's ``manifest.shards`` (kept and planned) and save them; returns what
+    to compute and the earlier runs' manifests. Shards an earlier run made that are no longer
+    planned are deleted (they are ours), after the new manifests are saved."""
     items = source.items()
-    old = previous_run(out, manifest, overwrite)
+    olds = [previous_run(folder, manifest, overwrite)
+            for folder, manifest in zip(outs, manifests, strict=True)]
+    old = agreed(olds, outs)
     if old is None:
         plans, kept, dropped = plan_shards(items, shard_size), [], []
     else:
-        found = replan(items, old, shard_keys(out, old), shard_size)
+        found = replan(items, old, shard_keys(outs[0], old), shard_size)
         plans, kept, dropped = found.plans, found.kept, found.dropped
-    manifest.shards = sorted(kept + [p.record() for p in plans],
-                             key=lambda record: shard_index(record.file))
-    remove_stale_temp_files(out)
-    manifest.save(out)
-    planned = {record.file for record in manifest.shards}
-    for record in (old.shards if old else []):
-        if record.file not in planned:
-            (out / record.file).unlink(missing_ok=True)
+    kept_files = {record.file for record in kept}
+    for folder, manifest, earlier in zip(outs, manifests, olds, strict=True):
+        mine = {r.file: r for r in (earlier.shards if earlier else []) if r.file in kept_files}
+        manifest.shards = sorted([mine[f] for f in kept_files] + [p.record() for p in plans],
+                                 key=lambda record: shard_index(record.file))
+        remove_stale_temp_files(folder)
+        manifest.save(folder)
+        planned = {record.file for record in manifest.shards}
+        for record in (earlier.shards if earlier else []):
+            if record.file not in planned:
+                (folder / record.file).unlink(missing_ok=True)
     if old is not None and progress:
         new = sum(len(p.items) for p in plans)
         print(f"kept {len(kept)} finished shards ({sum(r.inputs for r in kept)} images); "
               f"computing {len(plans)} shards ({new} images)"
               + (f"; {len(dropped)} shards lost images and are recomputed" if dropped else ""),
               file=sys.stderr)
-    return plans, old
+    return plans, olds
 
 
-def record_outcome(manifest: Manifest, out: Path, outcome: Outcome) -> None:
-    """Write one shard's outcome into the manifest and save it (the driver alone does)."""
-    record = next(r for r in manifest.shards if shard_index(r.file) == outcome.index)
-    if isinstance(outcome, ShardFailure):
-        record.status, record.error = "failed", outcome.error
-    else:
-        record.status, record.rows, record.sha256 = "done", outcome.rows, outcome.sha256
-        record.failures, record.error = outcome.failures, None
-        record.bytes = (out / record.file).stat().st_size
-    manifest.save(out)
+def record_outcome(manifests: list[Manifest], outs: list[Path], outcome: Outcome) -> None:
+    """Write one shard's outcome into every layer's manifest and save them (the driver alone
+    does)."""
+    shas = (outcome.sha256s or [outcome.sha256]) if not isinstance(outcome, ShardFailure) \
+        else [None] * len(outs)
+    for manifest, folder, sha in zip(manifests, outs, shas, strict=True):
+        record = next(r for r in manifest.shards if shard_index(r.file) == outcome.index)
+        if isinstance(outcome, ShardFailure):
+            record.status, record.error = "failed", outcome.error
+        else:
+            record.status, record.rows, record.sha256 = "done", outcome.rows, sha
+            record.failures, record.error = outcome.failures, None
+            record.bytes = (folder / record.file).stat().st_size
+        manifest.save(folder)
 
 
 def finish(out: Path, manifest: Manifest, source: Source,
@@ -135,16 +170,24 @@ def finish(out: Path, manifest: Manifest, source: Source,
 
 def extract(
     source: Source | str, backbone: str, out: str | Path, weights: str = "imagenet",
-    layer: str | None = None, pooling: str = "avg", image_size: int | None = None,
-    dtype: str = "float32", batch_size: int = 32, shard_size: int = 1024,
-    overwrite: bool = False, progress: bool = True, executor: str = "local",
-    workers: int | None = None, ray_address: str | None = None, augment: int = 0,
-    augment_ops: str | None = None,
-) -> Cache:
+    layer: str | Sequence[str] | None = None, pooling: str = "avg",
+    image_size: int | None = None, dtype: str = "float32", batch_size: int = 32,
+    shard_size: int = 1024, overwrite: bool = False, progress: bool = True,
+    engine: str = "tf", precision: str = "fp32", fast_decode: bool = False,
+    threads: int | None = None, executor: str = "local", workers: int | None = None,
+    ray_address: str | None = None, augment: int = 0, augment_ops: str | None = None,
+) -> Cache | dict[str, Cache]:
     """Extract features of every image in ``source`` into a cache at ``out``; resumable and
-    incremental. ``executor``: ``local`` (one process) or ``ray`` (``workers`` actors on a
-    local cluster, or on the cluster at ``ray_address``). ``augment``: K seeded views of each
-    train image besides itself (``augment_ops``, see :mod:`bottleneck.data.augment`)."""
+    incremental.
+
+    ``layer`` may list several layers: then ``out`` becomes a folder with one cache per layer,
+    ``out/<layer>/``, all computed in one pass, and a dict ``{layer: Cache}`` is returned.
+    ``engine``/``precision``: what runs the feature model (``threads`` of it); ``fast_decode``:
+    JPEGs decoded at a DCT scale. ``executor``: ``local`` (one process) or ``ray``
+    (``workers`` actors on a local cluster, or on the cluster at ``ray_address``).
+    ``augment``: K seeded views of each train image besides itself (``augment_ops``, see
+    :mod:`bottleneck.data.augment`).
+    """
     if isinstance(source, str):
         source = open_source(source)
     if batch_size <= 0:
@@ -153,19 +196,29 @@ def extract(
         raise UserError("--shard-size must be a positive number of images.")
     runner = get_executor(executor, workers, ray_address)
     out = Path(out).expanduser()
-    extractor = FeatureExtractor(ExtractConfig(backbone=backbone, weights=weights, layer=layer,
-                                               pooling=pooling, image_size=image_size,
-                                               dtype=dtype, augment=augment,
-                                               augment_ops=augment_ops))
-    check_out_dir(out)
-    out.mkdir(parents=True, exist_ok=True)
-    with cache_lock(out, "extract"):
-        manifest = fresh_manifest(source, extractor)
-        plans, old = plan_run(out, source, manifest, shard_size, overwrite, progress)
-        job = ShardJob(source, extractor.config, out, batch_size)
+    layers = layer_list(layer)
+    outs = layer_dirs(out, layers) if len(layers) > 1 else [out]
+    config = ExtractConfig(backbone=backbone, weights=weights, layer=layers[0], pooling=pooling,
+                           image_size=image_size, dtype=dtype, engine=engine,
+                           precision=precision, fast_decode=fast_decode, augment=augment,
+                           augment_ops=augment_ops)
+    extractor = FeatureExtractor(config, layers=layers, threads=threads)
+    for folder in outs:  # refuse before touching any
+        check_out_dir(folder)
+    with ExitStack() as locks:
+        for folder in outs:
+            folder.mkdir(parents=True, exist_ok=True)
+            locks.enter_context(cache_lock(folder, "extract"))
+        manifests = [fresh_manifest(source, extractor, i) for i in range(len(outs))]
+        plans, olds = plan_run(outs, source, manifests, shard_size, overwrite, progress)
+        job = ShardJob(source, extractor.config, tuple(outs), batch_size, tuple(layers),
+                       threads)
         label = f"{extractor.config.backbone} → {out.name}"
         with progress_bar(sum(len(p.items) for p in plans), label, enabled=progress) as bar:
-            runner.run(job, plans, lambda outcome: record_outcome(manifest, out, outcome),
+            runner.run(job, plans, lambda outcome: record_outcome(manifests, outs, outcome),
                        bar.update, extractor)
-        remove_stale_temp_files(out)
-        return finish(out, manifest, source, old.targets if old else None)
+        caches = []
+        for folder, manifest, old in zip(outs, manifests, olds, strict=True):
+            remove_stale_temp_files(folder)
+            caches.append(finish(folder, manifest, source, old.targets if old else None))
+    return caches[0] if len(layers) == 1 else dict(zip(layers, caches, strict=True))

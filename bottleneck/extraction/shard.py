@@ -2,12 +2,13 @@
 file, rename it.
 
 :func:`run_shard` knows nothing of the manifest or of who scheduled it; it returns a
-:class:`ShardResult` that the driver records.
+:class:`ShardResult` that the driver records. A feature model with several layers writes the
+shard once per layer, one folder each (``out_dir`` is then a list), from one pass.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -20,6 +21,21 @@ from bottleneck.data.sources import Source
 from bottleneck.extraction.feature_model import FeatureExtractor
 from bottleneck.extraction.plan import ShardPlan
 
+AUTOTUNE = -1  # tf.data.AUTOTUNE
+
+
+@dataclass(frozen=True)
+class Pipeline:
+    """How tf.data feeds the model: speed only, never the features (benchmarks/tune_extract.py
+    measures the choices)."""
+
+    parallel_calls: int = AUTOTUNE  # images decoded and resized at once
+    prefetch: int = AUTOTUNE  # batches made ahead of the model
+    threadpool: int = 0  # the pipeline's own threads; 0: TensorFlow's shared pool
+
+
+PIPELINE = Pipeline()
+
 
 @dataclass
 class ShardResult:
@@ -27,8 +43,9 @@ class ShardResult:
 
     index: int
     rows: int
-    sha256: str
+    sha256: str  # of the (first layer's) shard file
     failures: list[dict[str, str]] = field(default_factory=list)
+    sha256s: list[str] = field(default_factory=list)  # one per layer, in order
 
 
 class _Views:
@@ -59,52 +76,69 @@ class _Views:
 
 
 def run_shard(
-    source: Source, extractor: FeatureExtractor, plan: ShardPlan, out_dir: Path,
-    batch_size: int, on_batch: Callable[[int], object] | None = None,
+    source: Source, extractor: FeatureExtractor, plan: ShardPlan,
+    out_dir: Path | Sequence[Path], batch_size: int,
+    on_batch: Callable[[int], object] | None = None, pipeline: Pipeline = PIPELINE,
 ) -> ShardResult:
-    """Compute one shard and rename it into place; bad images become failure records."""
+    """Compute one shard and rename it into place; bad images become failure records.
+
+    ``out_dir``: the cache folder, or one folder per layer of ``extractor``.
+    """
     import tensorflow as tf
 
+    out_dirs = [Path(out_dir)] if isinstance(out_dir, str | Path) else list(out_dir)
+    if len(out_dirs) != len(extractor.feature_shapes):
+        raise ValueError("run_shard needs one output folder per layer of the feature model")
+    decode_size = extractor.config.image_size if extractor.config.fast_decode else None
     rows_of = _Views(plan, extractor)
-    stream = (source.image_dataset(plan.items)
-              .map(rows_of, num_parallel_calls=tf.data.AUTOTUNE)
+    stream = (source.image_dataset(plan.items, decode_size)
+              .map(rows_of, num_parallel_calls=pipeline.parallel_calls)
               .ignore_errors())
     if rows_of.k:
         stream = stream.unbatch()
-    stream = stream.batch(batch_size).prefetch(tf.data.AUTOTUNE)
+    stream = stream.batch(batch_size)
+    if pipeline.prefetch:
+        stream = stream.prefetch(pipeline.prefetch)
     options = tf.data.Options()
     options.experimental_optimization.map_fusion = True  # decode+resize+hash in one step
+    if pipeline.threadpool:
+        options.threading.private_threadpool_size = pipeline.threadpool
     stream = stream.with_options(options)
-    writer = ShardWriter(out_dir / plan.file, extractor.feature_shape, extractor.config.dtype,
-                         capacity=len(plan.items), views=bool(rows_of.k))
-    seen = np.zeros(len(plan.items), dtype=bool)
+    writers: list[ShardWriter] = []
     try:
+        for folder, shape in zip(out_dirs, extractor.feature_shapes, strict=True):
+            writers.append(ShardWriter(folder / plan.file, shape, extractor.config.dtype,
+                                       capacity=len(plan.items), views=bool(rows_of.k)))
+        seen = np.zeros(len(plan.items), dtype=bool)
         for positions, batch, hashes, view in stream:
-            positions = positions.numpy()
-            _append(writer, plan, positions, extractor(batch), hashes.numpy(), view.numpy())
+            positions, view = positions.numpy(), view.numpy()
+            _append(writers, plan, positions, extractor.run(batch), hashes.numpy(), view)
             seen[positions] = True
             if on_batch:
-                on_batch(int(np.sum(view.numpy() == 0)))
+                on_batch(int(np.sum(view == 0)))
         missing = np.flatnonzero(~seen)
-        failures = _retry_failed(source, extractor, plan, writer, missing, rows_of)
+        failures = _retry_failed(source, extractor, plan, writers, missing, decode_size, rows_of)
         if on_batch and len(missing):
             on_batch(len(missing))
-        sha = writer.commit({"inputs_sha256": plan.inputs_sha256})
+        shas = [w.commit({"inputs_sha256": plan.inputs_sha256}) for w in writers]
     except BaseException:
-        writer.abort()
+        for writer in writers:
+            writer.abort()
         raise
-    return ShardResult(plan.index, writer.rows, sha, failures)
+    return ShardResult(plan.index, writers[0].rows, shas[0], failures, shas)
 
 
-def _append(writer: ShardWriter, plan: ShardPlan, positions: np.ndarray,
-            features: np.ndarray, hashes: np.ndarray, view: np.ndarray) -> None:
+def _append(writers: list[ShardWriter], plan: ShardPlan, positions: np.ndarray,
+            features: list[np.ndarray], hashes: np.ndarray, view: np.ndarray) -> None:
     chosen = [plan.items[p] for p in positions]
-    writer.append(features, np.array([it.label for it in chosen], dtype=np.int32),
-                  [it.key for it in chosen], [it.split for it in chosen], hashes, view)
+    labels = np.array([it.label for it in chosen], dtype=np.int32)
+    keys, splits = [it.key for it in chosen], [it.split for it in chosen]
+    for writer, layer_features in zip(writers, features, strict=True):
+        writer.append(layer_features, labels, keys, splits, hashes, view)
 
 
 def _retry_failed(source: Source, extractor: FeatureExtractor, plan: ShardPlan,
-                  writer: ShardWriter, missing: np.ndarray,
+                  writers: list[ShardWriter], missing: np.ndarray, decode_size: int | None,
                   rows_of: _Views) -> list[dict[str, str]]:
     """Decode what tf.data could not with the fallback decoder; record what none can read."""
     import tensorflow as tf
@@ -113,7 +147,7 @@ def _retry_failed(source: Source, extractor: FeatureExtractor, plan: ShardPlan,
     for position in missing:
         item = plan.items[position]
         try:
-            pixels = source.load_image(item)
+            pixels = source.load_image(item, decode_size)
         except ValueError as exc:
             failures.append({"path": item.key, "reason": str(exc)})
             continue
@@ -121,6 +155,6 @@ def _retry_failed(source: Source, extractor: FeatureExtractor, plan: ShardPlan,
         if not rows_of.k:  # one row: give it a batch axis
             rows = tuple(value[tf.newaxis] for value in rows)
         positions, batch, hashes, view = rows
-        _append(writer, plan, positions.numpy(), extractor(batch), hashes.numpy(),
+        _append(writers, plan, positions.numpy(), extractor.run(batch), hashes.numpy(),
                 view.numpy())
     return failures

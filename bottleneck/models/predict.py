@@ -1,14 +1,16 @@
 """Backbone + head on raw image files: the extractor is rebuilt from MODEL_DIR alone.
 
-Pixels take the extraction path exactly: TensorFlow's decoder with the Pillow fallback,
-the same bilinear resize, the backbone's own ``preprocess_input`` and pooling (all inside
-:class:`~bottleneck.extraction.FeatureExtractor`, built from the recorded config, whose weights
-digest must match). A file neither decoder can read becomes one error entry, not a crash.
+Pixels take the extraction path exactly: TensorFlow's decoder with the Pillow fallback (at
+the same DCT scale when the cache was made with fast decode), the same bilinear resize, the
+backbone's own ``preprocess_input`` and pooling, run by the same engine at the same precision
+(all inside :class:`~bottleneck.extraction.FeatureExtractor`, built from the recorded config,
+whose weights digest must match). A file neither decoder can read becomes one error entry.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +19,7 @@ import numpy as np
 from bottleneck.data import images
 from bottleneck.errors import UserError
 from bottleneck.extraction import ExtractConfig, FeatureExtractor
+from bottleneck.extraction.engines import get_engine
 from bottleneck.heads import class_scores
 from bottleneck.models.model_dir import Model, load_model
 
@@ -60,13 +63,29 @@ def _describe(model: Model, features: np.ndarray, top: int) -> list[dict[str, An
     return rows
 
 
+def serving_config(recorded: dict[str, Any], engine: str | None = None,
+                   precision: str | None = None) -> ExtractConfig:
+    """The cache's extraction config, run by another engine or precision where asked.
+
+    A new engine keeps the recorded precision when it runs it, else runs fp32.
+    """
+    config = ExtractConfig.from_dict(recorded)
+    if engine is not None and precision is None and \
+            config.precision not in get_engine(engine).precisions:
+        precision = "fp32"
+    return replace(config, engine=engine or config.engine,
+                   precision=precision or config.precision)
+
+
 def predict(model_dir: str | Path, inputs: Sequence[str | Path], top: int = 1,
-            batch_size: int = 32) -> list[dict[str, Any]]:
+            batch_size: int = 32, engine: str | None = None, precision: str | None = None,
+            threads: int | None = None) -> list[dict[str, Any]]:
     """Predict every image file in ``inputs`` (files or folders) with a saved model.
 
     Returns one dict per file, in order: ``path`` plus ``class``, ``probability`` (or
     ``score`` for heads without probabilities) and ``top`` (the ``top`` best classes), or
-    ``value`` for regression, or ``error`` for a file that could not be read.
+    ``value`` for regression, or ``error`` for a file that could not be read. ``engine`` and
+    ``precision`` default to those the cache was made with.
     """
     import tensorflow as tf
 
@@ -78,22 +97,24 @@ def predict(model_dir: str | Path, inputs: Sequence[str | Path], top: int = 1,
         raise UserError("no image files found in the given folders.")
     if model.takes_images:  # fine-tuned: the model holds its backbone, and takes pixels
         size = int(model.config["image_size"])
+        fast_decode = bool(model.config.get("fast_decode", False))
 
         def extractor(pixels: Any) -> Any:
             return pixels
     else:
-        extractor = FeatureExtractor(ExtractConfig.from_dict(model.config))
+        extractor = FeatureExtractor(serving_config(model.config, engine, precision),
+                                     threads=threads)
         if extractor.feature_shape != model.feature_shape:
             raise UserError(f"the rebuilt backbone gives {extractor.feature_shape} features but "
                             f"the model expects {model.feature_shape}; re-run fit.")
-        size = extractor.config.image_size
+        size, fast_decode = extractor.config.image_size, extractor.config.fast_decode
     results: list[dict[str, Any]] = [{"path": str(path)} for path, _ in files]
     for chunk in _chunks(list(enumerate(files)), batch_size):  # one batch in memory at a time
         readable = []
         for index, (path, error) in chunk:
             if error is None:
                 try:
-                    readable.append((index, images.load_image(path, size)))
+                    readable.append((index, images.load_image(path, size, fast_decode)))
                     continue
                 except ValueError as exc:
                     error = str(exc)

@@ -1,0 +1,187 @@
+"""Tune the extraction loop's speed settings: each choice against the default, paired, in one run.
+
+What it varies, on the same JPEGs (MobileNetV2 at 160 by default, one shard of all of them
+through ``run_shard``, HDF5 included):
+  pipeline  tf.data settings (bottleneck.extraction.shard.Pipeline): parallel decode calls,
+            prefetch depth, a private thread pool
+  batch     --batch-size
+  threads   TensorFlow's intra-/inter-op thread pools (each setting in a fresh process, as
+            they can only be set before TensorFlow starts)
+  engine    the openvino engine's inference threads (if OpenVINO is installed)
+
+This machine's speed drifts from minute to minute, so every variant runs right after the default
+in each round, and what is printed is the median of those paired ratios (variant / default).
+
+    python benchmarks/tune_extract.py [--images 256] [--rounds 5] [--parts pipeline,batch,threads]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(REPO / "benchmarks"))
+
+PIPELINES = {
+    "default": {},
+    "decode 1 at a time": {"parallel_calls": 1},
+    "decode 2 at a time": {"parallel_calls": 2},
+    "private pool 1": {"threadpool": 1},
+    "private pool 2": {"threadpool": 2},
+    "prefetch 1": {"prefetch": 1},
+    "no prefetch": {"prefetch": 0},
+}
+BATCHES = (16, 32, 64)
+THREADS = {"default": (0, 0), "intra 2 inter 1": (2, 1), "intra 1 inter 2": (1, 2),
+           "intra 2 inter 2": (2, 2), "intra 1 inter 1": (1, 1)}
+
+
+def one_pass(source, extractor, plan, out: Path, batch: int, pipeline=None) -> float:
+    """Images/s of one shard of every image through run_shard."""
+    from bottleneck.extraction.shard import PIPELINE, run_shard
+
+    start = time.perf_counter()
+    rows = run_shard(source, extractor, plan, out, batch, pipeline=pipeline or PIPELINE).rows
+    return rows / (time.perf_counter() - start)
+
+
+def paired(variants: dict, run, rounds: int) -> dict[str, dict[str, float]]:
+    """Each variant right after the default, ``rounds`` times; median rates and ratios."""
+    rates: dict[str, list[float]] = {k: [] for k in variants}
+    ratios: dict[str, list[float]] = {k: [] for k in variants}
+    run(variants["default"])  # warm-up: tracing, page cache
+    for _ in range(rounds):
+        for name, variant in variants.items():
+            if name == "default":
+                continue
+            base = run(variants["default"])
+            rate = run(variant)
+            rates["default"].append(base)
+            rates[name].append(rate)
+            ratios[name].append(rate / base)
+    return {k: {"rate": statistics.median(rates[k]),
+                "ratio": statistics.median(ratios[k]) if ratios[k] else 1.0} for k in variants}
+
+
+def setup(folder: Path, name: str, size: int, engine: str = "tf", threads: int | None = None):
+    from bottleneck.data import open_source
+    from bottleneck.extraction import ExtractConfig, FeatureExtractor
+    from bottleneck.extraction.plan import plan_shards
+
+    source = open_source(str(folder))
+    extractor = FeatureExtractor(ExtractConfig(name, "none", image_size=size, engine=engine),
+                                 threads=threads)
+    return source, extractor, plan_shards(source.items(), len(source.items()))[0]
+
+
+def tune_pipeline(folder: Path, args, out: Path) -> dict:
+    from bottleneck.extraction.shard import Pipeline
+
+    source, extractor, plan = setup(folder, args.backbone, args.image_size)
+    variants = {k: Pipeline(**v) for k, v in PIPELINES.items()}
+    return paired(variants, lambda p: one_pass(source, extractor, plan, out, args.batch_size, p),
+                  args.rounds)
+
+
+def tune_batch(folder: Path, args, out: Path) -> dict:
+    source, extractor, plan = setup(folder, args.backbone, args.image_size)
+    variants = {"default": args.batch_size} | {f"batch {b}": b for b in BATCHES
+                                               if b != args.batch_size}
+    return paired(variants, lambda b: one_pass(source, extractor, plan, out, b), args.rounds)
+
+
+def tune_engine_threads(folder: Path, args, out: Path) -> dict:
+    extractors = {}
+    for n in (1, 2):
+        source, extractors[n], plan = setup(folder, args.backbone, args.image_size, "openvino", n)
+    variants = {"default": 2, "openvino 1 thread": 1}
+    return paired(variants,
+                  lambda n: one_pass(source, extractors[n], plan, out, args.batch_size),
+                  args.rounds)
+
+
+def child(args) -> None:
+    """In a fresh process: set the thread pools, then print the best of a few passes."""
+    import tensorflow as tf
+
+    intra, inter = args.child
+    tf.config.threading.set_intra_op_parallelism_threads(intra)
+    tf.config.threading.set_inter_op_parallelism_threads(inter)
+    source, extractor, plan = setup(args.folder, args.backbone, args.image_size)
+    with tempfile.TemporaryDirectory() as out:
+        one_pass(source, extractor, plan, Path(out), args.batch_size)
+        print(max(one_pass(source, extractor, plan, Path(out), args.batch_size)
+                  for _ in range(2)))
+
+
+def tune_threads(folder: Path, args) -> dict:
+    def run(split: tuple[int, int]) -> float:
+        command = [sys.executable, __file__, "--child", *map(str, split), "--folder", str(folder),
+                   "--backbone", args.backbone, "--image-size", str(args.image_size),
+                   "--batch-size", str(args.batch_size)]
+        done = subprocess.run(command, capture_output=True, text=True, check=True, cwd=REPO)
+        return float(done.stdout.strip().splitlines()[-1])
+
+    return paired(THREADS, run, max(1, args.rounds // 2))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--backbone", default="mobilenet_v2")
+    parser.add_argument("--image-size", type=int, default=160)
+    parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--images", type=int, default=256)
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--parts", default="pipeline,batch,threads,engine")
+    parser.add_argument("--json", type=Path, help="Also write the figures here.")
+    parser.add_argument("--child", type=int, nargs=2, help=argparse.SUPPRESS)
+    parser.add_argument("--folder", type=Path, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    from bottleneck._tf import import_tensorflow_quietly
+
+    import_tensorflow_quietly()
+    if args.child:
+        child(args)
+        return
+    from extract_methods import write_jpegs
+
+    results = {}
+    with tempfile.TemporaryDirectory(prefix="tune-extract-") as work:
+        folder = write_jpegs(Path(work) / "jpegs", args.images)
+        out = Path(work) / "out"
+        out.mkdir()
+        parts = args.parts.split(",")
+        if "pipeline" in parts:
+            results["pipeline"] = tune_pipeline(folder, args, out)
+        if "batch" in parts:
+            results["batch"] = tune_batch(folder, args, out)
+        if "threads" in parts:
+            results["threads"] = tune_threads(folder, args)
+        if "engine" in parts:
+            try:
+                results["engine"] = tune_engine_threads(folder, args, out)
+            except Exception as exc:  # noqa: BLE001 - OpenVINO missing: report and go on
+                print(f"engine: skipped ({exc})")
+    print(f"\n{args.backbone} @ {args.image_size}px, {args.images} JPEGs, batch "
+          f"{args.batch_size}: median of {args.rounds} paired rounds (variant / default)")
+    for part, table in results.items():
+        print(f"\n  {part}")
+        for name, figures in table.items():
+            print(f"    {name:<22} {figures['rate']:8.1f} img/s  {figures['ratio']:6.2f}x")
+    if args.json:
+        args.json.write_text(json.dumps(results, indent=2))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,127 @@
+"""Inference engines: what runs the feature function (raw float RGB batch in, features out).
+
+An engine takes the feature function as a ``tf.function`` (preprocess_input → backbone → cut
+→ pool, one output per layer) and returns a :data:`Runner`. ``tf`` runs that function as it
+is; ``openvino`` converts it once into OpenVINO's format, kept in the user cache directory,
+and runs it there. Adding an engine is one module with a ``prepare`` and one
+:func:`register_engine` line below. The engine and precision are part of the config, so the
+manifest records them and ``predict`` serves with the same.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from bottleneck.errors import UserError
+
+PRECISIONS = ("fp32", "bf16")
+Runner = Callable[[Any], list[np.ndarray]]
+
+
+@dataclass(frozen=True)
+class EngineJob:
+    """What an engine is given: the feature function, a key that names its conversion (a
+    digest of backbone, weights, layers, pooling and size), a readable name for it, the
+    precision and the number of threads to run with."""
+
+    function: Any  # tf.function over a (None, size, size, 3) float32 batch → tuple of outputs
+    key: str
+    name: str
+    precision: str
+    threads: int
+
+
+@dataclass(frozen=True)
+class Engine:
+    """A registered engine: the precisions it runs and how to prepare a runner."""
+
+    name: str
+    precisions: tuple[str, ...]
+    description: str
+    prepare: Callable[[EngineJob], Runner]
+    version: Callable[[], str | None]  # the engine library's version, for the manifest
+
+
+ENGINES: dict[str, Engine] = {}
+
+
+def register_engine(engine: Engine) -> Engine:
+    """Add an engine to the registry."""
+    ENGINES[engine.name] = engine
+    return engine
+
+
+def get_engine(name: str) -> Engine:
+    """Look an engine up by name, or fail with the list of valid names."""
+    try:
+        return ENGINES[name.lower()]
+    except KeyError:
+        raise UserError(f"unknown engine '{name}'; choose one of: "
+                        f"{', '.join(sorted(ENGINES))}.") from None
+
+
+def check_engine(name: str, precision: str) -> Engine:
+    """The engine, after checking it runs ``precision``."""
+    engine = get_engine(name)
+    if precision not in PRECISIONS:
+        raise UserError(f"unknown precision '{precision}'; choose one of: "
+                        f"{', '.join(PRECISIONS)}.")
+    if precision not in engine.precisions:
+        others = [e.name for e in ENGINES.values() if precision in e.precisions]
+        raise UserError(f"the {engine.name} engine runs {', '.join(engine.precisions)} only; "
+                        f"use --precision fp32, or --engine {' or '.join(others)} for "
+                        f"{precision}.")
+    return engine
+
+
+def default_threads() -> int:
+    """The cores this process may run on (its affinity mask, not every core of the host)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
+def _prepare_tf(job: EngineJob) -> Runner:
+    """TensorFlow runs the traced function itself (fp32, its own thread pools)."""
+    function = job.function
+
+    def run(images: Any) -> list[np.ndarray]:
+        return [output.numpy() for output in function(images)]
+
+    return run
+
+
+def _tf_version() -> str:
+    import tensorflow as tf
+
+    return tf.__version__
+
+
+def _prepare_openvino(job: EngineJob) -> Runner:
+    from bottleneck.extraction.engine_openvino import prepare
+
+    return prepare(job)
+
+
+def _openvino_version() -> str | None:
+    from bottleneck.extraction.engine_openvino import version
+
+    return version()
+
+
+register_engine(Engine("tf", ("fp32",), "TensorFlow runs the Keras model (the reference)",
+                       _prepare_tf, _tf_version))
+register_engine(Engine("openvino", PRECISIONS,
+                       "OpenVINO runs a converted copy on the CPU (pip install "
+                       "'bottleneck[openvino]')", _prepare_openvino, _openvino_version))
+
+
+def engine_names() -> Sequence[str]:
+    """Registered engine names, for the command line's choices."""
+    return tuple(ENGINES)
