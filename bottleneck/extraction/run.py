@@ -203,13 +203,15 @@ def extract(
                            precision=precision, fast_decode=fast_decode, augment=augment,
                            augment_ops=augment_ops)
     extractor = FeatureExtractor(config, layers=layers, threads=threads)
-    for folder in outs:  # refuse before touching any
+    manifests = [fresh_manifest(source, extractor, i) for i in range(len(outs))]
+    for folder, manifest in zip(outs, manifests, strict=True):  # refuse before touching any
         check_out_dir(folder)
+        if not overwrite:
+            previous_run(folder, manifest, overwrite=False)
     with ExitStack() as locks:
         for folder in outs:
             folder.mkdir(parents=True, exist_ok=True)
             locks.enter_context(cache_lock(folder, "extract"))
-        manifests = [fresh_manifest(source, extractor, i) for i in range(len(outs))]
         plans, olds = plan_run(outs, source, manifests, shard_size, overwrite, progress)
         job = ShardJob(source, extractor.config, tuple(outs), batch_size, tuple(layers),
                        threads)

@@ -43,7 +43,7 @@ def places(feature_cache: Cache, tmp_path_factory: pytest.TempPathFactory) -> li
                                           "missing", "out")]
 
 
-@settings(max_examples=60, deadline=None, suppress_health_check=list(HealthCheck))
+@settings(max_examples=40, deadline=None, suppress_health_check=list(HealthCheck))
 @given(data=st.data())
 def test_random_arguments_never_print_a_traceback(places: list[str], data: st.DataObject) -> None:
     command = data.draw(st.sampled_from(COMMANDS))
