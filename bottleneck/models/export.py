@@ -53,6 +53,10 @@ def choose_format(out: Path, format: str | None) -> str:
     """The format asked for, else the one ``out``'s suffix names (no suffix: saved_model)."""
     if format is None:
         by_suffix = {suffix: name for name, suffix in SUFFIXES.items()}
+        if out.suffix and out.suffix.lower() not in by_suffix:
+            raise UserError(f"--out {out.name}: no format writes {out.suffix} files; use "
+                            f"{', '.join(sorted(by_suffix))}, no suffix (a SavedModel folder), "
+                            "or --format.")
         format = by_suffix.get(out.suffix.lower(), "saved_model")
     if format not in FORMATS:
         raise UserError(f"unknown format '{format}'; choose one of: {', '.join(FORMATS)}.")

@@ -141,6 +141,10 @@ def test_cli_export_refuses_what_it_should(exports: dict[str, Any], finetuned: A
     result = runner.invoke(main, ["export", str(finetuned.model_dir), "--out",
                                   str(tmp_path / "m.h5"), "--format", "keras"])
     assert result.exit_code == 2 and "name --out like m.keras" in result.stderr
+    result = runner.invoke(main, ["export", str(finetuned.model_dir), "--out",
+                                  str(tmp_path / "model.pdf")])
+    assert result.exit_code == 2 and "no format writes .pdf files" in result.stderr
+    assert not (tmp_path / "model.pdf").exists()
     bottleneck.fit(feature_cache, "svm", tmp_path / "svm", progress=False)
     with pytest.raises(UserError, match="'svm' head cannot be expressed"):
         bottleneck.export(tmp_path / "svm", tmp_path / "svm.keras")
