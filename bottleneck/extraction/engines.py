@@ -10,6 +10,7 @@ manifest records them and ``predict`` serves with the same.
 
 from __future__ import annotations
 
+import importlib
 import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -103,16 +104,15 @@ def _tf_version() -> str:
     return tf.__version__
 
 
-def _prepare_openvino(job: EngineJob) -> Runner:
-    from bottleneck.extraction.engine_openvino import prepare
+OPENVINO_MODULE = "bottleneck.extraction.engine_openvino"  # imported only when used
 
-    return prepare(job)
+
+def _prepare_openvino(job: EngineJob) -> Runner:
+    return importlib.import_module(OPENVINO_MODULE).prepare(job)
 
 
 def _openvino_version() -> str | None:
-    from bottleneck.extraction.engine_openvino import version
-
-    return version()
+    return importlib.import_module(OPENVINO_MODULE).version()
 
 
 register_engine(Engine("tf", ("fp32",), "TensorFlow runs the Keras model (the reference)",

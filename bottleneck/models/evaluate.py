@@ -13,14 +13,9 @@ from bottleneck.errors import UserError
 from bottleneck.heads import class_scores
 from bottleneck.models.metrics import classification_metrics, regression_metrics
 from bottleneck.models.model_dir import Model, load_model
+from bottleneck.models.tasks import READ_BATCH, target_key
 
-READ_BATCH = 4096  # rows per read when scoring or streaming
 MATCHING_CONFIG = ("backbone", "layer", "pooling", "image_size", "weights_digest")
-
-
-def target_key(task: str) -> str:
-    """The cache column a task learns: ``labels`` or ``targets``."""
-    return "targets" if task == "regress" else "labels"
 
 
 def open_any(cache: str | Path | Cache) -> Cache:

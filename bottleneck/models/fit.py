@@ -30,13 +30,7 @@ from bottleneck.heads import (
     make_head,
     param_route,
 )
-from bottleneck.models.evaluate import (
-    READ_BATCH,
-    check_task_data,
-    evaluate_split,
-    open_any,
-    target_key,
-)
+from bottleneck.models.evaluate import check_task_data, evaluate_split, open_any
 from bottleneck.models.lineage import cache_record
 from bottleneck.models.memory import check_fits_in_memory, fits_in_memory
 from bottleneck.models.metrics import headline
@@ -50,6 +44,7 @@ from bottleneck.models.model_dir import (
     staging_dir,
     write_checksums,
 )
+from bottleneck.models.tasks import READ_BATCH, target_key
 
 EVAL_SPLITS = ("val", "test")
 SHUFFLE_BYTES = 256 << 20  # the streaming shuffle buffer's budget

@@ -18,8 +18,8 @@ import numpy as np
 from bottleneck.cache import Cache
 from bottleneck.data import Item, Source, images, reopen_source
 from bottleneck.errors import UserError
-from bottleneck.models.evaluate import READ_BATCH, target_key
 from bottleneck.models.metrics import classification_metrics, regression_metrics
+from bottleneck.models.tasks import READ_BATCH, target_key
 
 SHUFFLE_IMAGES = 512  # decoded, resized images held for shuffling within an epoch
 HASH_BATCH = 256
