@@ -80,7 +80,7 @@ def measure(name: str, size: int, n: int, batch: int, engines: list[str], rounds
     for method in methods.values():  # warm the page cache, kernels and engine conversions
         method(small, n)
     # This machine's speed swings by up to 2x from minute to minute: the methods are
-    # interleaved over several rounds and each keeps its best time per scale.
+    # interleaved over several rounds and each keeps its median time per scale.
     times = {k: {"1x": [], "4x": []} for k in methods}
     for _ in range(rounds):
         for scale, folder, count in (("1x", small, n), ("4x", large, 4 * n)):
@@ -96,7 +96,7 @@ def measure(name: str, size: int, n: int, batch: int, engines: list[str], rounds
 def report(name: str, size: int, n: int, batch: int, rounds: int, figures: dict,
            matmul: float) -> None:
     steady, flop = figures["steady_images_per_s"], figures["gflop_per_image"]
-    print(f"\n{name} @ {size}px, {n} and {4 * n} JPEGs, batch {batch}, best of {rounds} "
+    print(f"\n{name} @ {size}px, {n} and {4 * n} JPEGs, batch {batch}, median of {rounds} "
           f"interleaved rounds; {flop:.2f} GFLOP per image; matmul {matmul:.0f} GFLOP/s")
     print(f"  {'':<22} {'steady img/s':>13} {'vs keras':>9} {'of own ceiling':>15} "
           f"{'GFLOP/s':>8} {'of matmul':>10}")
@@ -116,7 +116,7 @@ def report(name: str, size: int, n: int, batch: int, rounds: int, figures: dict,
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--batch-size", type=int, default=32)
-    parser.add_argument("--rounds", type=int, default=3, help="Interleaved rounds; best kept.")
+    parser.add_argument("--rounds", type=int, default=3, help="Interleaved rounds; medians kept.")
     parser.add_argument("--backbones", default="mobilenet_v2:160:256,inception_v3:299:48",
                         help="name:size:images, comma-separated.")
     parser.add_argument("--engines", default="tf,openvino-fp32,openvino-bf16",

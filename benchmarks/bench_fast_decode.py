@@ -1,9 +1,12 @@
 """Phone-sized photos (4000×3000 JPEGs): --fast-decode against the full decode and against Keras.
 
-Compared on the same photos, steady rates 3n / (t(4n) - t(n)), best of interleaved rounds:
+Compared on the same photos, steady rates 3n / (t(4n) - t(n)), median of interleaved rounds:
   keras               image_dataset_from_directory + predict (full decode, then resize)
   tf / tf-fast        bottleneck.extract, default engine, without / with --fast-decode
   openvino[-fast]     the same with --engine openvino (fp32)
+The same variants again in one process with each feature model built once (one shard of the
+4n photos through run_shard): the steady state without start-up costs, whose noise the
+whole-process difference t(4n) - t(n) carries.
 Then how much the features move: per-image cosine between the full and the fast decode's
 features, and of each with an antialiased (area) resize of the full decode, with real ImageNet
 weights (EfficientNet-Lite0, offline) at the same size.
@@ -89,6 +92,42 @@ def feature_difference(folder: Path, size: int) -> dict:
             "fast_vs_area_median": float(np.median(cosine(fast, area)))}
 
 
+def shard_rates(folder: Path, name: str, size: int, batch: int, engines: list[str],
+                rounds: int, out: Path) -> dict[str, float]:
+    """Images/s of one shard of every photo through ``run_shard`` with the feature model built
+    once per variant (no process start, model build or tracing in the time), median of
+    ``rounds`` interleaved rounds: the steady state a long extraction runs in."""
+    import statistics
+    import time
+
+    from extract_methods import ENGINES
+
+    from bottleneck.data import open_source
+    from bottleneck.extraction import ExtractConfig, FeatureExtractor
+    from bottleneck.extraction.plan import plan_shards
+    from bottleneck.extraction.shard import run_shard
+
+    source = open_source(str(folder))
+    plan = plan_shards(source.items(), len(source.items()))[0]
+    out.mkdir(parents=True, exist_ok=True)
+    variants = {}
+    for engine in engines:
+        kind, precision = ENGINES[engine]
+        for fast in (False, True):
+            variants[f"{engine}{'-fast' if fast else ''}"] = FeatureExtractor(ExtractConfig(
+                name, "none", image_size=size, engine=kind, precision=precision,
+                fast_decode=fast))
+    rates: dict[str, list[float]] = {k: [] for k in variants}
+    for extractor in variants.values():  # warm-up: tracing, page cache
+        run_shard(source, extractor, plan, out, batch)
+    for _ in range(rounds):
+        for key, extractor in variants.items():
+            start = time.perf_counter()
+            rows = run_shard(source, extractor, plan, out, batch).rows
+            rates[key].append(rows / (time.perf_counter() - start))
+    return {k: statistics.median(v) for k, v in rates.items()}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--images", type=int, default=16, help="n: runs on n and 4n photos.")
@@ -125,16 +164,22 @@ def main() -> None:
                 for key, method in methods.items():
                     times[key][scale].append(method(folder))
         steady = {k: steady_rate(v, n) for k, v in times.items()}
+        in_process = shard_rates(large, name, size, batch, engines, args.rounds, work / "shard")
         difference = feature_difference(small, size)
     finally:
         shutil.rmtree(work, ignore_errors=True)
-    print(f"\n{name} @ {size}px on 4000×3000 JPEGs ({n} and {4 * n}), batch {batch}, best of "
+    print(f"\n{name} @ {size}px on 4000×3000 JPEGs ({n} and {4 * n}), batch {batch}, median of "
           f"{args.rounds} interleaved rounds")
     print(f"  {'':<20} {'steady img/s':>13} {'vs keras':>9} {'vs same engine full':>20}")
     for key, rate in steady.items():
         full = steady.get(key.removesuffix("-fast")) if key.endswith("-fast") else None
         print(f"  {key:<20} {rate:13.2f} {rate / steady['keras']:9.2f} "
               f"{(f'{rate / full:20.2f}' if full else '')}")
+    print(f"  in process, model built once, one shard of {4 * n} photos through run_shard "
+          f"(median of {args.rounds}):")
+    for key, rate in in_process.items():
+        full = in_process.get(key.removesuffix("-fast")) if key.endswith("-fast") else None
+        print(f"  {key:<20} {rate:13.2f} {'':>9} {(f'{rate / full:20.2f}' if full else '')}")
     print(f"  features (EfficientNet-Lite0 ImageNet @ {size}, {difference['images']} photos), "
           f"per-image cosine: fast vs full decode min {difference['fast_vs_full_min']:.4f}, "
           f"median {difference['fast_vs_full_median']:.4f}; against an antialiased resize: "
@@ -142,6 +187,7 @@ def main() -> None:
           f"{difference['fast_vs_area_median']:.4f} (median)")
     if args.json:
         args.json.write_text(json.dumps({"steady_images_per_s": steady, "rounds_seconds": times,
+                                         "in_process_images_per_s": in_process,
                                          "feature_difference": difference}, indent=2))
 
 

@@ -4,7 +4,7 @@
     separate   three runs of bottleneck extract, one --layer each
 
 Both on the same JPEGs, each process timed from start to exit (Python and TensorFlow start-up,
-model build, decoding, compute, HDF5), interleaved over rounds, best kept. The rows of the
+model build, decoding, compute, HDF5), interleaved over rounds, medians kept. The rows of the
 per-layer caches are checked to be the same either way.
 
     python benchmarks/bench_layers.py [--backbone vgg19] [--size 160] [--images 64] [--rounds 2]
@@ -16,6 +16,7 @@ import argparse
 import json
 import os
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -73,14 +74,14 @@ def main() -> None:
             np.testing.assert_allclose(a["features"], b["features"], rtol=1e-4, atol=1e-5)
     finally:
         shutil.rmtree(work, ignore_errors=True)
-    best = {k: min(v) for k, v in times.items()}
+    best = {k: statistics.median(v) for k, v in times.items()}
     print(f"\n{args.backbone} @ {args.size}px, {args.images} JPEGs, layers {', '.join(layers)}, "
-          f"engine {args.engine}, whole processes, best of {args.rounds}")
+          f"engine {args.engine}, whole processes, median of {args.rounds}")
     print(f"  one pass, {len(layers)} caches   {best['one pass']:8.1f} s")
     print(f"  {len(layers)} separate runs       {best['separate']:8.1f} s")
     print(f"  separate / one pass = {best['separate'] / best['one pass']:.2f}x")
     if args.json:
-        args.json.write_text(json.dumps({"seconds": times, "best": best}, indent=2))
+        args.json.write_text(json.dumps({"seconds": times, "median": best}, indent=2))
 
 
 if __name__ == "__main__":

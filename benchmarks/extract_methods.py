@@ -11,6 +11,7 @@ plus the model's FLOPs per image and a float32 matmul's GFLOP/s, the CPU's pract
 from __future__ import annotations
 
 import shutil
+import statistics
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -94,10 +95,11 @@ def run_ceiling(name: str, size: int, batch: int, count: int, engine: str = "tf"
 
 def engine_available(name: str, size: int, engine: str) -> str | None:
     """None if ``engine`` runs here, else why not (OpenVINO missing, no bf16 on this CPU)."""
+    from bottleneck.backbones import get_backbone
     from bottleneck.errors import UserError
 
-    try:
-        run_ceiling(name, min(size, 64), 1, 1, engine)
+    try:  # a small model is enough to learn whether the engine runs
+        run_ceiling(name, max(min(size, 64), get_backbone(name).min_size), 1, 1, engine)
     except UserError as exc:
         return str(exc)
     return None
@@ -135,5 +137,5 @@ def matmul_gflops(n: int = 2048, repeats: int = 10) -> float:
 
 
 def steady_rate(times: dict[str, list[float]], n: int) -> float:
-    """Images/s from the best times on n and on 4n images: 3n / (t(4n) - t(n))."""
-    return 3 * n / max(1e-9, min(times["4x"]) - min(times["1x"]))
+    """Images/s from the median times on n and on 4n images: 3n / (t(4n) - t(n))."""
+    return 3 * n / max(1e-9, statistics.median(times["4x"]) - statistics.median(times["1x"]))

@@ -23,7 +23,7 @@ from bottleneck._io import sha256_file, to_jsonable, write_json
 from bottleneck.cache import open_cache
 from bottleneck.errors import UserError
 from bottleneck.models.assemble import INPUT_IMAGES, KERAS_FILE, assemble
-from bottleneck.models.evaluate import check_compatible
+from bottleneck.models.evaluate import check_compatible, evaluate_split
 from bottleneck.models.finetune_parts import keep_best, parse_augment, trainer, unfreeze
 from bottleneck.models.image_data import cache_images, score_split, split_dataset
 from bottleneck.models.lineage import cache_record, model_record
@@ -45,6 +45,7 @@ RATE_FACTOR = 0.1  # fine-tune at a tenth of the head's rate
 METRICS_BEFORE = "metrics_before.json"
 HISTORY = "history.json"
 EVAL_SPLITS = ("val", "test")
+MEMORISED = 0.999  # train accuracy of the head above which fine-tuning has little signal
 
 
 @dataclass
@@ -60,7 +61,8 @@ class FinetuneResult:
     settings: dict[str, Any] = field(default_factory=dict)
 
     def summary(self) -> str:
-        """One line: head, what trained, each split's score before → after, time, where."""
+        """One line: head, what trained, each split's score before → after, time, where; plus a
+        note when fine-tuning kept the start of a head that memorised its train rows."""
         scores = [f"{split} {headline(self.before[split], self.task)} → "
                   f"{headline(m, self.task).split(' ', 1)[-1]}"
                   for split, m in self.metrics.items()]
@@ -70,7 +72,18 @@ class FinetuneResult:
                 f"{self.settings['optimizer']} lr {self.settings['learning_rate']:.3g}, best "
                 f"epoch {self.settings['best_epoch']}/{self.settings['epochs_run']}): "
                 f"{'; '.join(scores) or 'no val/test rows'} | {self.seconds:.1f} s → "
-                f"{self.model_dir}")
+                f"{self.model_dir}{self.hint()}")
+
+    def hint(self) -> str:
+        """Why fine-tuning kept the start, where the head leaves it nothing to learn."""
+        fit = self.settings.get("head_train") or {}
+        if self.settings["best_epoch"] or fit.get("accuracy", 0.0) < MEMORISED:
+            return ""
+        loss = f", log loss {fit['log_loss']:.3g}" if "log_loss" in fit else ""
+        return (f"\n  note: the head already fits its train rows (accuracy "
+                f"{fit['accuracy']:.3f}{loss}), so training on them "
+                "has little to learn from; fine-tune with --augment, or from a head that does "
+                "not memorise them (dense, or a smaller C)")
 
 
 def _check_settings(epochs: int, batch_size: int, learning_rate: float | None, optimizer: str,
@@ -121,6 +134,8 @@ def finetune(
     splits = tuple(s for s in ("train", *EVAL_SPLITS) if cache.split_counts().get(s))
     if "train" not in splits:
         raise UserError(f"{cache.root} has no train rows to fine-tune on.")
+    head_train = (evaluate_split(source_model.head, task, cache, "train")[0]
+                  if task == "classify" else {})
     source, data = cache_images(cache, task, splits, size)
     start = time.perf_counter()
     before = {s: score_split(assembled.model, source, data[s], size, task, classes)
@@ -152,6 +167,7 @@ def finetune(
         "learning_rate": float(rate), "batch_size": batch_size, "patience": patience,
         "augment": augment_record, "seed": seed, "seconds": round(seconds, 3),
         "backbone_in_inference_mode": True,
+        "head_train": {k: head_train[k] for k in ("accuracy", "log_loss") if k in head_train},
     }
     result = FinetuneResult(out, source_model.head_name, task, before, metrics, seconds,
                             settings)

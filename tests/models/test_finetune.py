@@ -199,3 +199,25 @@ def test_changed_images_are_refused(change: str, message: str, own_cache: Cache,
         shutil.copytree(backup, folder)
     source, data = cache_images(own_cache, "classify", ("train", "val", "test"), 32)
     assert sum(len(d) for d in data.values()) == own_cache.rows
+
+
+def test_finetune_records_how_well_the_head_fits_its_train_rows(
+        finetuned: Any, small_heads: dict[str, Path], spatial_cache: Cache) -> None:
+    head = load_model(small_heads["logreg"]).head
+    train = spatial_cache.load("train")
+    accuracy = float(np.mean(head.predict(train["features"]) == train["labels"]))
+    assert finetuned.settings["head_train"]["accuracy"] == pytest.approx(accuracy)
+    assert finetuned.settings["head_train"]["log_loss"] >= 0
+
+
+def test_summary_says_why_a_memorising_head_kept_its_start(finetuned: Any) -> None:
+    from dataclasses import replace
+
+    kept = replace(finetuned, settings=finetuned.settings | {
+        "best_epoch": 0, "head_train": {"accuracy": 1.0, "log_loss": 0.002}})
+    assert "already fits its train rows (accuracy 1.000, log loss 0.002)" in kept.summary()
+    assert "--augment" in kept.summary()
+    improved = replace(kept, settings=kept.settings | {"best_epoch": 2})
+    assert "note:" not in improved.summary()
+    underfit = replace(kept, settings=kept.settings | {"head_train": {"accuracy": 0.9}})
+    assert "note:" not in underfit.summary()
