@@ -68,23 +68,50 @@ def test_finetune_writes_a_model_dir_with_lineage_and_both_scores(
     assert len(history["val_loss"]) == info["finetune"]["epochs_run"] == 2
 
 
-def test_only_the_unfrozen_top_of_the_backbone_changed(finetuned: Any) -> None:
+def _changed_layers(tuned: Any, original: Any) -> list[bool]:
+    """Per backbone layer with weights: whether any of them differs from the original's."""
+    return [not all(np.array_equal(a, b) for a, b in zip(mine.get_weights(),
+                                                          theirs.get_weights(), strict=True))
+            for mine, theirs in zip(tuned.layers, original.layers, strict=True)]
+
+
+def test_fine_tuning_never_changes_the_frozen_layers(finetuned: Any) -> None:
     model = load_model(finetuned.model_dir)
-    if finetuned.settings["best_epoch"] == 0:  # the tiny val set can prefer the start
-        pytest.skip("this run's fine-tuning never beat the start on val loss, so the start was "
-                    "kept (as designed) and no trained layer can be compared")
     tuned = model.head.model_.get_layer("vgg16_features")
     original = FeatureExtractor(ExtractConfig.from_dict(model.config)).model
     first_trained = finetuned.settings["unfrozen"]["index"]
-    changed = []
-    for index, (mine, theirs) in enumerate(zip(tuned.layers, original.layers, strict=True)):
-        same = all(np.array_equal(a, b) for a, b in zip(mine.get_weights(),
-                                                         theirs.get_weights(), strict=True))
-        if index < first_trained:
-            assert same, mine.name
-        elif mine.get_weights():
-            changed.append(not same)
-    assert changed and any(changed)
+    changed = _changed_layers(tuned, original)
+    assert not any(changed[:first_trained])
+    if finetuned.settings["best_epoch"]:  # a kept epoch: the top trained
+        assert any(changed[first_trained:])
+    else:  # the start was kept: nothing changed
+        assert not any(changed)
+
+
+def test_one_training_step_moves_the_unfrozen_top_and_nothing_below(
+        small_heads: dict[str, Path]) -> None:
+    """The same parts finetune trains (assemble → unfreeze → trainer), one epoch, no
+    selection on val: deterministic, whatever the tiny val set would prefer."""
+    import keras
+
+    from bottleneck.models.finetune_parts import unfreeze
+
+    model = load_model(small_heads["logreg"])
+    assembled = assemble(model)
+    unfrozen = unfreeze(assembled.backbone, unfreeze_top=FINETUNE["unfreeze_top"])
+    cache = open_cache(model.info["cache"])
+    source, data = cache_images(cache, "classify", ("train",), assembled.image_size)
+    train, _ = split_dataset(source, data["train"], assembled.image_size, 16, seed=0)
+    trained = trainer(assembled.preprocess, assembled.backbone, assembled.head)
+    trained.compile(keras.optimizers.RMSprop(1e-3), "sparse_categorical_crossentropy")
+    trained.fit(train, epochs=1, verbose=0)
+    original = FeatureExtractor(ExtractConfig.from_dict(model.config)).model
+    changed = _changed_layers(assembled.backbone, original)
+    with_weights = [bool(layer.get_weights()) for layer in original.layers]
+    assert not any(changed[:unfrozen.index])
+    assert any(with_weights[unfrozen.index:])
+    assert all(c for c, w in zip(changed[unfrozen.index:], with_weights[unfrozen.index:],
+                                 strict=True) if w)
 
 
 def test_the_backbone_trains_in_inference_mode() -> None:
