@@ -80,10 +80,11 @@ class FinetuneResult:
         if self.settings["best_epoch"] or fit.get("accuracy", 0.0) < MEMORISED:
             return ""
         loss = f", log loss {fit['log_loss']:.3g}" if "log_loss" in fit else ""
+        augment = "" if self.settings.get("augment") else "with --augment, or "
         return (f"\n  note: the head already fits its train rows (accuracy "
-                f"{fit['accuracy']:.3f}{loss}), so training on them "
-                "has little to learn from; fine-tune with --augment, or from a head that does "
-                "not memorise them (dense, or a smaller C)")
+                f"{fit['accuracy']:.3f}{loss}), so training on them has little to learn from; "
+                f"fine-tune {augment}from a head that does not memorise them (dense, or a "
+                "smaller C)")
 
 
 def _check_settings(epochs: int, batch_size: int, learning_rate: float | None, optimizer: str,

@@ -243,7 +243,9 @@ def test_summary_says_why_a_memorising_head_kept_its_start(finetuned: Any) -> No
     kept = replace(finetuned, settings=finetuned.settings | {
         "best_epoch": 0, "head_train": {"accuracy": 1.0, "log_loss": 0.002}})
     assert "already fits its train rows (accuracy 1.000, log loss 0.002)" in kept.summary()
-    assert "--augment" in kept.summary()
+    assert "--augment" not in kept.summary()  # this run already augmented
+    plain = replace(kept, settings=kept.settings | {"augment": None})
+    assert "fine-tune with --augment, or from a head that does not memorise" in plain.summary()
     improved = replace(kept, settings=kept.settings | {"best_epoch": 2})
     assert "note:" not in improved.summary()
     underfit = replace(kept, settings=kept.settings | {"head_train": {"accuracy": 0.9}})
