@@ -60,6 +60,10 @@ def ours(args: argparse.Namespace, work: Path) -> dict[str, Any]:
                                 batch_size=args.batch_size, progress=args.verbose)
     times["finetune"] = time.perf_counter() - began
     print(f"  {tuned.summary()}", flush=True)
+    fit = tuned.settings.get("head_train") or {}
+    if fit:
+        print(f"  {best} head on its own train rows: accuracy {fit['accuracy']:.3f}"
+              + (f", log loss {fit['log_loss']:.3g}" if "log_loss" in fit else ""), flush=True)
     return {"rows": cache.split_counts(), "heads": {h: {s: m["accuracy"] for s, m in v.items()}
                                                      for h, v in heads.items()},
             "best_head": best, "finetune": tuned.settings,
