@@ -38,7 +38,8 @@ $(VENV)/.installed: pyproject.toml
 	touch $@
 
 # Fashion-MNIST's original files from Debian (needs root); without it the source falls back
-# to Keras' download, which needs the internet.
+# to Keras' download, which needs the internet. Headless chromium renders the report in its
+# browser test (skipped without it).
 data:
 	@if [ ! -d $(FASHION_MNIST) ]; then \
 	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
@@ -46,6 +47,13 @@ data:
 	     (apt-get update -q && apt-get install -y -q dataset-fashion-mnist)) >/dev/null || \
 	    echo "note: could not install dataset-fashion-mnist; its tests are skipped"; \
 	  else echo "note: run 'sudo apt-get install dataset-fashion-mnist' for offline Fashion-MNIST"; fi; \
+	fi
+	@if ! command -v chromium >/dev/null; then \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    (apt-get install -y -q chromium || \
+	     (apt-get update -q && apt-get install -y -q chromium)) >/dev/null 2>&1 || \
+	    echo "note: could not install chromium; the report's browser test is skipped"; \
+	  else echo "note: run 'sudo apt-get install chromium' for the report's browser test"; fi; \
 	fi
 
 clean:

@@ -32,6 +32,7 @@ _API = {
     "finetune": "bottleneck.models.finetune",
     "export": "bottleneck.models.export",
     "bench": "bottleneck.benching",
+    "report": "bottleneck.reporting",
     "make_head": "bottleneck.heads",
     "register_head": "bottleneck.heads",
     "load_model": "bottleneck.models.model_dir",

@@ -29,6 +29,9 @@ from bottleneck.cache import Cache, open_cache
 from bottleneck.errors import UserError
 from bottleneck.heads import HEADS, check_rows, get_head_spec
 from bottleneck.models.fit import head_errors
+from bottleneck.models.model_dir import check_out_dir
+
+BEST_MODEL = "best-model"  # OUT/best-model/: the top-ranked variant as a MODEL_DIR
 
 __all__ = ["Variant", "bench", "expand_grid", "parse_grid", "plan_variants", "rank"]
 
@@ -105,9 +108,14 @@ def _ceilings(cache: Cache) -> dict[str, float | None]:
 def bench(
     caches: Sequence[str | Path], heads: Sequence[str] | None = None, out: str | Path = "bench",
     grid: Mapping[str, Sequence[Any]] | None = None, seeds: int = 1, cv: int | None = None,
-    task: str | None = None, jobs: int = -1, progress: bool = True,
+    task: str | None = None, jobs: int = -1, progress: bool = True, model: bool = True,
 ) -> dict[str, Any]:
-    """Fit every variant, rank on val, write the leaderboard files to ``out``; returns them."""
+    """Fit every variant, rank on val, write the leaderboard files to ``out``; returns them.
+
+    ``model``: also fit the top-ranked variant once more (seed 0, train only, as ``fit``)
+    into ``out/best-model/`` with its per-row predictions on val and test, which the report
+    reads.
+    """
     if not caches:
         raise UserError("give at least one cache to bench.")
     if seeds < 1 or (cv is not None and cv < 2):
@@ -127,6 +135,9 @@ def bench(
     for cache in opened:
         check_bench_memory(cache, heads, cv)
     leaks = cross_split_duplicates(opened[0])
+    out = Path(out).expanduser()
+    if model:
+        check_out_dir(out / BEST_MODEL, overwrite=True)
 
     started = time.perf_counter()
     results: dict[int, list[dict[str, Any]]] = {}
@@ -142,5 +153,24 @@ def bench(
         "seconds": time.perf_counter() - started,
         "r2_ceiling": _ceilings(opened[0]) if task == "regress" else None,
     }
-    write_reports(report, Path(out).expanduser())
+    if model and report["rows"]:
+        report["model"] = save_best_model(report, task, out / BEST_MODEL)
+    write_reports(report, out)
     return report
+
+
+def save_best_model(report: dict[str, Any], task: str, out: Path) -> dict[str, Any]:
+    """Fit the top-ranked variant into ``out`` and store its predictions on val and test."""
+    from bottleneck.models.fit import fit
+    from bottleneck.models.model_dir import load_model
+    from bottleneck.models.predictions import compute_predictions, save_predictions
+
+    best = report["rows"][0]
+    cache_path = report["caches"][best["cache"]]
+    fit(cache_path, best["head"], out, task=task, params=best["params"], seed=0,
+        overwrite=True)
+    fitted, cache = load_model(out), open_cache(cache_path)
+    for split in ("val", "test"):
+        if cache.split_counts().get(split):
+            save_predictions(out, compute_predictions(fitted, cache, split))
+    return {"dir": BEST_MODEL, "variant": best["variant"], "cache": best["cache"], "seed": 0}

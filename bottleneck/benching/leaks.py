@@ -1,10 +1,40 @@
-"""Leak check: images whose decoded pixels are identical but sit in different splits."""
+"""Leak check: the same image in two splits inflates every score.
+
+Two checks, both across splits only:
+
+- :func:`cross_split_duplicates`: identical decoded pixels (the cache's ``content_hash``);
+- :func:`near_duplicates`: near-copies (re-encoded, resized, lightly edited). Each val and
+  test row is matched to its most similar row in an earlier split (test: train and val; val:
+  train) by the cosine of their features; a match with cosine ≥ ``CANDIDATE_COSINE`` is a
+  candidate, and a candidate is a near-duplicate when the two images agree at 32×32 grey
+  (centred cosine of the pixels ≥ ``PIXEL_MATCH``) or, where the pixels cannot be read, when
+  the features alone have cosine ≥ ``FEATURE_ALONE``.
+
+Features alone do not separate copies from look-alikes: on 800 Fashion-MNIST images
+through EfficientNet-Lite0 (ImageNet weights, 224 px), train images re-encoded as JPEG
+(quality 75–95) had feature cosine 0.87–0.996 with their originals while distinct images
+reached 0.95; at 32×32 grey their pixels agreed to ≥ 0.993, distinct ones to ≤ 0.96 (see
+benchmarks/README.md for the full-size measurement).
+"""
 
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
 
 from bottleneck.cache import Cache
+
+CANDIDATE_COSINE = 0.80
+PIXEL_MATCH = 0.98
+FEATURE_ALONE = 0.97
+PIXEL_SIDE = 32
+EXACT_FLOPS = 2e9  # below this a search compares every pair in the full feature space
+CHUNK_BYTES = 64 << 20  # similarity block held at once
+SHORTLIST = 8  # reduced-space neighbours re-ranked exactly
+EARLIER = {"val": ("train",), "test": ("train", "val")}
 
 
 def cross_split_duplicates(cache: Cache) -> list[list[dict[str, str]]] | None:
@@ -21,3 +51,122 @@ def cross_split_duplicates(cache: Cache) -> list[list[dict[str, str]]] | None:
                                   strict=True):
         groups[int(digest)].append({"path": str(key), "split": str(split)})
     return [rows for rows in groups.values() if len({r["split"] for r in rows}) > 1]
+
+
+def unit_rows(features: np.ndarray) -> np.ndarray:
+    """Rows scaled to length 1 in place (float32); all-zero rows stay zero."""
+    features = features.reshape(len(features), -1)
+    for start in range(0, len(features), 4096):
+        block = features[start:start + 4096]
+        norms = np.linalg.norm(block, axis=1, keepdims=True)
+        block /= np.where(norms > 0, norms, 1)
+    return features
+
+
+def nearest_rows(queries: np.ndarray, reference: np.ndarray, k: int = 1
+                 ) -> tuple[np.ndarray, np.ndarray]:
+    """``(indices, cosines)``, each Q × k: the ``k`` most similar reference rows of each
+    query row (all unit length), best first, compared in blocks of ``CHUNK_BYTES``."""
+    k = min(k, len(reference))
+    indices = np.zeros((len(queries), k), np.int64)
+    cosines = np.zeros((len(queries), k), np.float32)
+    step = max(1, CHUNK_BYTES // (4 * max(1, len(reference))))
+    for start in range(0, len(queries), step):
+        block = queries[start:start + step] @ reference.T
+        top = np.argpartition(-block, k - 1, axis=1)[:, :k] if k < block.shape[1] else \
+            np.tile(np.arange(block.shape[1]), (len(block), 1))
+        values = np.take_along_axis(block, top, axis=1)
+        order = np.argsort(-values, axis=1)
+        indices[start:start + step] = np.take_along_axis(top, order, axis=1)
+        cosines[start:start + step] = np.take_along_axis(values, order, axis=1)
+    return indices, cosines
+
+
+def _best_match(queries: np.ndarray, reference: np.ndarray, reduced_q: np.ndarray | None,
+                reduced_ref: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
+    """Each query's most similar reference row: exactly, or among the ``SHORTLIST`` best in
+    the reduced space (a projection that keeps most of the variance) re-ranked exactly."""
+    if reduced_q is None or reduced_ref is None or \
+            2.0 * len(queries) * len(reference) * reference.shape[1] <= EXACT_FLOPS:
+        index, cosine = nearest_rows(queries, reference, 1)
+        return index[:, 0], cosine[:, 0]
+    shortlist, _ = nearest_rows(reduced_q, reduced_ref, SHORTLIST)
+    index = np.zeros(len(queries), np.int64)
+    cosine = np.zeros(len(queries), np.float32)
+    for start in range(0, len(queries), 1024):
+        chosen = shortlist[start:start + 1024]
+        exact = np.einsum("qd,qkd->qk", queries[start:start + 1024], reference[chosen])
+        best = exact.argmax(axis=1)
+        rows = np.arange(len(chosen))
+        index[start:start + 1024] = chosen[rows, best]
+        cosine[start:start + 1024] = exact[rows, best]
+    return index, cosine
+
+
+def pixel_similarity(a: np.ndarray, b: np.ndarray) -> float:
+    """Centred cosine of two images at ``PIXEL_SIDE``² grey (box-averaged): near 1 for the
+    same picture, however it was re-encoded or resized."""
+    from PIL import Image
+
+    def small(image: np.ndarray) -> np.ndarray:
+        grey = Image.fromarray(np.asarray(image, np.uint8)).convert("L")
+        values = np.asarray(grey.resize((PIXEL_SIDE, PIXEL_SIDE), Image.Resampling.BOX),
+                            np.float64).ravel()
+        return values - values.mean()
+
+    x, y = small(a), small(b)
+    norms = np.linalg.norm(x) * np.linalg.norm(y)
+    if norms == 0:
+        return 1.0 if np.allclose(x, y) else 0.0
+    return float(x @ y / norms)
+
+
+def near_duplicates(
+    unit: np.ndarray, splits: np.ndarray, pixels: Callable[[int], np.ndarray | None] | None,
+    reduced: np.ndarray | None = None, hashes: np.ndarray | None = None,
+    max_pixel_pairs: int | None = None,
+) -> dict[str, Any]:
+    """Near-duplicate pairs across splits (see the module docstring).
+
+    ``unit``: features scaled to length 1, one row each; ``splits``: each row's split;
+    ``pixels(i)``: row i's image (uint8 H×W×3) or None when it cannot be read; ``reduced``:
+    the rows projected to a few dimensions (the shortlist of big searches); ``hashes``:
+    content hashes, so that identical images (the exact check's) are not repeated;
+    ``max_pixel_pairs``: compare the pixels of at most this many candidates, most similar
+    first (the rest are judged by their features alone).
+    Returns ``{"pairs": [{"a", "b", "cosine", "pixels"}], ...counts and thresholds}``, row
+    ``a`` in the later split, pairs most similar first.
+    """
+    candidates: list[tuple[int, int, float]] = []
+    for split, earlier in EARLIER.items():
+        query = np.flatnonzero(splits == split)
+        ref = np.flatnonzero(np.isin(splits, earlier))
+        if not len(query) or not len(ref):
+            continue
+        match, cosine = _best_match(unit[query], unit[ref],
+                                    None if reduced is None else reduced[query],
+                                    None if reduced is None else reduced[ref])
+        keep = cosine >= CANDIDATE_COSINE
+        candidates += [(int(a), int(ref[b]), float(c))
+                       for a, b, c in zip(query[keep], match[keep], cosine[keep], strict=True)]
+    if hashes is not None:
+        candidates = [c for c in candidates if hashes[c[0]] != hashes[c[1]]]
+    candidates.sort(key=lambda c: -c[2])
+    pairs, checked, unreadable = [], 0, 0
+    for rank, (a, b, cosine) in enumerate(candidates):
+        similarity = None
+        if pixels is not None and (max_pixel_pairs is None or rank < max_pixel_pairs):
+            first, second = pixels(a), pixels(b)
+            if first is not None and second is not None:
+                similarity = pixel_similarity(first, second)
+                checked += 1
+            else:
+                unreadable += 1
+        if (similarity is not None and similarity >= PIXEL_MATCH) or \
+                (similarity is None and cosine >= FEATURE_ALONE):
+            pairs.append({"a": a, "b": b, "cosine": cosine, "pixels": similarity})
+    return {"pairs": pairs, "candidates": len(candidates), "pixels_compared": checked,
+            "pixels_unreadable": unreadable,
+            "by_features_alone": len(candidates) - checked,
+            "thresholds": {"candidate_cosine": CANDIDATE_COSINE, "pixel_match": PIXEL_MATCH,
+                           "feature_alone": FEATURE_ALONE, "pixel_side": PIXEL_SIDE}}

@@ -10,10 +10,9 @@ import numpy as np
 
 from bottleneck.cache import Cache, open_cache
 from bottleneck.errors import UserError
-from bottleneck.heads import class_scores
 from bottleneck.models.metrics import classification_metrics, regression_metrics
 from bottleneck.models.model_dir import Model, load_model
-from bottleneck.models.tasks import READ_BATCH, target_key
+from bottleneck.models.predictions import compute_predictions, predict_rows, save_predictions
 
 MATCHING_CONFIG = ("backbone", "layer", "pooling", "image_size", "weights_digest")
 
@@ -56,18 +55,8 @@ class Evaluation:
 def predict_split(head: Any, task: str, cache: Cache, split: str, n_classes: int
                   ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
     """``(truth, predictions, probabilities or None)`` for a split, read batch by batch."""
-    truth, predictions, probabilities = [], [], []
-    for batch in cache.iter_batches(split, batch_size=READ_BATCH):
-        features = batch["features"]
-        truth.append(batch[target_key(task)])
-        predictions.append(np.asarray(head.predict(features)))
-        if task == "classify":
-            kind, scores = class_scores(head, features, n_classes)
-            probabilities.append(scores if kind == "probability" else None)
-    proba = None
-    if probabilities and all(p is not None for p in probabilities):
-        proba = np.concatenate(probabilities)
-    return np.concatenate(truth), np.concatenate(predictions), proba
+    _, truth, predictions, scores, kind = predict_rows(head, task, cache, split, n_classes)
+    return truth, predictions, scores if kind == "probability" else None
 
 
 def evaluate_split(head: Any, task: str, cache: Cache, split: str
@@ -104,18 +93,12 @@ def check_compatible(model: Model, cache: Cache) -> None:
     check_task_data(cache, model.task)
 
 
-def evaluate_images(model: Model, cache: Cache, split: str) -> dict[str, Any]:
-    """A fine-tuned model's scores on the images behind a split of ``cache``, reopened from
-    its source (cached features mean nothing to a backbone that has changed)."""
-    from bottleneck.models.image_data import cache_images, score_split
-
+def check_image_model(model: Model, cache: Cache) -> None:
+    """A fine-tuned model reads the images behind the cache's rows: classes must agree."""
     if model.task == "classify" and cache.classes != model.classes:
         raise UserError(f"{cache.root} has classes {cache.classes} but the model knows "
                         f"{model.classes}; use a cache with the same class folders.")
     check_task_data(cache, model.task)
-    size = int(model.config["image_size"])
-    source, data = cache_images(cache, model.task, (split,), size)
-    return score_split(model.head.model_, source, data[split], size, model.task, model.classes)
 
 
 def evaluate(model_dir: str | Path, cache: str | Path | Cache | None = None,
@@ -129,12 +112,20 @@ def evaluate(model_dir: str | Path, cache: str | Path | Cache | None = None,
                             "a matching CACHE to evaluate on.")
         cache = recorded
     cache = open_any(cache)
-    if not model.takes_images:
-        check_compatible(model, cache)
+    check_model_cache(model, cache)
     if not cache.split_counts().get(split):
         raise UserError(f"{cache.root} has no rows in the {split} split; choose another --split.")
+    # a fine-tuned model scores the images behind the rows, reopened from the cache's source
+    # (cached features mean nothing to a backbone that has changed)
+    predictions = compute_predictions(model, cache, split)
+    save_predictions(model.root, predictions)  # what the report shows; skipped if read-only
+    return Evaluation(model.root, cache.root, split, model.task, cache.classes,
+                      predictions.metrics)
+
+
+def check_model_cache(model: Model, cache: Cache) -> None:
+    """Refuse a cache this model cannot be scored on."""
     if model.takes_images:
-        metrics = evaluate_images(model, cache, split)
+        check_image_model(model, cache)
     else:
-        metrics, _, _ = evaluate_split(model.head, model.task, cache, split)
-    return Evaluation(model.root, cache.root, split, model.task, cache.classes, metrics)
+        check_compatible(model, cache)

@@ -142,11 +142,19 @@ def split_dataset(source: Source, split: SplitImages, image_size: int, batch_siz
     return stream.prefetch(tf.data.AUTOTUNE), np.asarray(decoded + extra, dtype=np.int64)
 
 
+def split_outputs(model: Any, source: Source, split: SplitImages, image_size: int,
+                  batch_size: int = 64) -> tuple[np.ndarray, np.ndarray]:
+    """``(row order, outputs)`` of a pixels → outputs Keras model on one split's images:
+    output i belongs to the split's row ``order[i]``."""
+    stream, order = split_dataset(source, split, image_size, batch_size)
+    outputs = np.asarray(model.predict(stream.map(lambda x, y: x), verbose=0), np.float64)
+    return order, outputs
+
+
 def score_split(model: Any, source: Source, split: SplitImages, image_size: int, task: str,
                 classes: list[str], batch_size: int = 64) -> dict[str, Any]:
     """Metrics of a pixels → outputs Keras model on one split's images."""
-    stream, order = split_dataset(source, split, image_size, batch_size)
-    outputs = np.asarray(model.predict(stream.map(lambda x, y: x), verbose=0), np.float64)
+    order, outputs = split_outputs(model, source, split, image_size, batch_size)
     truth = split.targets[order]
     if task == "regress":
         return regression_metrics(truth, outputs[:, 0])

@@ -21,6 +21,12 @@ def _save(figure: Figure, path: Path) -> Path:
 def plot_confusion(matrix: Sequence[Sequence[int]], classes: Sequence[str], path: Path,
                    title: str) -> Path:
     """The confusion matrix as a heat map with counts (rows: true class)."""
+    return _save(confusion_figure(matrix, classes, title), path)
+
+
+def confusion_figure(matrix: Sequence[Sequence[int]], classes: Sequence[str], title: str
+                     ) -> Figure:
+    """The Figure of :func:`plot_confusion`."""
     from sklearn.metrics import ConfusionMatrixDisplay
 
     size = 3 + 0.45 * len(classes)
@@ -29,11 +35,16 @@ def plot_confusion(matrix: Sequence[Sequence[int]], classes: Sequence[str], path
     ConfusionMatrixDisplay(np.asarray(matrix), display_labels=list(classes)).plot(
         ax=ax, cmap="Blues", xticks_rotation=45, colorbar=False)
     ax.set_title(title)
-    return _save(figure, path)
+    return figure
 
 
 def plot_predictions(y_true: np.ndarray, y_pred: np.ndarray, path: Path, title: str) -> Path:
     """Predicted against true values, with the y = x line."""
+    return _save(predictions_figure(y_true, y_pred, title), path)
+
+
+def predictions_figure(y_true: np.ndarray, y_pred: np.ndarray, title: str) -> Figure:
+    """The Figure of :func:`plot_predictions`."""
     from sklearn.metrics import PredictionErrorDisplay
 
     figure = Figure(figsize=(5, 5))
@@ -42,7 +53,7 @@ def plot_predictions(y_true: np.ndarray, y_pred: np.ndarray, path: Path, title: 
         y_true, y_pred, kind="actual_vs_predicted", ax=ax, random_state=0,
         scatter_kwargs={"alpha": 0.5, "s": 12})
     ax.set_title(title)
-    return _save(figure, path)
+    return figure
 
 
 def plot_history(history: dict[str, list[float]], path: Path, best_epoch: int | None = None
