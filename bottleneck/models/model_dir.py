@@ -11,6 +11,8 @@ Layout (``format_version`` 2)::
                      history.json for the dense head)
     metrics.json     per split scores
     exports.json     (optional) what `bottleneck export` wrote from it, not under checksums
+    predictions/     (optional) per-row predictions `evaluate` stored, not under checksums
+                     (see :mod:`bottleneck.models.predictions`)
     *.png            plots
     checksums.json   sha256 of every file above
 
@@ -46,6 +48,9 @@ FORMAT_VERSION = 2  # 2: scikit-learn heads in head.skops (1: a head.joblib pick
 HEAD_JSON = "head.json"
 METRICS_JSON = "metrics.json"
 CHECKSUMS_JSON = "checksums.json"
+PREDICTIONS_DIR = "predictions"
+# records written after the model, never read to load it, so never under checksums.json
+OUTSIDE_CHECKSUMS = ("exports.json", PREDICTIONS_DIR)
 
 
 def is_model_dir(path: Path) -> bool:
@@ -91,11 +96,13 @@ def save_head(head: Any, head_name: str, directory: Path) -> list[str]:
 
 
 def write_checksums(directory: Path) -> dict[str, str]:
-    """sha256 of every file under ``directory`` into ``checksums.json``; returns them."""
+    """sha256 of every file under ``directory`` (but the records of ``OUTSIDE_CHECKSUMS``)
+    into ``checksums.json``; returns them."""
     sums = {
         path.relative_to(directory).as_posix(): sha256_file(path)
         for path in sorted(directory.rglob("*"))
         if path.is_file() and path.name != CHECKSUMS_JSON
+        and path.relative_to(directory).parts[0] not in OUTSIDE_CHECKSUMS
     }
     write_json(directory / CHECKSUMS_JSON, {"algorithm": "sha256", "files": sums})
     return sums

@@ -25,12 +25,11 @@ from bottleneck.cache import Cache
 from bottleneck.cache.manifest import MANIFEST
 from bottleneck.heads import class_scores
 from bottleneck.models.metrics import classification_metrics, regression_metrics
-from bottleneck.models.model_dir import CHECKSUMS_JSON, Model
+from bottleneck.models.model_dir import CHECKSUMS_JSON, PREDICTIONS_DIR, Model
 from bottleneck.models.tasks import READ_BATCH, target_key
 
 FORMAT = "bottleneck-predictions"
 FORMAT_VERSION = 1
-PREDICTIONS_DIR = "predictions"
 
 
 @dataclass

@@ -1,0 +1,124 @@
+"""The leak check's near-duplicates: a train image re-encoded as JPEG in test is found; a
+clean set has no pair above the thresholds."""
+
+from __future__ import annotations
+
+from io import BytesIO
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+import bottleneck
+from bottleneck.benching.leaks import (
+    FEATURE_ALONE,
+    PIXEL_MATCH,
+    near_duplicates,
+    nearest_rows,
+    pixel_similarity,
+    unit_rows,
+)
+from bottleneck.cache import Cache
+
+pytest_plugins = ["tests.heads_fixtures"]
+
+
+def smooth_image(kind: str, rng: np.random.Generator) -> Image.Image:
+    """A picture of its own (a smooth random colour field) with its class's shape on it."""
+    field = Image.fromarray(rng.integers(0, 256, (5, 5, 3), dtype=np.uint8)).resize(
+        (56, 48), Image.Resampling.BICUBIC)
+    pixels = np.asarray(field, np.float64)
+    yy, xx = np.mgrid[:48, :56]
+    mask = {"circle": (yy - 24) ** 2 + (xx - 28) ** 2 < 14 ** 2,
+            "square": (abs(yy - 24) < 12) & (abs(xx - 28) < 14),
+            "stripes": (xx // 6) % 2 == 0}[kind]
+    pixels[mask] = pixels[mask] * 0.4 + 150
+    pixels += rng.normal(0, 6, pixels.shape)
+    return Image.fromarray(pixels.clip(0, 255).astype(np.uint8))
+
+
+@pytest.fixture(scope="module")
+def leaky(vgg16_he_weights: Path, tmp_path_factory: pytest.TempPathFactory) -> Cache:
+    """60 pictures in train/val/test with two train images copied into test and val,
+    re-encoded as JPEG (quality 75; and 90 after shrinking to 90%)."""
+    root = tmp_path_factory.mktemp("leaky") / "images"
+    rng = np.random.default_rng(3)
+    for split, count in (("train", 12), ("val", 4), ("test", 4)):
+        for kind in ("circle", "square", "stripes"):
+            (root / split / kind).mkdir(parents=True)
+            for i in range(count):
+                smooth_image(kind, rng).save(root / split / kind / f"{i:03d}.png")
+    Image.open(root / "train" / "circle" / "001.png").save(
+        root / "test" / "circle" / "copy-001.jpg", quality=75)
+    image = Image.open(root / "train" / "square" / "004.png")
+    image.resize((50, 43)).save(root / "val" / "square" / "copy-004.jpg", quality=90)
+    return bottleneck.extract(str(root), backbone="vgg16", weights=str(vgg16_he_weights),
+                              image_size=32, out=root.parent / "cache", progress=False)
+
+
+def test_planted_copies_are_found_and_nothing_else(leaky: Cache) -> None:
+    result = bottleneck.report(leaky.root, leaky.root.parent / "leaky.html")
+    near = result.document["caches"][0]["leaks"]["near"]
+    found = sorted((p["a"], p["b"]) for p in near["all_pairs"])
+    assert found == [("test/circle/copy-001.jpg", "train/circle/001.png"),
+                     ("val/square/copy-004.jpg", "train/square/004.png")]
+    assert all(p["pixels"] >= PIXEL_MATCH for p in near["all_pairs"])
+    assert result.document["caches"][0]["leaks"]["exact"] == []  # not the same pixels
+
+
+def test_a_clean_set_has_no_pair_above_the_thresholds(feature_cache: Cache,
+                                                      split_images: Path) -> None:
+    data = feature_cache.load(with_paths=True)
+    splits = feature_cache.column("split").astype(str)
+    paths = data["paths"]
+
+    def pixels(i: int) -> np.ndarray:
+        return np.asarray(Image.open(split_images / paths[i]).convert("RGB"))
+
+    near = near_duplicates(unit_rows(data["features"].astype(np.float32)), splits, pixels)
+    assert near["pairs"] == [] and near["pixels_compared"] == near["candidates"] > 0
+
+
+def test_without_pixels_only_features_above_the_stricter_cosine_count() -> None:
+    rng = np.random.default_rng(0)
+    base = rng.normal(size=(6, 16))
+    twin = base[0] + rng.normal(scale=0.01, size=16)  # cosine > 0.999
+    cousin = base[1] + rng.normal(scale=0.35, size=16)  # cosine ~0.95
+    rows = unit_rows(np.vstack([base, twin, cousin]).astype(np.float32))
+    splits = np.array(["train"] * 6 + ["test", "val"])
+    near = near_duplicates(rows, splits, pixels=None)
+    assert [(p["a"], p["b"]) for p in near["pairs"]] == [(6, 0)]
+    assert near["pairs"][0]["cosine"] >= FEATURE_ALONE and near["pairs"][0]["pixels"] is None
+    assert near["by_features_alone"] == near["candidates"] >= 1
+
+
+def test_the_reduced_search_finds_the_exact_best_match(monkeypatch: pytest.MonkeyPatch) -> None:
+    from bottleneck.benching import leaks
+    from bottleneck.reporting.rows import project
+
+    rng = np.random.default_rng(1)
+    reference = unit_rows(rng.normal(size=(3000, 64)).astype(np.float32))
+    queries = unit_rows((reference[:40] + rng.normal(scale=0.02, size=(40, 64))).astype(
+        np.float32))
+    index, cosine = nearest_rows(queries, reference, 3)
+    assert index[:, 0].tolist() == list(range(40))
+    assert np.all(cosine[:, 0] >= cosine[:, 1]) and np.all(cosine[:, 0] > 0.97)
+    monkeypatch.setattr(leaks, "EXACT_FLOPS", 0)  # shortlist in 16 dimensions, then exact
+    both = np.vstack([reference, queries])
+    splits = np.array(["train"] * 3000 + ["test"] * 40)
+    near = near_duplicates(both, splits, None, reduced=project(both, 16))
+    assert sorted(p["b"] for p in near["pairs"]) == list(range(40))
+    assert [p["cosine"] for p in near["pairs"]] == pytest.approx(
+        sorted(cosine[:, 0].tolist(), reverse=True), abs=1e-5)
+
+
+def test_pixel_similarity_survives_jpeg_and_resizing() -> None:
+    rng = np.random.default_rng(2)
+    image = smooth_image("circle", rng).resize((224, 192))
+    encoded = BytesIO()
+    image.resize((180, 154)).save(encoded, format="JPEG", quality=70)
+    copy = np.asarray(Image.open(encoded).convert("RGB"))
+    assert pixel_similarity(np.asarray(image), copy) >= PIXEL_MATCH
+    other = np.asarray(smooth_image("circle", rng).resize((224, 192)))
+    assert pixel_similarity(np.asarray(image), other) < 0.9
