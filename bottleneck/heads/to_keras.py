@@ -25,6 +25,7 @@ from typing import Any
 
 import numpy as np
 
+from bottleneck.backend import import_keras
 from bottleneck.errors import UserError
 from bottleneck.heads.dense_parts import DEFAULT_LEARNING_RATES, spatial_layer
 from bottleneck.heads.registry import KerasHead, register_to_keras
@@ -41,7 +42,7 @@ def _check_classes(classes: Any, n_classes: int) -> None:
 
 def _standardize(mean: np.ndarray, scale: np.ndarray) -> Any:
     """``(x - mean) / scale`` as a fixed Rescaling layer."""
-    import keras
+    keras = import_keras()
 
     scale = np.asarray(scale, dtype=np.float64)
     return keras.layers.Rescaling((1 / scale).tolist(), offset=(-mean / scale).tolist(),
@@ -50,7 +51,7 @@ def _standardize(mean: np.ndarray, scale: np.ndarray) -> Any:
 
 def _dense(units: int, kernel: np.ndarray, bias: np.ndarray, activation: str, inputs: Any,
            name: str = "output") -> Any:
-    import keras
+    keras = import_keras()
 
     layer = keras.layers.Dense(units, activation=activation, name=name)
     outputs = layer(inputs)
@@ -60,7 +61,7 @@ def _dense(units: int, kernel: np.ndarray, bias: np.ndarray, activation: str, in
 
 def _sklearn_front(pipeline: Any, feature_shape: tuple[int, ...]) -> tuple[Any, Any]:
     """(input, standardised vector) for a ``spatial → scale → model`` pipeline."""
-    import keras
+    keras = import_keras()
 
     inputs = keras.Input(feature_shape, name="features")
     x = inputs
@@ -75,7 +76,7 @@ def _sklearn_front(pipeline: Any, feature_shape: tuple[int, ...]) -> tuple[Any, 
 def _linear_classifier(pipeline: Any, n_classes: int, feature_shape: tuple[int, ...],
                        binary_factor: float) -> KerasHead:
     """Softmax over ``x @ coef.T + intercept``; two classes: over ``±factor × d``."""
-    import keras
+    keras = import_keras()
 
     model = pipeline.named_steps["model"]
     _check_classes(model.classes_, n_classes)
@@ -107,7 +108,7 @@ def linear_svm_to_keras(head: Any, task: str, n_classes: int,
 def ridge_to_keras(head: Any, task: str, n_classes: int,
                    feature_shape: tuple[int, ...]) -> KerasHead:
     """Classifier: softmax of the decision scores; regressor: the value in target units."""
-    import keras
+    keras = import_keras()
 
     if task == "classify":
         return _linear_classifier(head, n_classes, feature_shape, binary_factor=1.0)
@@ -133,7 +134,7 @@ def dense_to_keras(head: Any, task: str, n_classes: int,
                    feature_shape: tuple[int, ...]) -> KerasHead:
     """The head's own network, copied; its Normalization becomes the equal Rescaling, a
     sigmoid output the equal two-unit softmax, a regressor's output is put in target units."""
-    import keras
+    keras = import_keras()
 
     if task == "classify":
         _check_classes(head.classes_, n_classes)

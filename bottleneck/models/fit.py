@@ -19,7 +19,9 @@ from typing import Any
 import numpy as np
 
 from bottleneck._io import to_jsonable, write_json
+from bottleneck.backend import import_keras
 from bottleneck.cache import Cache
+from bottleneck.cache.batches import feature_batches
 from bottleneck.errors import UserError
 from bottleneck.heads import (
     HeadSpec,
@@ -44,10 +46,9 @@ from bottleneck.models.model_dir import (
     staging_dir,
     write_checksums,
 )
-from bottleneck.models.tasks import READ_BATCH, target_key
+from bottleneck.models.tasks import target_key
 
 EVAL_SPLITS = ("val", "test")
-SHUFFLE_BYTES = 256 << 20  # the streaming shuffle buffer's budget
 
 
 @dataclass
@@ -84,22 +85,12 @@ def load_split(cache: Cache, split: str, task: str) -> tuple[np.ndarray, np.ndar
 
 def stream_split(cache: Cache, split: str, task: str, batch_size: int, shuffle: bool = False,
                  seed: int | None = None) -> Any:
-    """A batched ``tf.data`` stream of one split read from the shards.
+    """A batched stream (``keras.utils.PyDataset``) of one split read from the shards.
 
-    Shuffling mixes rows within a buffer of up to ``SHUFFLE_BYTES`` (the whole split when it
-    fits), since the shards hold rows in class order.
+    Shuffling mixes rows within a window of up to ``batches.SHUFFLE_BYTES`` (the whole split
+    when it fits), since the shards hold rows in class order.
     """
-    import tensorflow as tf
-
-    stream = cache.tf_dataset(split, batch_size=READ_BATCH, target=target_key(task)).unbatch()
-    if shuffle:
-        row_bytes = max(1, cache.nbytes(split) // max(1, cache.split_counts().get(split, 1)))
-        rows = cache.split_counts().get(split, 0)
-        buffer = max(1, min(rows, max(1024, SHUFFLE_BYTES // row_bytes)))
-        stream = stream.shuffle(buffer, seed=seed, reshuffle_each_iteration=True)
-    batches = -(-cache.split_counts().get(split, 0) // batch_size)
-    stream = stream.batch(batch_size).apply(tf.data.experimental.assert_cardinality(batches))
-    return stream.prefetch(tf.data.AUTOTUNE)
+    return feature_batches(cache, split, batch_size, target_key(task), shuffle, seed)
 
 
 @contextmanager
@@ -214,7 +205,7 @@ def _score_and_plot(estimator: Any, head: str, task: str, cache: Cache, director
 def _head_record(estimator: Any, head: str, task: str, cache: Cache, result: FitResult,
                  seed: int | None, files: list[str]) -> dict[str, Any]:
     """What head.json says: enough to rebuild the extractor and check a cache matches."""
-    import keras
+    keras = import_keras()
     import sklearn
 
     from bottleneck import __version__

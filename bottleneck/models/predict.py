@@ -85,10 +85,8 @@ def predict(model_dir: str | Path, inputs: Sequence[str | Path], top: int = 1,
     Returns one dict per file, in order: ``path`` plus ``class``, ``probability`` (or
     ``score`` for heads without probabilities) and ``top`` (the ``top`` best classes), or
     ``value`` for regression, or ``error`` for a file that could not be read. ``engine`` and
-    ``precision`` default to those the cache was made with.
+    ``precision`` default to those the cache was made with; the backend is this process's.
     """
-    import tensorflow as tf
-
     if top < 1 or batch_size < 1:
         raise UserError("--top and --batch-size must be positive.")
     model = load_model(model_dir)
@@ -121,7 +119,7 @@ def predict(model_dir: str | Path, inputs: Sequence[str | Path], top: int = 1,
             results[index]["error"] = error
         if not readable:
             continue
-        features = extractor(tf.stack([pixels for _, pixels in readable]))
+        features = extractor(np.stack([pixels for _, pixels in readable]))
         for (index, _), described in zip(readable, _describe(model, features, top), strict=True):
             results[index].update(described)
     return results

@@ -56,8 +56,7 @@ def test_cache_format_is_the_documented_contract(vgg_cache, image_folder):
     assert config["backbone"] == "vgg16" and config["image_size"] == 32
     assert config["pooling"] == "avg" and config["dtype"] == "float32"
     assert config["weights_sha256"] == sha256_file(config["weights"])
-    assert config["preprocessing"]["preprocess_input"] == \
-        "keras.applications.vgg16.preprocess_input"
+    assert config["preprocessing"]["preprocess"] == "caffe"
     assert set(manifest["versions"]) >= {"tensorflow", "keras", "h5py", "numpy"}
     assert manifest["classes"] == ["circle", "square", "stripes"]
     assert [s["file"] for s in manifest["shards"]] == [f"shard-{i:05d}.h5" for i in range(4)]
