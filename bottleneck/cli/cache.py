@@ -6,6 +6,7 @@ import json
 
 import click
 
+from bottleneck._text import plural
 from bottleneck.cli._options import ENGINE_HELP, PRECISION_HELP, THREADS_HELP
 
 
@@ -78,13 +79,13 @@ def extract(source: str, backbone: str, out: str, weights: str, layers: tuple[st
     caches = list(result.values()) if isinstance(result, dict) else [result]
     for cache in caches:
         counts = ", ".join(f"{k} {v}" for k, v in cache.split_counts().items())
-        click.echo(f"cached {cache.rows} images ({counts}) × "
+        click.echo(f"cached {plural(cache.rows, 'image')} ({counts}) × "
                    f"{'×'.join(map(str, cache.feature_shape))} features in {cache.root} "
                    f"[{cache.config['weights_name']} weights, {cache.config['engine']} "
                    f"{cache.config['precision']}]")
     cache = caches[0]
     if cache.failures:
-        click.echo(f"skipped {len(cache.failures)} unreadable files (listed in "
+        click.echo(f"skipped {plural(len(cache.failures), 'unreadable file')} (listed in "
                    f"`bottleneck info {out}`), e.g. {cache.failures[0]['path']}: "
                    f"{cache.failures[0]['reason']}", err=True)
 
@@ -95,12 +96,9 @@ def extract(source: str, backbone: str, out: str, weights: str, layers: tuple[st
 @click.option("--verify", is_flag=True, help="Also check every shard's sha256.")
 def info(cache_dir: str, as_json: bool, verify: bool) -> None:
     """Counts per split and class, feature shape, config and skipped files of CACHE."""
-    from bottleneck.cache import open_cache
     from bottleneck.cache.summary import cache_summary, format_summary
 
-    if verify:
-        open_cache(cache_dir).verify()
-    summary = cache_summary(cache_dir)
+    summary = cache_summary(cache_dir, verify=verify)
     click.echo(json.dumps(summary, indent=2) if as_json else format_summary(summary))
 
 
@@ -121,5 +119,5 @@ def targets(cache_dir: str, synthetic_prices: bool, sigma: float, seed: int,
 
     info = set_targets(cache_dir, synthetic=synthetic_prices, sigma=sigma, seed=seed,
                        class_prices_file=class_prices, csv_file=from_csv)
-    click.echo(f"targets attached to {cache_dir}: {info['rows']} rows, mean "
+    click.echo(f"targets attached to {cache_dir}: {plural(info['rows'], 'row')}, mean "
                f"{info['mean']:.2f}, std {info['std']:.2f} ({info['kind']})")
