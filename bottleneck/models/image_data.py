@@ -16,6 +16,7 @@ from typing import Any
 
 import numpy as np
 
+from bottleneck._text import plural
 from bottleneck.backend import import_keras
 from bottleneck.cache import Cache
 from bottleneck.data import Item, Source, images, reopen_source
@@ -62,14 +63,16 @@ def cache_images(cache: Cache, task: str, splits: tuple[str, ...], image_size: i
         changed = sum(item is None or item.split != split or item.label != label
                       for item, label in zip(chosen, rows["labels"], strict=True))
         if changed:
-            raise UserError(f"{changed} of the {split} images of {cache.root} are gone, moved "
-                            f"or relabelled in {where}; {redo}")
+            raise UserError(f"{changed} of the {split} images of {cache.root} "
+                            f"{'is' if changed == 1 else 'are'} gone, moved or relabelled in "
+                            f"{where}; {redo}")
         matched.update(rows["paths"])
         result[split] = SplitImages(split, chosen, rows[target_key(task)], rows["content_hash"])
     skipped = {failure["path"] for failure in cache.failures}
     new = [k for k, it in by_key.items() if it.split in splits and k not in matched | skipped]
     if new:
-        raise UserError(f"{where} holds {len(new)} images the cache does not (e.g. {new[0]}); "
+        raise UserError(f"{where} holds {plural(len(new), 'image')} the cache does not "
+                        f"(e.g. {new[0]}); "
                         f"{redo}")
     if verify_pixels:
         for split_images in result.values():
@@ -104,7 +107,8 @@ def _check_pixels(source: Source, split: SplitImages, image_size: int, redo: str
             raise UserError(f"{found}; {redo}")
         differ += int(found != int(split.hashes[position]))
     if differ:
-        raise UserError(f"{differ} {split.split} images decode to other pixels than the cache "
+        raise UserError(f"{plural(differ, split.split + ' image')} "
+                        f"decode{'s' if differ == 1 else ''} to other pixels than the cache "
                         f"saw; {redo}")
 
 

@@ -309,7 +309,7 @@ def test_info_verify_catches_a_changed_shard(vgg_cache, tmp_path):
         handle.seek(4000)
         handle.write(bytes([byte[0] ^ 0xFF]))
     code, output = run_cli("info", str(copy), "--verify")
-    assert code == 2 and "shard-00001.h5 is missing or changed" in output
+    assert code == 2 and "shard-00001.h5 changed since it was written" in output
 
 
 def test_backbones_and_layers_commands():
