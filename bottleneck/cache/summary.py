@@ -38,7 +38,20 @@ def cache_summary(root: str | Path, verify: bool = False) -> dict[str, Any]:
                     "ops": cache.config.get("augment_ops"),
                     "rows_per_view": _rows_per_view(cache)},
         "verification": verification,
+        "runtime": cache.manifest.runtime,
+        "runtime_line": runtime_line(cache),
     }
+
+
+def runtime_line(cache: Cache) -> str:
+    """``keras fp32 on jax 0.10.2, cpu``: what made the features (engine ``tf`` in caches
+    made before backends were recorded)."""
+    config, runtime = cache.config, cache.manifest.runtime or {}
+    engine = {"tf": "keras"}.get(config.get("engine", "tf"), config.get("engine"))
+    where = (f" on {runtime['backend']} {runtime.get('backend_version', '')}".rstrip()
+             + f", {runtime.get('device', 'cpu')}") if runtime.get("backend") else ""
+    return f"{engine} {config.get('precision', 'fp32')}{where}" + (
+        ", fast decode" if config.get("fast_decode") else "")
 
 
 def _rows_per_view(cache: Cache) -> dict[str, int]:
@@ -58,8 +71,7 @@ def format_summary(summary: dict[str, Any]) -> str:
         f"{config['layer'] or '(last block)'}, pooling {config['pooling']}, {config['dtype']}",
         f"weights    {config['weights_name']}"
         + (f" sha256 {config['weights_sha256'][:16]}…" if config.get("weights_sha256") else ""),
-        f"engine     {config.get('engine', 'tf')} {config.get('precision', 'fp32')}"
-        + (", fast decode" if config.get("fast_decode") else ""),  # older caches: tf fp32
+        f"engine     {summary['runtime_line']}",
         f"features   {' × '.join(map(str, summary['feature_shape']))} per image, "
         f"{plural(summary['rows'], 'row')} in {plural(summary['shards'], 'shard')}",
         f"source     {summary['source']}",

@@ -32,9 +32,6 @@ class _Main(click.Group):
 @click.version_option(package_name="bottleneck")
 def main() -> None:
     """Cache frozen-backbone features once, then fit and compare heads in seconds."""
-    from bottleneck._tf import import_tensorflow_quietly
-
-    import_tensorflow_quietly()
 
 
 COMMAND_MODULES = (cache, model, compare, backbone)

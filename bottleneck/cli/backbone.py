@@ -6,6 +6,8 @@ import json
 
 import click
 
+from bottleneck.cli._options import backend_option
+
 
 @click.command()
 def backbones() -> None:
@@ -21,6 +23,7 @@ def backbones() -> None:
 @click.command()
 @click.argument("backbone")
 @click.option("--image-size", type=int, help="Input size (default: the backbone's).")
+@backend_option
 def layers(backbone: str, image_size: int | None) -> None:
     """List BACKBONE's layer names and output shapes (for --layer)."""
     from bottleneck.backbones import get_backbone
@@ -40,6 +43,7 @@ def layers(backbone: str, image_size: int | None) -> None:
               help="A backbone whose ImageNet weights you have (efficientnet_lite0: offline).")
 @click.option("--top", type=int, default=5, show_default=True)
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON list.")
+@backend_option
 def imagenet(inputs: tuple[str, ...], backbone: str, top: int, as_json: bool) -> None:
     """Name the ImageNet classes the backbone itself sees in each image (a sanity check)."""
     from bottleneck.models.imagenet import classify_imagenet

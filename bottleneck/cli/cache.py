@@ -7,7 +7,13 @@ import json
 import click
 
 from bottleneck._text import plural
-from bottleneck.cli._options import ENGINE_HELP, PRECISION_HELP, THREADS_HELP
+from bottleneck.cli._options import (
+    ENGINE_HELP,
+    PRECISION_HELP,
+    PRECISIONS,
+    THREADS_HELP,
+    backend_option,
+)
 
 
 @click.command()
@@ -32,10 +38,13 @@ from bottleneck.cli._options import ENGINE_HELP, PRECISION_HELP, THREADS_HELP
               help="Share of images hashed into test when the source has no split folders.")
 @click.option("--limit", type=int, help="At most N images per split, stratified by class.")
 @click.option("--data-dir", type=click.Path(), help="Where fashion-mnist's idx files are.")
-@click.option("--engine", default="tf", show_default=True,
+@click.option("--engine", default="keras", show_default=True,
               help=ENGINE_HELP)
-@click.option("--precision", type=click.Choice(["fp32", "bf16"]), default="fp32",
+@click.option("--precision", type=click.Choice(PRECISIONS), default="fp32",
               show_default=True, help=PRECISION_HELP)
+@backend_option
+@click.option("--devices", type=click.Choice(["auto", "cpu", "gpu"]), default="auto",
+              show_default=True, help="auto: the GPUs if the backend sees any, else the CPU.")
 @click.option("--fast-decode", is_flag=True,
               help="Decode JPEGs at 1/2, 1/4 or 1/8 scale from the DCT (never below "
                    "--image-size) before the resize: faster on large photos, features differ "
@@ -58,13 +67,14 @@ def extract(source: str, backbone: str, out: str, weights: str, layers: tuple[st
             val_percent: float, test_percent: float, limit: int | None, data_dir: str | None,
             engine: str, precision: str, fast_decode: bool, threads: int | None,
             overwrite: bool, executor: str, workers: int | None, ray_address: str | None,
-            augment: int, augment_ops: str | None, quiet: bool) -> None:
+            augment: int, augment_ops: str | None, devices: str, quiet: bool) -> None:
     """Run a frozen BACKBONE once over SOURCE and cache the features.
 
     SOURCE is a folder with a subfolder per class (optionally under train/, val/, test/),
     `fashion-mnist`, or an .npz file with `images` and `labels`.
     """
     import bottleneck
+    from bottleneck.cache.summary import runtime_line
     from bottleneck.data import open_source
 
     src = open_source(source, data_dir, val_percent, test_percent, limit)
@@ -75,14 +85,13 @@ def extract(source: str, backbone: str, out: str, weights: str, layers: tuple[st
                                 overwrite=overwrite, progress=not quiet, engine=engine,
                                 precision=precision, fast_decode=fast_decode, threads=threads,
                                 executor=executor, workers=workers, ray_address=ray_address,
-                                augment=augment, augment_ops=augment_ops)
+                                augment=augment, augment_ops=augment_ops, devices=devices)
     caches = list(result.values()) if isinstance(result, dict) else [result]
     for cache in caches:
         counts = ", ".join(f"{k} {v}" for k, v in cache.split_counts().items())
         click.echo(f"cached {plural(cache.rows, 'image')} ({counts}) × "
                    f"{'×'.join(map(str, cache.feature_shape))} features in {cache.root} "
-                   f"[{cache.config['weights_name']} weights, {cache.config['engine']} "
-                   f"{cache.config['precision']}]")
+                   f"[{cache.config['weights_name']} weights, {runtime_line(cache)}]")
     cache = caches[0]
     if cache.failures:
         click.echo(f"skipped {plural(len(cache.failures), 'unreadable file')} (listed in "

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import click
 
+from bottleneck.cli._options import backend_option
+
 
 @click.command()
 @click.argument("caches", metavar="CACHE...", nargs=-1, required=True)
@@ -18,6 +20,7 @@ import click
 @click.option("--jobs", type=int, default=-1, show_default=True,
               help="Parallel scikit-learn fits (joblib); Keras heads run one at a time.")
 @click.option("--out", "-o", required=True, type=click.Path(), help="REPORT_DIR to write.")
+@backend_option
 def bench(caches: tuple[str, ...], heads: str | None, grid_pairs: tuple[str, ...], seeds: int,
           cv: int | None, task: str | None, jobs: int, out: str) -> None:
     """Fit head variants on one or more caches of the same images and rank them on val."""

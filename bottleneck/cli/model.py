@@ -6,7 +6,7 @@ import json
 
 import click
 
-from bottleneck.cli._options import ENGINE_HELP, THREADS_HELP
+from bottleneck.cli._options import ENGINE_HELP, PRECISIONS, THREADS_HELP, backend_option
 
 
 @click.command()
@@ -26,6 +26,7 @@ from bottleneck.cli._options import ENGINE_HELP, THREADS_HELP
                    "memory).")
 @click.option("--overwrite", is_flag=True, help="Replace an earlier model in --out.")
 @click.option("--quiet", "-q", is_flag=True, help="No per-epoch lines.")
+@backend_option
 def fit(cache_dir: str, head_name: str, task: str | None, param_pairs: tuple[str, ...],
         params_file: str | None, out: str, seed: int, stream: bool | None, overwrite: bool,
         quiet: bool) -> None:
@@ -45,6 +46,7 @@ def fit(cache_dir: str, head_name: str, task: str | None, param_pairs: tuple[str
 @click.option("--split", type=click.Choice(["train", "val", "test"]), default="test",
               show_default=True)
 @click.option("--json", "as_json", is_flag=True, help="Print the metrics as JSON.")
+@backend_option
 def evaluate(model_dir: str, cache_dir: str | None, split: str, as_json: bool) -> None:
     """Score MODEL_DIR on a split of CACHE (default: the cache it was trained on)."""
     import bottleneck
@@ -60,9 +62,10 @@ def evaluate(model_dir: str, cache_dir: str | None, split: str, as_json: bool) -
 @click.option("--top", type=int, default=1, show_default=True, help="Show the K best classes.")
 @click.option("--batch-size", type=int, default=32, show_default=True)
 @click.option("--engine", help=ENGINE_HELP.replace(".", " (default: the cache's).", 1))
-@click.option("--precision", type=click.Choice(["fp32", "bf16"]),
-              help="fp32 or bf16 (default: the cache's, where the engine runs it).")
+@click.option("--precision", type=click.Choice(PRECISIONS),
+              help="fp32, bf16 or fp16 (default: the cache's, where the engine runs it).")
 @click.option("--threads", type=int, help=THREADS_HELP)
+@backend_option
 def predict(model_dir: str, inputs: tuple[str, ...], as_json: bool, top: int,
             batch_size: int, engine: str | None, precision: str | None,
             threads: int | None) -> None:
@@ -100,6 +103,7 @@ def predict(model_dir: str, inputs: tuple[str, ...], as_json: bool, top: int,
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--overwrite", is_flag=True, help="Replace an earlier model in --out.")
 @click.option("--quiet", "-q", is_flag=True, help="No per-epoch lines.")
+@backend_option
 def finetune(model_dir: str, out: str, unfreeze_from: str | None, unfreeze_top: int | None,
              epochs: int, learning_rate: float | None, optimizer: str, augment: str | None,
              batch_size: int, patience: int, seed: int, overwrite: bool, quiet: bool) -> None:
@@ -121,6 +125,7 @@ def finetune(model_dir: str, out: str, unfreeze_from: str | None, unfreeze_top: 
 @click.option("--format", "fmt", type=click.Choice(["keras", "saved_model", "tflite", "onnx"]),
               help="Default: from --out's suffix (none: saved_model).")
 @click.option("--overwrite", is_flag=True, help="Replace an earlier export at --out.")
+@backend_option
 def export(model_dir: str, out: str, fmt: str | None, overwrite: bool) -> None:
     """Write MODEL_DIR as one model: RGB images of any size in, probabilities out."""
     import bottleneck
