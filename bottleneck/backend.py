@@ -47,7 +47,10 @@ def canonical(name: str) -> str:
 
 def installed(name: str) -> bool:
     """True when the backend's package can be imported here."""
-    return importlib.util.find_spec(PACKAGES[canonical(name)]) is not None
+    try:
+        return importlib.util.find_spec(PACKAGES[canonical(name)]) is not None
+    except (ImportError, ValueError):  # a broken or hidden installation
+        return False
 
 
 def active_backend() -> str:
