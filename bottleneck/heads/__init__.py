@@ -25,7 +25,6 @@ from bottleneck.heads.registry import (
     head_param_names,
     keras_head,
     make_head,
-    param_route,
     register_head,
     set_head_params,
 )
@@ -34,5 +33,5 @@ __all__ = [
     "HEADS", "SPATIAL_MODES", "TASKS", "HeadFileError", "HeadFormat", "HeadSpec",
     "InvalidParameterError", "KerasHead", "check_rows", "check_task", "class_scores",
     "full_param_name", "get_head_spec", "head_param_names", "keras_head", "make_head",
-    "param_route", "register_head", "set_head_params",
+    "register_head", "set_head_params",
 ]

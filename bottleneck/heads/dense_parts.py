@@ -12,7 +12,7 @@ from sklearn.base import is_regressor
 from sklearn.utils.validation import validate_data
 
 from bottleneck.heads.registry import SPATIAL_MODES, InvalidParameterError
-from bottleneck.heads.sklearn_heads import check_feature_shape
+from bottleneck.heads.sklearn_base import check_feature_shape
 
 OPTIMIZERS = ("adam", "rmsprop", "sgd")
 # The tutorials' learning rates: Adam 1e-3; RMSprop 2e-5 (Chollet's feature-extraction recipe).
