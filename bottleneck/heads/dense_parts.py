@@ -4,6 +4,7 @@ batch-independent prediction."""
 
 from __future__ import annotations
 
+import functools
 import importlib.util
 from typing import Any
 
@@ -19,6 +20,7 @@ OPTIMIZERS = ("adam", "rmsprop", "sgd")
 DEFAULT_LEARNING_RATES = {"adam": 1e-3, "rmsprop": 2e-5, "sgd": 1e-2}
 PREDICT_BATCH = 1024  # rows per forward pass at most
 PREDICT_BYTES = 32 << 20  # and at most this many bytes of input per pass
+TARGET_MAE = "mae (target units)"
 
 
 def is_dataset(data: Any) -> bool:
@@ -139,6 +141,33 @@ def make_callbacks(head: Any, monitor: str) -> list[Any]:
     if head.log_dir:
         callbacks.append(keras.callbacks.TensorBoard(log_dir=str(head.log_dir)))
     return callbacks
+
+
+@functools.cache
+def _target_mae_class() -> type:
+    import keras
+
+    class TargetMAE(keras.metrics.Mean):
+        """Mean absolute error of standardised outputs, times the target's deviation."""
+
+        def __init__(self, scale: float = 1.0, name: str = TARGET_MAE, **kwargs: Any) -> None:
+            super().__init__(name=name, **kwargs)
+            self.scale = float(scale)
+
+        def update_state(self, y_true: Any, y_pred: Any, sample_weight: Any = None) -> Any:
+            error = keras.ops.abs(keras.ops.cast(y_true, y_pred.dtype) - y_pred)
+            return super().update_state(error * self.scale, sample_weight=sample_weight)
+
+        def get_config(self) -> dict[str, Any]:
+            return {**super().get_config(), "scale": self.scale}
+
+    return TargetMAE
+
+
+def target_mae(scale: float) -> Any:
+    """A Keras metric: the MAE in the target's units of a net trained on targets divided by
+    ``scale`` (the summary's unit, so epoch lines and the summary agree)."""
+    return _target_mae_class()(scale)
 
 
 def spatial_layer(mode: str, rank: int) -> Any:

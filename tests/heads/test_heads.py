@@ -234,3 +234,15 @@ def test_dense_stops_when_the_loss_only_creeps_down(start: float, step: float) -
     assert head.min_delta == 1e-4
     assert float(model.optimizer.learning_rate) < 1e-3  # the plateau halved the rate too
 
+
+def test_dense_regressor_logs_mae_in_target_units(price_cache: Cache,
+                                                  capfd: pytest.CaptureFixture[str]) -> None:
+    head = make_head("dense", "regress", {**FAST_REGRESS["dense"], "epochs": 6, "verbose": 1},
+                     random_state=0)
+    X, y = arrays(price_cache, "train", "targets")
+    X_val, y_val = arrays(price_cache, "val", "targets")
+    head.fit(X, y, validation_data=(X_val, y_val))
+    logged = head.history_["val_mae (target units)"][head.best_epoch_ - 1]  # restored epoch
+    assert logged == pytest.approx(np.abs(head.predict(X_val) - y_val).mean(), rel=1e-4)
+    assert head.y_std_ > 5  # prices 20/50/80: standardised units would be 5x smaller
+    assert "val_mae (target units): " in capfd.readouterr().out
