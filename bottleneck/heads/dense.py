@@ -31,7 +31,6 @@ from bottleneck.heads.dense_parts import (
     predict_rows,
     spatial_layer,
     stream_stats,
-    target_mae,
 )
 from bottleneck.heads.registry import register_head
 
@@ -87,7 +86,7 @@ class DenseHead(BaseEstimator):
         self.verbose = verbose
 
     # -- task-specific pieces (overridden by DenseClassifier / DenseRegressor) ---------------
-    def _output(self) -> tuple[int, str, str, Any]:
+    def _output(self) -> tuple[int, str, str, str]:
         """(units, activation, loss, metric) of the output layer."""
         raise NotImplementedError
 
@@ -211,7 +210,7 @@ class DenseHead(BaseEstimator):
 class DenseClassifier(ClassifierMixin, DenseHead):
     """Dense head for classes: softmax output, or one sigmoid unit for two classes."""
 
-    def _output(self) -> tuple[int, str, str, Any]:
+    def _output(self) -> tuple[int, str, str, str]:
         if len(self.classes_) == 2:
             return 1, "sigmoid", "binary_crossentropy", "accuracy"
         return len(self.classes_), "softmax", "sparse_categorical_crossentropy", "accuracy"
@@ -265,8 +264,8 @@ class DenseRegressor(RegressorMixin, DenseHead):
     units)``), as the fit's summary does; the loss stays on standardised targets.
     """
 
-    def _output(self) -> tuple[int, str, str, Any]:
-        return 1, "linear", "mse", target_mae(self.y_std_)
+    def _output(self) -> tuple[int, str, str, str]:
+        return 1, "linear", "mse", "mae"  # logged in target units (in_target_units)
 
     def _prepare_targets(self, y: np.ndarray | None, classes: Any, labels_seen: Any) -> None:
         values = np.asarray(labels_seen, dtype=np.float64)

@@ -4,7 +4,6 @@ batch-independent prediction."""
 
 from __future__ import annotations
 
-import functools
 import importlib.util
 from typing import Any
 
@@ -117,7 +116,8 @@ def check_params(head: Any) -> None:
 
 
 def make_callbacks(head: Any, monitor: str) -> list[Any]:
-    """EarlyStopping (best epoch restored), ReduceLROnPlateau, lr decay, TensorBoard.
+    """EarlyStopping (best epoch restored), ReduceLROnPlateau, lr decay, a regressor's MAE in
+    target units, TensorBoard.
 
     ``head.min_delta`` is absolute, in loss units (the regressor's loss is on standardised
     targets, so one scale fits both tasks): an epoch whose loss beats the best by less does
@@ -138,36 +138,33 @@ def make_callbacks(head: Any, monitor: str) -> list[Any]:
         decay = float(head.lr_decay)
         callbacks.append(keras.callbacks.LearningRateScheduler(
             lambda epoch, rate: rate * decay if epoch else rate))
+    if is_regressor(head):
+        callbacks.append(in_target_units(head.y_std_))
     if head.log_dir:
         callbacks.append(keras.callbacks.TensorBoard(log_dir=str(head.log_dir)))
     return callbacks
 
 
-@functools.cache
-def _target_mae_class() -> type:
+def in_target_units(scale: float) -> Any:
+    """A callback that turns each epoch's ``mae`` / ``val_mae`` (on targets divided by
+    ``scale``) into ``mae (target units)`` / ``val_mae (target units)``, the summary's unit.
+
+    Keras hands every callback the same epoch logs and calls History and the epoch lines
+    last, as it does for ReduceLROnPlateau's ``learning_rate``.
+    """
     import keras
 
-    class TargetMAE(keras.metrics.Mean):
-        """Mean absolute error of standardised outputs, times the target's deviation."""
+    class InTargetUnits(keras.callbacks.Callback):
+        def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
+            if logs is None:
+                return
+            renamed = {(f"{key[:-3]}{TARGET_MAE}" if key in ("mae", "val_mae") else key):
+                       (value * scale if key in ("mae", "val_mae") else value)
+                       for key, value in logs.items()}
+            logs.clear()
+            logs.update(renamed)
 
-        def __init__(self, scale: float = 1.0, name: str = TARGET_MAE, **kwargs: Any) -> None:
-            super().__init__(name=name, **kwargs)
-            self.scale = float(scale)
-
-        def update_state(self, y_true: Any, y_pred: Any, sample_weight: Any = None) -> Any:
-            error = keras.ops.abs(keras.ops.cast(y_true, y_pred.dtype) - y_pred)
-            return super().update_state(error * self.scale, sample_weight=sample_weight)
-
-        def get_config(self) -> dict[str, Any]:
-            return {**super().get_config(), "scale": self.scale}
-
-    return TargetMAE
-
-
-def target_mae(scale: float) -> Any:
-    """A Keras metric: the MAE in the target's units of a net trained on targets divided by
-    ``scale`` (the summary's unit, so epoch lines and the summary agree)."""
-    return _target_mae_class()(scale)
+    return InTargetUnits()
 
 
 def spatial_layer(mode: str, rank: int) -> Any:
