@@ -196,6 +196,18 @@ def head_param_names(estimator: BaseEstimator) -> list[str]:
     return sorted(set(estimator.get_params(deep=False)) - NOT_LISTED)
 
 
+def listed_params(name: str) -> str:
+    """A head's parameters for a listing: those of every task it can do, then each task's
+    own (``C, gamma, kernel, spatial; classify: class_weight; regress: epsilon``)."""
+    spec = get_head_spec(name)
+    per_task = {task: head_param_names(spec.builder(task)) for task in spec.tasks}
+    shared = sorted(set.intersection(*(set(names) for names in per_task.values())))
+    parts = [", ".join(shared)] + [
+        f"{task}: {', '.join(own)}" for task, names in per_task.items()
+        if (own := [n for n in names if n not in shared])]
+    return "; ".join(part for part in parts if part)
+
+
 def set_head_params(estimator: BaseEstimator, params: Mapping[str, Any], head: str = "") -> None:
     """Apply parameters; unknown names or a bad ``spatial`` raise a UserError."""
     for key, value in params.items():

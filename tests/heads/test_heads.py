@@ -19,6 +19,7 @@ from bottleneck.heads import (
     class_scores,
     full_param_name,
     head_param_names,
+    listed_params,
     make_head,
 )
 from bottleneck.heads.dense import DenseClassifier, DenseRegressor, spatial_layer
@@ -138,6 +139,9 @@ def test_heads_list_what_a_user_tunes() -> None:
     assert listed["ridge", "regress"] == ["alphas", "spatial"]
     assert not plumbing & {param for params in listed.values() for param in params}
     assert "verbose" in make_head("dense").get_params()  # still accepted, only not listed
+    assert listed_params("svm") == "C, gamma, kernel, spatial; classify: class_weight; " \
+                                   "regress: epsilon"
+    assert listed_params("ridge") == "spatial; classify: alpha, class_weight; regress: alphas"
     lines = CliRunner().invoke(main, ["heads"]).output.splitlines()
     logreg = next(i for i, line in enumerate(lines) if line.startswith("logreg "))
     assert lines[logreg + 1].split() == ["params:", "C,", "class_weight,", "max_iter,", "spatial"]
