@@ -14,7 +14,14 @@ from collections.abc import Callable
 from typing import Any, ClassVar
 
 import numpy as np
-from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin, TransformerMixin
+from sklearn.base import (
+    BaseEstimator,
+    ClassifierMixin,
+    RegressorMixin,
+    TransformerMixin,
+    is_classifier,
+    is_regressor,
+)
 from sklearn.compose import TransformedTargetRegressor
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import StandardScaler
@@ -111,9 +118,9 @@ class PipelineHead(BaseEstimator):
     def fit(self, X: Any, y: Any) -> PipelineHead:
         """Check ``(X, y)`` the scikit-learn way, then fit a new pipeline on them."""
         X, y = validate_data(self, X, y, allow_nd=True, dtype=FLOATS,
-                             y_numeric=isinstance(self, RegressorMixin))
+                             y_numeric=is_regressor(self))
         check_feature_shape(X)
-        if isinstance(self, ClassifierMixin):
+        if is_classifier(self):
             check_classification_targets(y)
         self._adopt(self._pipeline().fit(X, y, **self._fit_params(y)))
         return self
@@ -126,7 +133,7 @@ class PipelineHead(BaseEstimator):
         """Set the fitted attributes that mirror a fitted ``pipeline``'s."""
         self.pipeline_ = pipeline
         self.n_features_in_ = int(pipeline.n_features_in_)
-        if isinstance(self, ClassifierMixin):
+        if is_classifier(self):
             self.classes_ = pipeline.classes_
         model = pipeline.named_steps["model"]
         if hasattr(model, "n_iter_"):  # solvers with a max_iter: the iterations they ran
