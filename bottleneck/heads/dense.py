@@ -252,10 +252,14 @@ class DenseClassifier(ClassifierMixin, DenseHead):
 
 
 class DenseRegressor(RegressorMixin, DenseHead):
-    """Dense head for a number: linear output trained with MSE (on standardised targets)."""
+    """Dense head for a number: linear output trained with MSE (on standardised targets).
+
+    The epoch lines and ``history_`` give the MAE in the target's own units (``mae (target
+    units)``), as the fit's summary does; the loss stays on standardised targets.
+    """
 
     def _output(self) -> tuple[int, str, str, str]:
-        return 1, "linear", "mse", "mae"
+        return 1, "linear", "mse", "mae"  # logged in target units (in_target_units)
 
     def _prepare_targets(self, y: np.ndarray | None, classes: Any, labels_seen: Any) -> None:
         values = np.asarray(labels_seen, dtype=np.float64)

@@ -14,13 +14,14 @@ from sklearn.utils.validation import validate_data
 from bottleneck.backend import import_keras
 from bottleneck.heads import streams
 from bottleneck.heads.registry import SPATIAL_MODES, InvalidParameterError
-from bottleneck.heads.sklearn_heads import check_feature_shape
+from bottleneck.heads.sklearn_base import check_feature_shape
 
 OPTIMIZERS = ("adam", "rmsprop", "sgd")
 # The tutorials' learning rates: Adam 1e-3; RMSprop 2e-5 (Chollet's feature-extraction recipe).
 DEFAULT_LEARNING_RATES = {"adam": 1e-3, "rmsprop": 2e-5, "sgd": 1e-2}
 PREDICT_BATCH = 1024  # rows per forward pass at most
 PREDICT_BYTES = 32 << 20  # and at most this many bytes of input per pass
+TARGET_MAE = "mae (target units)"
 
 
 def check_rows(head: Any, X: Any, y: Any = None, reset: bool = False) -> Any:
@@ -111,7 +112,8 @@ def check_params(head: Any) -> None:
 
 
 def make_callbacks(head: Any, monitor: str) -> list[Any]:
-    """EarlyStopping (best epoch restored), ReduceLROnPlateau, lr decay, TensorBoard.
+    """EarlyStopping (best epoch restored), ReduceLROnPlateau, lr decay, a regressor's MAE in
+    target units, TensorBoard.
 
     ``head.min_delta`` is absolute, in loss units (the regressor's loss is on standardised
     targets, so one scale fits both tasks): an epoch whose loss beats the best by less does
@@ -132,9 +134,33 @@ def make_callbacks(head: Any, monitor: str) -> list[Any]:
         decay = float(head.lr_decay)
         callbacks.append(keras.callbacks.LearningRateScheduler(
             lambda epoch, rate: rate * decay if epoch else rate))
+    if is_regressor(head):
+        callbacks.append(in_target_units(head.y_std_))
     if head.log_dir:
         callbacks.append(keras.callbacks.TensorBoard(log_dir=str(head.log_dir)))
     return callbacks
+
+
+def in_target_units(scale: float) -> Any:
+    """A callback that turns each epoch's ``mae`` / ``val_mae`` (on targets divided by
+    ``scale``) into ``mae (target units)`` / ``val_mae (target units)``, the summary's unit.
+
+    Keras hands every callback the same epoch logs and calls History and the epoch lines
+    last, as it does for ReduceLROnPlateau's ``learning_rate``.
+    """
+    import keras
+
+    class InTargetUnits(keras.callbacks.Callback):
+        def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
+            if logs is None:
+                return
+            renamed = {(f"{key[:-3]}{TARGET_MAE}" if key in ("mae", "val_mae") else key):
+                       (value * scale if key in ("mae", "val_mae") else value)
+                       for key, value in logs.items()}
+            logs.clear()
+            logs.update(renamed)
+
+    return InTargetUnits()
 
 
 def spatial_layer(mode: str, rank: int) -> Any:

@@ -1,9 +1,10 @@
 """Fitted heads as Keras models on their features: the top of a fine-tuned or exported model.
 
-Each converter reads the fitted estimator through its public attributes (``named_steps``,
-``coef_``, ``intercept_``, ``mean_``, ``scale_``, the dense head's ``model_``), never through
-its file format, and builds only Keras' own layers, so the result saves to ``.keras``, loads
-with ``safe_mode=True`` and converts to SavedModel, TFLite and ONNX. Outputs:
+Each converter reads the fitted estimator through its public attributes (a scikit-learn
+head's fitted ``pipeline_``, whose ``named_steps`` hold ``coef_``, ``intercept_``, ``mean_``,
+``scale_``; the dense head's ``model_``), never through its file format, and builds only
+Keras' own layers, so the result saves to ``.keras``, loads with ``safe_mode=True`` and
+converts to SavedModel, TFLite and ONNX. Outputs:
 
 - ``logreg``: its ``predict_proba`` (softmax; for two classes a two-unit softmax with halved
   weights, which equals the logistic sigmoid);
@@ -73,11 +74,12 @@ def _sklearn_front(pipeline: Any, feature_shape: tuple[int, ...]) -> tuple[Any, 
     return inputs, x
 
 
-def _linear_classifier(pipeline: Any, n_classes: int, feature_shape: tuple[int, ...],
+def _linear_classifier(head: Any, n_classes: int, feature_shape: tuple[int, ...],
                        binary_factor: float) -> KerasHead:
     """Softmax over ``x @ coef.T + intercept``; two classes: over ``±factor × d``."""
     keras = import_keras()
 
+    pipeline = head.pipeline_
     model = pipeline.named_steps["model"]
     _check_classes(model.classes_, n_classes)
     coef = np.atleast_2d(np.asarray(model.coef_, np.float64))
@@ -112,12 +114,13 @@ def ridge_to_keras(head: Any, task: str, n_classes: int,
 
     if task == "classify":
         return _linear_classifier(head, n_classes, feature_shape, binary_factor=1.0)
-    wrapped = head.named_steps["model"]  # TransformedTargetRegressor(RidgeCV, StandardScaler)
+    pipeline = head.pipeline_
+    wrapped = pipeline.named_steps["model"]  # TransformedTargetRegressor(RidgeCV, StandardScaler)
     regressor, target = wrapped.regressor_, wrapped.transformer_
     y_scale, y_mean = float(target.scale_[0]), float(target.mean_[0])
     coef = np.asarray(regressor.coef_, np.float64).reshape(-1, 1) * y_scale
     bias = np.atleast_1d(regressor.intercept_).astype(np.float64)[:1] * y_scale + y_mean
-    inputs, x = _sklearn_front(head, feature_shape)
+    inputs, x = _sklearn_front(pipeline, feature_shape)
     return KerasHead(keras.Model(inputs, _dense(1, coef, bias, "linear", x), name="head"))
 
 

@@ -28,9 +28,7 @@ from bottleneck.heads import (
     InvalidParameterError,
     check_rows,
     get_head_spec,
-    head_param_names,
     make_head,
-    param_route,
 )
 from bottleneck.models.evaluate import check_task_data, evaluate_split, open_any
 from bottleneck.models.lineage import cache_record
@@ -156,7 +154,7 @@ def fit(
     check_out_dir(out, overwrite)
     if not cache.split_counts().get("train"):
         raise UserError(f"{cache.root} has no train rows; extract with a train split.")
-    if "verbose" not in params and "verbose" in head_param_names(estimator) and spec.streams:
+    if "verbose" not in params and "verbose" in estimator.get_params() and spec.streams:
         estimator.set_params(verbose=int(progress))
     start = time.perf_counter()
     with head_errors(spec.name):
@@ -209,17 +207,12 @@ def _head_record(estimator: Any, head: str, task: str, cache: Cache, result: Fit
     import sklearn
 
     from bottleneck import __version__
-    from bottleneck.heads import full_param_name
 
-    prefix, inner = param_route(estimator)
-    resolved = inner.get_params(deep=False)
-    spatial = full_param_name(estimator, "spatial")
-    if spatial:
-        resolved["spatial"] = estimator.get_params(deep=True)[spatial]
     return {
         "format": FORMAT, "format_version": FORMAT_VERSION,
         "head": head, "task": task, "params": to_jsonable(result.params),
-        "estimator": type(inner).__name__, "resolved_params": to_jsonable(resolved),
+        "estimator": type(estimator).__name__,
+        "resolved_params": to_jsonable(estimator.get_params(deep=False)),
         "classes": cache.classes, "feature_shape": list(cache.feature_shape),
         "cache": str(cache.root.resolve()), "config": cache.config,
         "source": cache.manifest.source, "targets": cache.manifest.targets,
