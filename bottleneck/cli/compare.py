@@ -39,9 +39,9 @@ def bench(caches: tuple[str, ...], heads: str | None, grid_pairs: tuple[str, ...
 @click.command("heads")
 def list_heads() -> None:
     """List the registered heads, their tasks and their parameters."""
-    from bottleneck.heads import HEADS, head_param_names, make_head
+    from bottleneck.heads import HEADS
+    from bottleneck.heads.registry import listed_params
 
     for spec in HEADS.values():
-        params = head_param_names(make_head(spec.name, spec.tasks[0]))
         click.echo(f"{spec.name:<11} {'/'.join(spec.tasks):<17} {spec.description}")
-        click.echo(f"{'':<11} params: {', '.join(params)}")
+        click.echo(f"{'':<11} params: {listed_params(spec.name)}")
