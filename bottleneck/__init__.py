@@ -6,7 +6,8 @@ The Python API mirrors the CLI::
     cache = bottleneck.extract("photos/", backbone="mobilenet_v2", out="cache/")
     data = bottleneck.open_cache("cache/").load("train")
 
-Attributes load lazily, so ``import bottleneck`` (and ``bottleneck --help``) stay fast.
+Attributes load lazily, so ``import bottleneck`` (and ``bottleneck --help``) stay fast: it
+imports neither Keras nor TensorFlow (see :mod:`bottleneck.backend`).
 """
 
 from __future__ import annotations
@@ -45,7 +46,4 @@ __all__ = [*_API, "__version__"]
 def __getattr__(name: str) -> Any:
     if name not in _API:
         raise AttributeError(f"module 'bottleneck' has no attribute '{name}'")
-    from bottleneck._tf import import_tensorflow_quietly
-
-    import_tensorflow_quietly()
     return getattr(importlib.import_module(_API[name]), name)

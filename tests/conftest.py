@@ -66,11 +66,17 @@ def he_normal_init(model, seed: int = 1) -> None:
     import keras
 
     init = keras.initializers.HeNormal(seed=seed)
+    rng = np.random.default_rng(seed)
     for layer in model.layers:
-        if hasattr(layer, "kernel") and layer.kernel is not None:
+        if type(layer).__name__ == "DepthwiseConv2D":  # its fan-in is its window alone
+            shape = layer.kernel.shape
+            layer.kernel.assign(rng.normal(0, np.sqrt(2 / np.prod(shape[:2])), shape)
+                                .astype("float32"))
+        elif hasattr(layer, "kernel") and layer.kernel is not None:
             layer.kernel.assign(init(layer.kernel.shape))
-            if getattr(layer, "bias", None) is not None:
-                layer.bias.assign(np.zeros(layer.bias.shape, dtype="float32"))
+        if getattr(layer, "kernel", None) is not None and \
+                getattr(layer, "bias", None) is not None:
+            layer.bias.assign(np.zeros(layer.bias.shape, dtype="float32"))
 
 
 @pytest.fixture(scope="session")

@@ -12,6 +12,7 @@ from bottleneck.backbones.registry import (
     Backbone,
     ResolvedWeights,
     get_backbone,
+    preprocess_mode,
     register_backbone,
 )
 
@@ -27,20 +28,22 @@ for _backbone in (
              keras_preprocessing=tf_mode),
     Backbone("vgg16", f"{_APPS}.vgg16", "VGG16", 224, 32, 512,
              "VGG16, 512-d pooled; intermediate layers such as block4_pool",
-             keras_preprocessing=caffe_mode),
+             keras_preprocessing=caffe_mode, preprocess_mode="caffe"),
     Backbone("vgg19", f"{_APPS}.vgg19", "VGG19", 224, 32, 512,
              "VGG19, 512-d pooled; intermediate layers such as block4_pool",
-             keras_preprocessing=caffe_mode),
+             keras_preprocessing=caffe_mode, preprocess_mode="caffe"),
     Backbone("resnet50", f"{_APPS}.resnet50", "ResNet50", 224, 32, 2048,
-             "ResNet50, 2048-d pooled", keras_preprocessing=caffe_mode),
+             "ResNet50, 2048-d pooled", keras_preprocessing=caffe_mode, preprocess_mode="caffe"),
     Backbone("xception", f"{_APPS}.xception", "Xception", 299, 71, 2048,
              "Xception, 2048-d pooled", keras_preprocessing=tf_mode),
     Backbone("efficientnet_lite0", "bottleneck.backbones.efficientnet_lite", "EfficientNetLite0",
              224, 32, 1280, "EfficientNet-Lite0, 1280-d pooled; imagenet weights offline "
              "(converted)", resolvers={"imagenet": lite0_weights.imagenet_weights},
-             keras_preprocessing=from_module("bottleneck.backbones.efficientnet_lite")),
+             keras_preprocessing=from_module("bottleneck.backbones.efficientnet_lite"),
+             preprocess_mode="lite0",
+             preprocess_aliases=("bottleneck.efficientnet_lite.preprocess_input",)),
 ):
     register_backbone(_backbone)
 
 __all__ = ["BACKBONES", "RANDOM_WEIGHTS_SEED", "Backbone", "ResolvedWeights", "get_backbone",
-           "register_backbone"]
+           "preprocess_mode", "register_backbone"]

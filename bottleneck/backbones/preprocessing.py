@@ -14,6 +14,8 @@ from typing import Any
 
 import numpy as np
 
+from bottleneck.backend import import_keras
+
 CAFFE_MEAN_BGR = (103.939, 116.779, 123.68)  # keras.applications.imagenet_utils, mode "caffe"
 TORCH_MEAN_RGB = (0.485, 0.456, 0.406)
 TORCH_STD_RGB = (0.229, 0.224, 0.225)
@@ -23,7 +25,7 @@ def rescale(scale: float, offset: float, name: str = "preprocess") -> Callable[[
     """A builder of ``x * scale + offset`` (tf mode: 1/127.5, -1; Lite0: 1/128, -127/128)."""
 
     def build() -> list[Any]:
-        import keras
+        keras = import_keras()
 
         return [keras.layers.Rescaling(scale, offset=offset, name=f"{name}_rescale",
                                        trainable=False)]
@@ -51,7 +53,7 @@ def caffe_mode() -> list[Any]:
     A fixed Dense over the channel axis: its kernel is the channel permutation (products with
     exact ones and zeros) and its bias minus the mean, the same single rounding as the function.
     """
-    import keras
+    keras = import_keras()
 
     layer = keras.layers.Dense(3, name="preprocess_rgb_to_bgr_centre", trainable=False)
     layer.build((None, None, None, 3))
@@ -62,7 +64,7 @@ def caffe_mode() -> list[Any]:
 
 def torch_mode() -> list[Any]:
     """keras.applications mode "torch" (DenseNet): ``(x / 255 - mean) / std`` per channel."""
-    import keras
+    keras = import_keras()
 
     std = np.asarray(TORCH_STD_RGB, dtype=np.float64)
     mean = np.asarray(TORCH_MEAN_RGB, dtype=np.float64)

@@ -14,6 +14,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from bottleneck._io import sha256_file
 from bottleneck.errors import UserError
 
@@ -54,6 +56,11 @@ class Backbone:
     # fresh Keras layers equal to preprocess_input (see backbones.preprocessing); None: the
     # backbone cannot be fine-tuned or exported as one model
     keras_preprocessing: Callable[[], list[Any]] | None = None
+    # the stable name of its input scaling, recorded in the manifest: ``tf`` (x/127.5 - 1),
+    # ``caffe`` (BGR minus ImageNet means), ``torch``, ``lite0`` ((x - 127) / 128)
+    preprocess_mode: str = "tf"
+    # module paths earlier versions recorded as ``preprocess_input`` (read as this mode)
+    preprocess_aliases: tuple[str, ...] = ()
 
     def _builder(self) -> Callable[..., Any]:
         return getattr(importlib.import_module(self.module), self.builder)
@@ -120,13 +127,12 @@ class Backbone:
 
         A failed ImageNet download or an unreadable weights file is one line saying what to do.
         """
-        import keras
-
-        if weights.arg is None:
-            keras.utils.set_random_seed(RANDOM_WEIGHTS_SEED)
         build = self.build_with_top if include_top else self.build
         try:
-            return build(weights.arg, image_size)
+            model = build(weights.arg, image_size)
+            if weights.arg is None:
+                seeded_random_weights(model)
+            return model
         except ValueError as exc:
             what = f"cannot load weights {weights.arg}" if weights.arg not in (None, "imagenet") \
                 else self.name
@@ -143,7 +149,33 @@ class Backbone:
             ) from None
 
 
+def seeded_random_weights(model: Any, seed: int = RANDOM_WEIGHTS_SEED) -> None:
+    """Redraw every randomly initialised weight with NumPy (Glorot-uniform, Keras' default
+    for kernels), so ``--weights none`` gives the same model on every backend; constant
+    weights (biases, BatchNorm statistics) keep their initial values."""
+    arrays = []
+    for index, array in enumerate(model.get_weights()):
+        if array.size > 1 and np.ptp(array) > 0:
+            receptive = int(np.prod(array.shape[:-2])) if array.ndim > 2 else 1
+            fan_in = array.shape[-2] * receptive if array.ndim > 1 else array.shape[0]
+            fan_out = array.shape[-1] * receptive
+            limit = np.sqrt(6.0 / (fan_in + fan_out))
+            rng = np.random.default_rng([seed, index])
+            array = rng.uniform(-limit, limit, array.shape).astype(array.dtype)
+        arrays.append(array)
+    model.set_weights(arrays)
+
+
 BACKBONES: dict[str, Backbone] = {}
+
+
+def preprocess_mode(recorded: str) -> str:
+    """The stable preprocessing mode for what a manifest recorded: a mode itself, a
+    backbone's name, or the ``preprocess_input`` module path an earlier version wrote."""
+    for backbone in BACKBONES.values():
+        if recorded in (backbone.name, backbone.preprocess_name, *backbone.preprocess_aliases):
+            return backbone.preprocess_mode
+    return recorded
 
 
 def register_backbone(backbone: Backbone) -> Backbone:

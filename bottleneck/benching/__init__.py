@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 
+from bottleneck._text import plural
 from bottleneck.benching.leaderboard import write_reports
 from bottleneck.benching.leaks import cross_split_duplicates
 from bottleneck.benching.plan import (
@@ -75,7 +76,8 @@ def check_training_rows(cache: Cache, heads: Sequence[str], task: str, cv: int |
         counts = np.unique(labels, return_counts=True)[1]
         smallest = int(counts.min()) if task == "classify" else len(labels)
         if cv > smallest:
-            raise UserError(f"--cv {cv} is more folds than the {smallest} train+val images of "
+            raise UserError(f"--cv {cv} is more folds than the "
+                            f"{plural(smallest, 'train+val image')} of "
                             f"the smallest {'class' if task == 'classify' else 'cache'}; use "
                             f"--cv {max(2, min(smallest, 5))} or fewer.")
         where = f"each {cv}-fold training part"

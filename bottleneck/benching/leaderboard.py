@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from bottleneck._io import atomic_path, atomic_write
+from bottleneck._text import plural
 
 FILES = ("leaderboard.csv", "leaderboard.json", "leaderboard.md", "score_vs_fit_time.png")
 
@@ -70,7 +71,7 @@ def leak_lines(leaks: list[list[dict[str, str]]] | None) -> list[str]:
         return ["leak check: skipped (this cache has no content hashes; re-extract to check)"]
     if not leaks:
         return ["leak check: no identical images across splits"]
-    lines = [f"leak check: {len(leaks)} images appear in more than one split:"]
+    lines = [f"leak check: {plural(len(leaks), 'image')} found in more than one split:"]
     for group in leaks[:10]:
         lines.append("  " + ", ".join(f"{r['path']} ({r['split']})" for r in group))
     if len(leaks) > 10:

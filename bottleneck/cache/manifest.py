@@ -8,6 +8,7 @@ cache only when its manifest says ``"format": "bottleneck-cache"``.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -45,6 +46,8 @@ class ShardRecord:
     failures: list[dict[str, str]] = field(default_factory=list)
     error: str | None = None  # why the last attempt failed (status "failed")
     bytes: int | None = None  # the file's size, a cheap check that a kept shard is intact
+    # what computed it (engine, backend and its version, device) and the batch size that ran
+    runtime: dict[str, Any] | None = None
 
     @property
     def done(self) -> bool:
@@ -56,6 +59,8 @@ class ShardRecord:
         if self.done:
             record |= {"rows": self.rows, "sha256": self.sha256, "bytes": self.bytes,
                        "failures": self.failures}
+            if self.runtime:
+                record["runtime"] = self.runtime
         if self.error:
             record["error"] = self.error
         return record
@@ -64,7 +69,8 @@ class ShardRecord:
     def from_dict(cls, data: dict[str, Any]) -> ShardRecord:
         return cls(data["file"], int(data["inputs"]), data["inputs_sha256"],
                    data.get("status", "pending"), data.get("rows"), data.get("sha256"),
-                   list(data.get("failures", [])), data.get("error"), data.get("bytes"))
+                   list(data.get("failures", [])), data.get("error"), data.get("bytes"),
+                   data.get("runtime"))
 
 
 @dataclass
@@ -82,6 +88,9 @@ class Manifest:
     split_counts: dict[str, int] | None = None
     failures: int | None = None
     format_version: int = FORMAT_VERSION
+    # what ran the latest extraction (engine, backend and its version, device); recorded,
+    # never part of the identity: fp32 features agree across backends within tolerance
+    runtime: dict[str, Any] | None = None
 
     # -- the JSON form ---------------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:
@@ -91,6 +100,8 @@ class Manifest:
             "versions": self.versions, "shards": [s.to_dict() for s in self.shards],
             "targets": self.targets,
         }
+        if self.runtime:
+            data["runtime"] = self.runtime
         if self.complete:
             data |= {"rows": self.rows, "split_counts": self.split_counts,
                      "failures": self.failures}
@@ -104,7 +115,8 @@ class Manifest:
                    complete=bool(data.get("complete")), targets=data.get("targets"),
                    rows=data.get("rows"), split_counts=data.get("split_counts"),
                    failures=data.get("failures"),
-                   format_version=int(data.get("format_version", FORMAT_VERSION)))
+                   format_version=int(data.get("format_version", FORMAT_VERSION)),
+                   runtime=data.get("runtime"))
 
     def __getitem__(self, key: str) -> Any:
         return self.to_dict()[key]
@@ -143,14 +155,22 @@ class Manifest:
                             f"delete {Path(root)} yourself and extract again.") from None
 
     # -- questions ---------------------------------------------------------------------------
-    def same_identity(self, other: Manifest) -> bool:
+    def same_identity(self, other: Manifest,
+                      normalize: Callable[[dict[str, Any]], dict[str, Any]] | None = None
+                      ) -> bool:
         """True when both describe features made the same way from the same source (values
-        compare as numbers: a percentage of 10 is 10.0)."""
-        return not self.differences(other)
+        compare as numbers: a percentage of 10 is 10.0). ``normalize`` maps a config to the
+        part of it that decides the features (the extraction stage owns that rule)."""
+        return not self.differences(other, normalize)
 
-    def differences(self, other: Manifest) -> list[str]:
+    def differences(self, other: Manifest,
+                    normalize: Callable[[dict[str, Any]], dict[str, Any]] | None = None
+                    ) -> list[str]:
         """Where two manifests' identities differ: ``config.image_size``, ``source.root``..."""
         mine, theirs = self.to_dict(), other.to_dict()
+        if normalize is not None:
+            mine["config"], theirs["config"] = normalize(mine["config"]), \
+                normalize(theirs["config"])
         found = []
         for key in IDENTITY:
             a, b = mine[key], theirs[key]

@@ -13,6 +13,7 @@ import h5py
 import numpy as np
 
 from bottleneck._io import sha256_file
+from bottleneck._text import plural
 from bottleneck.cache.manifest import Manifest
 from bottleneck.cache.shards import open_shard, read_column
 from bottleneck.errors import UserError
@@ -56,16 +57,33 @@ class Cache:
         """Rows per split."""
         return dict(self.manifest.split_counts or {})
 
-    def verify(self) -> None:
-        """Check the sha256 of every file the manifest records (shards and targets)."""
+    def verify(self) -> dict[str, Any]:
+        """Check the sha256 of every file the manifest records (shards and targets); a
+        damaged one is a UserError with the advice for its kind. Returns what was checked:
+        ``{"files", "shards", "targets_file", "bytes", "all_sha256_equal"}``."""
         recorded = [(path, shard.sha256) for shard, path in
                     zip(self.manifest.shards, self.shard_paths, strict=True)]
         if self.targets_path is not None:
             recorded.append((self.targets_path, self.manifest.targets.get("sha256")))
+        size = 0
         for path, expected in recorded:
             if not path.is_file() or sha256_file(path) != expected:
-                raise UserError(f"{path} is missing or changed since it was written (sha256 "
-                                "mismatch); re-extract into a new --out (or re-attach targets).")
+                raise self._damaged(path)
+            size += path.stat().st_size
+        return {"files": len(recorded), "shards": len(self.shard_paths),
+                "targets_file": self.targets_path is not None, "bytes": size,
+                "all_sha256_equal": True}
+
+    def _damaged(self, path: Path) -> UserError:
+        """The error for a recorded file that is missing or whose sha256 differs, with the way
+        out for its kind: a targets file is attached again, a shard means extracting again."""
+        what = "is missing" if not path.is_file() else "changed since it was {} (sha256 mismatch)"
+        if path == self.targets_path:
+            return UserError(f"{path} {what.format('attached')}; the features are intact: "
+                             f"attach targets again with `bottleneck targets {self.root} ...`.")
+        return UserError(f"{path} {what.format('written')}; a shard's features cannot be "
+                         f"repaired: extract again into a new --out (the same command with "
+                         f"another -o), then remove {self.root}.")
 
     def column(self, name: str, split: str | None = None) -> np.ndarray:
         """One column (``paths``, ``labels``, ``split``, ``content_hash``) of every row, in
@@ -162,9 +180,7 @@ class Cache:
         if self._targets is None:
             path = self.targets_path
             if not path.is_file() or sha256_file(path) != self.manifest.targets.get("sha256"):
-                raise UserError(f"{path} is missing or changed since it was attached (sha256 "
-                                f"mismatch); attach targets again with `bottleneck targets "
-                                f"{self.root} ...`.")
+                raise self._damaged(path)
             with h5py.File(path, "r") as handle:
                 self._targets = handle["targets"][:]
         return self._targets
@@ -192,6 +208,12 @@ def open_cache(root: str | Path) -> Cache:
     root = Path(root).expanduser()
     manifest = Manifest.load(root)
     if manifest is None:
+        inside = caches_inside(root)
+        if inside:
+            shown = ", ".join(inside[:5]) + (", …" if len(inside) > 5 else "")
+            raise UserError(f"{root} is not a cache but holds {plural(len(inside), 'cache')} "
+                            f"({shown}): pass one, e.g. {root / inside[0]} (`bottleneck bench "
+                            f"{root}/*` compares them all).")
         raise UserError(f"{root} is not a bottleneck cache (no manifest.json of ours); run "
                         "extract first.")
     if not manifest.complete:
@@ -200,3 +222,21 @@ def open_cache(root: str | Path) -> Cache:
             "re-run the same extract command to finish it."
         )
     return Cache(root, manifest)
+
+
+def caches_inside(root: Path) -> list[str]:
+    """Names of the sub-folders of ``root`` that are caches of ours (complete or not): the
+    output of a multi-layer extract, or a folder of caches."""
+    try:
+        children = sorted(child for child in root.iterdir() if child.is_dir())
+    except OSError:  # not a folder, or one we may not list
+        return []
+    names = []
+    for child in children:
+        try:
+            ours = Manifest.load(child) is not None
+        except UserError:  # ours, though its manifest is damaged
+            ours = True
+        if ours:
+            names.append(child.name)
+    return names

@@ -8,12 +8,15 @@ from typing import Any
 
 import numpy as np
 
+from bottleneck._text import plural
 from bottleneck.cache.reader import Cache, open_cache
 
 
-def cache_summary(root: str | Path) -> dict[str, Any]:
-    """Counts per split and class, feature shape, config and skipped files."""
+def cache_summary(root: str | Path, verify: bool = False) -> dict[str, Any]:
+    """Counts per split and class, feature shape, config and skipped files; with ``verify``,
+    first check every recorded file's sha256 (``verification``: what was checked)."""
     cache = open_cache(root)
+    verification = cache.verify() if verify else None
     per_split: dict[str, Counter] = {}
     labels, splits = cache.column("labels"), cache.column("split")
     for label, split in zip(labels, splits, strict=True):
@@ -34,7 +37,21 @@ def cache_summary(root: str | Path) -> dict[str, Any]:
         "augment": {"views": cache.config.get("augment", 0),
                     "ops": cache.config.get("augment_ops"),
                     "rows_per_view": _rows_per_view(cache)},
+        "verification": verification,
+        "runtime": cache.manifest.runtime,
+        "runtime_line": runtime_line(cache),
     }
+
+
+def runtime_line(cache: Cache) -> str:
+    """``keras fp32 on jax 0.10.2, cpu``: what made the features (engine ``tf`` in caches
+    made before backends were recorded)."""
+    config, runtime = cache.config, cache.manifest.runtime or {}
+    engine = {"tf": "keras"}.get(config.get("engine", "tf"), config.get("engine"))
+    where = (f" on {runtime['backend']} {runtime.get('backend_version', '')}".rstrip()
+             + f", {runtime.get('device', 'cpu')}") if runtime.get("backend") else ""
+    return f"{engine} {config.get('precision', 'fp32')}{where}" + (
+        ", fast decode" if config.get("fast_decode") else "")
 
 
 def _rows_per_view(cache: Cache) -> dict[str, int]:
@@ -54,10 +71,9 @@ def format_summary(summary: dict[str, Any]) -> str:
         f"{config['layer'] or '(last block)'}, pooling {config['pooling']}, {config['dtype']}",
         f"weights    {config['weights_name']}"
         + (f" sha256 {config['weights_sha256'][:16]}…" if config.get("weights_sha256") else ""),
-        f"engine     {config.get('engine', 'tf')} {config.get('precision', 'fp32')}"
-        + (", fast decode" if config.get("fast_decode") else ""),  # older caches: tf fp32
+        f"engine     {summary['runtime_line']}",
         f"features   {' × '.join(map(str, summary['feature_shape']))} per image, "
-        f"{summary['rows']} rows in {summary['shards']} shards",
+        f"{plural(summary['rows'], 'row')} in {plural(summary['shards'], 'shard')}",
         f"source     {summary['source']}",
     ]
     if summary["targets"]:
@@ -65,8 +81,14 @@ def format_summary(summary: dict[str, Any]) -> str:
     augment = summary["augment"]
     if augment["views"]:
         per_view = ", ".join(f"view {v}: {n}" for v, n in augment["rows_per_view"].items())
-        lines.append(f"augment    {augment['views']} views per train image ({augment['ops']}); "
-                     f"rows {per_view}")
+        lines.append(f"augment    {plural(augment['views'], 'view')} per train image "
+                     f"({augment['ops']}); rows {per_view}")
+    checked = summary.get("verification")
+    if checked:
+        parts = plural(checked["shards"], "shard") + (" + targets" if checked["targets_file"]
+                                                      else "")
+        lines.append(f"verified   {plural(checked['files'], 'file')} ({parts}), "
+                     f"{checked['bytes']:,} bytes: all sha256 equal to the manifest's")
     classes = summary["classes"]
     width = max(len(c) for c in classes) if classes else 5
     splits = list(summary["splits"])
@@ -79,6 +101,6 @@ def format_summary(summary: dict[str, Any]) -> str:
         f"{sum(summary['splits'][s].values()):>8}" for s in splits))
     if summary["failures"]:
         lines.append("")
-        lines.append(f"skipped {len(summary['failures'])} files:")
+        lines.append(f"skipped {plural(len(summary['failures']), 'file')}:")
         lines += [f"  {f['path']}: {f['reason']}" for f in summary["failures"]]
     return "\n".join(lines)

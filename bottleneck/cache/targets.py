@@ -9,7 +9,6 @@ standardised targets standardise internally and report metrics in the original u
 
 from __future__ import annotations
 
-import csv
 import hashlib
 import json
 import os
@@ -23,6 +22,7 @@ from bottleneck._io import sha256_file, temp_name
 from bottleneck.cache.lock import cache_lock
 from bottleneck.cache.reader import TARGETS_FILE, Cache, open_cache
 from bottleneck.cache.shards import STRING
+from bottleneck.cache.targets_csv import read_targets_csv
 from bottleneck.errors import UserError
 
 # The price tutorial's table: one price per Fashion-MNIST class, in dollars.
@@ -90,30 +90,6 @@ def synthetic_prices(
     for key, label in zip(cache.column("paths"), cache.column("labels"), strict=True):
         noise = np.random.default_rng(_row_seed(seed, key)).normal(0.0, sigma) if sigma else 0.0
         values[key] = prices[cache.classes[int(label)]] + float(noise)
-    return values
-
-
-def read_targets_csv(path: str | Path) -> dict[str, float]:
-    """Targets from a CSV keyed by ``path`` (or ``id``) with a ``target`` (or ``price``) column."""
-    path = Path(path)
-    if not path.is_file():
-        raise UserError(f"targets CSV not found: {path}")
-    with open(path, newline="", encoding="utf-8") as handle:
-        reader = csv.DictReader(handle)
-        fields = reader.fieldnames or []
-        key_col = next((c for c in ("path", "id") if c in fields), None)
-        value_col = next((c for c in ("target", "price", "value") if c in fields), None)
-        if key_col is None or value_col is None:
-            raise UserError(
-                f"{path} needs a header with a 'path' (or 'id') column and a 'target' "
-                f"(or 'price') column; found {fields}."
-            )
-        values = {}
-        for line, row in enumerate(reader, start=2):
-            try:
-                values[row[key_col]] = float(row[value_col])
-            except (TypeError, ValueError):
-                raise UserError(f"{path}:{line}: '{row[value_col]}' is not a number.") from None
     return values
 
 

@@ -7,7 +7,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import tensorflow as tf
 
 from bottleneck.data import images
 from bottleneck.data.sources import (
@@ -74,16 +73,8 @@ class ArraySource(Source):
         part, index = item.key.rsplit("/", 1)
         return self._arrays[part][0][int(index)]
 
-    def image_dataset(self, items: list[Item], decode_size: int | None = None
-                      ) -> tf.data.Dataset:  # arrays are decoded already: no fast decode
-        batch = np.stack([self._pixels(item) for item in items])
-        return tf.data.Dataset.zip(
-            (tf.data.Dataset.range(len(items)), tf.data.Dataset.from_tensor_slices(batch))
-        ).map(lambda pos, img: (pos, images.to_rgb_tf(img)),
-              num_parallel_calls=tf.data.AUTOTUNE)
-
     def load_image(self, item: Item, decode_size: int | None = None) -> np.ndarray:
-        return np.asarray(images.to_rgb_tf(tf.constant(self._pixels(item))))
+        return images.to_rgb(self._pixels(item))
 
     def targets(self) -> dict[str, float] | None:
         if self._targets is None:

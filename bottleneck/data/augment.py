@@ -18,8 +18,9 @@ from __future__ import annotations
 import hashlib
 import math
 from dataclasses import dataclass
+from typing import Any
 
-import tensorflow as tf
+import numpy as np
 
 from bottleneck.errors import UserError
 
@@ -75,12 +76,16 @@ def key_seed(key: str) -> int:
     return int(hashlib.sha256(key.encode("utf-8")).hexdigest()[:15], 16) >> 2
 
 
-def _uniform(seed: tf.Tensor, low: float, high: float) -> tf.Tensor:
+def _uniform(seed: Any, low: float, high: float) -> Any:
+    import tensorflow as tf
+
     return tf.random.stateless_uniform([], seed, low, high)
 
 
-def augment_view(image: tf.Tensor, seed: tf.Tensor, ops: Augment) -> tf.Tensor:
+def augment_view(image: Any, seed: Any, ops: Augment) -> Any:
     """One augmented view of a float32 H×W×3 image (0..255), fixed by ``seed`` (int64 [2])."""
+    import tensorflow as tf
+
     seeds = tf.random.experimental.stateless_split(seed, num=7)
     if ops.flip:
         vertical, horizontal = FLIP_MODES[ops.flip]
@@ -111,15 +116,13 @@ def augment_view(image: tf.Tensor, seed: tf.Tensor, ops: Augment) -> tf.Tensor:
     return image
 
 
-def views(image: tf.Tensor, key_hash: tf.Tensor, count: tf.Tensor, ops: Augment
-          ) -> tuple[tf.Tensor, tf.Tensor]:
+def views(image: np.ndarray, key_hash: int, count: int, ops: Augment
+          ) -> tuple[np.ndarray, np.ndarray]:
     """(``count`` views stacked, their indices): view 0 is ``image``, view v is augmented with
     the seed (``key_hash``, v)."""
-    indices = tf.range(count, dtype=tf.int64)
+    import tensorflow as tf
 
-    def one(view: tf.Tensor) -> tf.Tensor:
-        seed = tf.stack([key_hash, view])
-        return tf.cond(view > 0, lambda: augment_view(image, seed, ops), lambda: image)
-
-    stacked = tf.map_fn(one, indices, fn_output_signature=tf.TensorSpec(image.shape, tf.float32))
-    return stacked, indices
+    stacked = [image] + [
+        augment_view(tf.constant(image), tf.constant([key_hash, v], tf.int64), ops).numpy()
+        for v in range(1, count)]
+    return np.stack(stacked), np.arange(count, dtype=np.int64)

@@ -6,7 +6,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import tensorflow as tf
 
 from bottleneck.data import images
 from bottleneck.data.sources import (
@@ -90,16 +89,6 @@ class FolderSource(Source):
             "val_percent": self.val_percent, "test_percent": self.test_percent,
             "limit": self.limit,
         }
-
-    def image_dataset(self, items: list[Item], decode_size: int | None = None
-                      ) -> tf.data.Dataset:
-        paths = [str(self.root / item.key) for item in items]
-        positions = tf.data.Dataset.range(len(paths))
-        files = tf.data.Dataset.from_tensor_slices(tf.constant(paths, dtype=tf.string))
-        return tf.data.Dataset.zip((positions, files)).map(
-            lambda pos, path: (pos, images.decode_file_tf(path, decode_size)),
-            num_parallel_calls=tf.data.AUTOTUNE,
-        )
 
     def load_image(self, item: Item, decode_size: int | None = None) -> np.ndarray:
         return images.decode_file(self.root / item.key, decode_size)

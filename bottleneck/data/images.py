@@ -1,8 +1,10 @@
 """Decoding and resizing: the one definition of how pixels reach a backbone.
 
-The fast path is TensorFlow's decoder inside tf.data (parallel, no GIL). Files that it cannot
-decode are retried with Pillow, which also says *why* a file is bad; both paths give 8-bit RGB
-and the same bilinear resize that ``keras.utils.image_dataset_from_directory`` uses.
+Files decode to 8-bit RGB exactly as TensorFlow's decoder does (what
+``keras.utils.image_dataset_from_directory`` uses), without TensorFlow; the resize is the same
+bilinear resize (half-pixel centres, no antialias), as float32; ``content_hash`` is the same
+64-bit fingerprint of the decoded pixels that earlier versions computed with TensorFlow.
+Extraction, ``predict``, ``imagenet`` and fine-tuning all decode through here.
 
 Fast decode (``decode_size``): a JPEG is decoded straight from its DCT at 1/2, 1/4 or 1/8
 scale, the smallest scale whose shorter side still has at least ``decode_size`` pixels, before
@@ -13,9 +15,9 @@ Other formats, and ``decode_size=None``, decode at full size.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import numpy as np
-import tensorflow as tf
 from PIL import Image, UnidentifiedImageError
 
 PREPROCESSING = {
@@ -43,11 +45,13 @@ def dct_scale(height: int, width: int, decode_size: int | None) -> int:
     return 1
 
 
-def decode_file_tf(path: tf.Tensor, decode_size: int | None = None) -> tf.Tensor:
+def decode_file_tf(path: Any, decode_size: int | None = None) -> Any:
     """Read and decode one image file to a uint8 H×W×3 tensor (raises on bad data).
 
     With ``decode_size``, a JPEG is decoded at the DCT scale :func:`dct_scale` picks.
     """
+    import tensorflow as tf
+
     data = tf.io.read_file(path)
     if decode_size is None:
         image = tf.io.decode_image(data, channels=3, expand_animations=False)
@@ -61,8 +65,10 @@ def decode_file_tf(path: tf.Tensor, decode_size: int | None = None) -> tf.Tensor
 CHANNELS = (1, 2, 3, 4)  # grey, grey + alpha, RGB, RGBA: what an array source may hold
 
 
-def _decode_jpeg_scaled(data: tf.Tensor, decode_size: int) -> tf.Tensor:
+def _decode_jpeg_scaled(data: Any, decode_size: int) -> Any:
     """A JPEG at the largest of 1/8, 1/4, 1/2 whose shorter side keeps ``decode_size`` px."""
+    import tensorflow as tf
+
     shape = tf.io.extract_jpeg_shape(data)
     shorter = tf.minimum(shape[0], shape[1])
     fits = [shorter // scale >= decode_size for scale in DCT_SCALES] + [tf.constant(True)]
@@ -73,45 +79,65 @@ def _decode_jpeg_scaled(data: tf.Tensor, decode_size: int) -> tf.Tensor:
     ])
 
 
-def to_rgb_tf(image: tf.Tensor) -> tf.Tensor:
-    """Grey (H×W, H×W×1), grey + alpha, RGB or RGBA → H×W×3; alpha is dropped, as Pillow's
-    ``convert("RGB")`` does."""
-    if image.shape.rank == 2:
-        image = image[..., tf.newaxis]
+def to_rgb(image: np.ndarray) -> np.ndarray:
+    """Grey (H×W, H×W×1), grey + alpha, RGB or RGBA → uint8 H×W×3; alpha is dropped, as
+    Pillow's ``convert("RGB")`` (and TensorFlow's ``channels=3``) does."""
+    image = np.asarray(image)
+    if image.ndim == 2:
+        image = image[..., None]
     if image.shape[-1] in (2, 4):
         image = image[..., : image.shape[-1] - 1]
     if image.shape[-1] == 1:
-        image = tf.image.grayscale_to_rgb(image)
-    return image
+        image = np.repeat(image, 3, axis=-1)
+    return np.ascontiguousarray(image, dtype=np.uint8)
 
 
-def resize_tf(image: tf.Tensor, image_size: int) -> tf.Tensor:
-    """Bilinear resize to a square float32 image in 0..255, as Keras' directory loader does."""
-    resized = tf.image.resize(image, (image_size, image_size), method="bilinear")
-    resized.set_shape([image_size, image_size, 3])
-    return resized
+def resize(image: np.ndarray, image_size: int) -> np.ndarray:
+    """Bilinear resize of uint8 H×W×3 to a square float32 image in 0..255, equal to
+    ``tf.image.resize(image, (size, size), "bilinear")`` (half-pixel centres, no antialias)."""
+    h, w = image.shape[:2]
+
+    def coords(n_in: int, n_out: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        x = (np.arange(n_out, dtype=np.float32) + np.float32(0.5)) * np.float32(n_in / n_out) \
+            - np.float32(0.5)
+        x0 = np.floor(x)
+        f = (x - x0).astype(np.float32)
+        return (np.clip(x0, 0, n_in - 1).astype(np.intp),
+                np.clip(x0 + 1, 0, n_in - 1).astype(np.intp), f)
+
+    y0, y1, fy = coords(h, image_size)
+    x0, x1, fx = coords(w, image_size)
+    r0, r1 = image[y0].astype(np.float32), image[y1].astype(np.float32)
+    fx = fx[None, :, None]
+    top = r0[:, x0] + (r0[:, x1] - r0[:, x0]) * fx
+    bottom = r1[:, x0] + (r1[:, x1] - r1[:, x0]) * fx
+    return top + (bottom - top) * fy[:, None, None]
 
 
-def content_hash_tf(image: tf.Tensor) -> tf.Tensor:
-    """A 64-bit fingerprint of the decoded pixels and their shape (finds duplicate images)."""
+def content_hash(image: np.ndarray) -> int:
+    """A 64-bit fingerprint of the decoded pixels and their shape (finds duplicate images):
+    FarmHash Fingerprint64 of the shape (int32) then the bytes, as ``tf.fingerprint``."""
+    import tensorflow as tf
+
     shape = tf.bitcast(tf.cast(tf.shape(image), tf.int32), tf.uint8)
     data = tf.concat([tf.reshape(shape, [-1]), tf.reshape(image, [-1])], axis=0)
-    return tf.bitcast(tf.fingerprint(data[tf.newaxis])[0], tf.uint64)
+    return int(tf.bitcast(tf.fingerprint(data[tf.newaxis])[0], tf.uint64).numpy())
 
 
 def decode_file(path: str | Path, decode_size: int | None = None) -> np.ndarray:
     """Decode one file to uint8 H×W×3: TensorFlow's decoder, else Pillow, which says why a
     file is bad (``ValueError`` with the reason). ``decode_size``: fast decode (see above)."""
+    import tensorflow as tf
+
     try:
         return decode_file_tf(tf.constant(str(path)), decode_size).numpy()
     except tf.errors.OpError:
         return decode_file_pil(path, decode_size)
 
 
-def load_image(path: str | Path, image_size: int, fast_decode: bool = False) -> tf.Tensor:
+def load_image(path: str | Path, image_size: int, fast_decode: bool = False) -> np.ndarray:
     """Decode and resize one file exactly as extraction does (float32, 0..255)."""
-    pixels = decode_file(path, image_size if fast_decode else None)
-    return resize_tf(tf.constant(pixels), image_size)
+    return resize(decode_file(path, image_size if fast_decode else None), image_size)
 
 
 def decode_file_pil(path: str | Path, decode_size: int | None = None) -> np.ndarray:

@@ -1,8 +1,9 @@
 """What a source is, how splits are assigned, and the registry of source kinds.
 
-A source lists its :class:`Item` rows (a stable key, a label, a split) and, for any list of
-them, returns a tf.data stream of ``(position, uint8 H×W×3 image)``. The key is what the cache
-stores in ``paths``: a path relative to the source root, or an id such as ``train/12345``.
+A source lists its :class:`Item` rows (a stable key, a label, a split) and decodes any of
+them to a uint8 H×W×3 array (``load_image``; thread-safe, so extraction decodes in threads).
+The key is what the cache stores in ``paths``: a path relative to the source root, or an id
+such as ``train/12345``.
 """
 
 from __future__ import annotations
@@ -15,7 +16,6 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-import tensorflow as tf
 
 from bottleneck.errors import UserError
 
@@ -92,17 +92,12 @@ class Source(ABC):
         """What the manifest records about this source."""
 
     @abstractmethod
-    def image_dataset(self, items: list[Item], decode_size: int | None = None
-                      ) -> tf.data.Dataset:
-        """``(position, uint8 H×W×3)`` for each item; elements may fail to decode.
+    def load_image(self, item: Item, decode_size: int | None = None) -> np.ndarray:
+        """One item as uint8 H×W×3; raises ``ValueError`` with the reason it cannot be read.
 
         ``decode_size``: fast decode, where the source holds encoded files (see
         :mod:`bottleneck.data.images`); sources of decoded arrays ignore it.
         """
-
-    @abstractmethod
-    def load_image(self, item: Item, decode_size: int | None = None) -> np.ndarray:
-        """Decode one item outside tf.data; raises ``ValueError`` with the reason."""
 
     def targets(self) -> dict[str, float] | None:
         """Per-item numeric targets, where the source carries them."""

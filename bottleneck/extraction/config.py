@@ -1,11 +1,18 @@
-"""What decides a cached feature's value, and its resolution into a complete config."""
+"""What decides a cached feature's value, and its resolution into a complete config.
+
+Decoding, preprocessing, weights, layer, pooling, size, dtype, precision and augmentation
+define a cache. The engine and the backend that ran it are *recorded* but do not make a cache
+another config: in fp32 every backend (and OpenVINO) gives the same features within
+tolerance, so a cache started on TensorFlow may be resumed or grown on JAX. Everything is
+compared by stable names (:func:`identity_config`), never by module paths.
+"""
 
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
-from bottleneck.backbones import ResolvedWeights, get_backbone
+from bottleneck.backbones import ResolvedWeights, get_backbone, preprocess_mode
 from bottleneck.data.augment import Augment
 from bottleneck.errors import UserError
 from bottleneck.extraction.engines import check_engine
@@ -29,8 +36,8 @@ class ExtractConfig:
     weights_digest: str | None = None  # sha256 of the loaded weight arrays
     augment: int = 0  # K augmented views per train image (view 0 is the image itself)
     augment_ops: str | None = None  # canonical --augment-ops, None without views
-    engine: str = "tf"  # what runs the feature function (see engines.py)
-    precision: str = "fp32"  # fp32 (exact) or bf16 (engines that run it)
+    engine: str = "keras"  # what runs the feature function (recorded; see engines.py)
+    precision: str = "fp32"  # fp32 (exact), bf16 or fp16 (where the device runs them)
     fast_decode: bool = False  # JPEGs decoded at a DCT scale >= image_size (data/images.py)
 
     def to_dict(self) -> dict[str, Any]:
@@ -48,9 +55,25 @@ LATER_FIELDS = {"engine": "tf", "precision": "fp32", "fast_decode": False, "augm
                 "augment_ops": None}
 
 
+# Recorded for people and for serving, but not what decides a feature's value.
+RECORDED_ONLY = ("engine", "weights_name", "preprocessing", "feature_shape")
+
+
 def with_later_fields(config: dict[str, Any]) -> dict[str, Any]:
     """A manifest's config with the fields older caches lack filled in as they were made."""
     return LATER_FIELDS | config
+
+
+def identity_config(config: dict[str, Any]) -> dict[str, Any]:
+    """The part of a recorded config that decides the features, by stable names: the
+    preprocessing as the backbone's mode (``tf``, ``caffe``, ``lite0``; the module paths of
+    every earlier version read as their mode), the decode rule as ``fast_decode``."""
+    full = with_later_fields(dict(config))
+    recorded = full.get("preprocessing") or {}
+    identity = {k: v for k, v in full.items() if k not in RECORDED_ONLY}
+    identity["preprocess"] = preprocess_mode(
+        recorded.get("preprocess") or recorded.get("preprocess_input") or full["backbone"])
+    return identity
 
 
 def resolve_config(config: ExtractConfig) -> tuple[ExtractConfig, ResolvedWeights]:

@@ -38,7 +38,7 @@ def _import_openvino() -> Any:
         except ImportError:
             raise UserError(f"the openvino engine needs OpenVINO, which is not installed: pip "
                             f"install 'bottleneck[openvino]' (or {PIN}), or use --engine "
-                            "tf.") from None
+                            "keras.") from None
         finally:
             if saved is _MISSING:
                 del sys.modules["openvino_telemetry"]
@@ -80,7 +80,10 @@ def converted_model(job: EngineJob) -> Path:
     shutil.rmtree(staging, ignore_errors=True)
     staging.mkdir()
     try:
-        model = ov.convert_model(job.function.get_concrete_function())
+        from bottleneck.extraction.runtime import compile_tensorflow
+
+        function = compile_tensorflow(job.model, job.preprocess, job.size)
+        model = ov.convert_model(function.get_concrete_function())
         ov.save_model(model, staging / xml.name, compress_to_fp16=False)  # keep fp32 weights
         os.replace(staging / xml.with_suffix(".bin").name, xml.with_suffix(".bin"))
         os.replace(staging / xml.name, xml)
@@ -97,6 +100,12 @@ def compile_config(precision: str, threads: int) -> dict[str, Any]:
 
 def prepare(job: EngineJob) -> Runner:
     """Convert (once), compile for the CPU and return the runner."""
+    from bottleneck.backend import active_backend
+
+    if active_backend() != "tensorflow":
+        raise UserError(f"the openvino engine converts a TensorFlow function, so it needs "
+                        f"--backend tensorflow (this process runs {active_backend()}); or use "
+                        "--engine keras.")
     ov = _import_openvino()
     core = ov.Core()
     xml = converted_model(job)

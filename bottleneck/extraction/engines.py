@@ -1,11 +1,13 @@
 """Inference engines: what runs the feature function (raw float RGB batch in, features out).
 
-An engine takes the feature function as a ``tf.function`` (preprocess_input → backbone → cut
-→ pool, one output per layer) and returns a :data:`Runner`. ``tf`` runs that function as it
-is; ``openvino`` converts it once into OpenVINO's format, kept in the user cache directory,
-and runs it there. Adding an engine is one module with a ``prepare`` and one
+An engine takes the feature model (preprocess_input → backbone → cut → pool, one output per
+layer) and returns a :data:`Runner`. ``keras`` compiles it on the active Keras backend
+(TensorFlow, JAX or PyTorch; see :mod:`.runtime`); ``openvino`` converts its ``tf.function``
+once into OpenVINO's format, kept in the user cache directory, and runs it there (so it needs
+the TensorFlow backend). Adding an engine is one module with a ``prepare`` and one
 :func:`register_engine` line below. The engine and precision are part of the config, so the
-manifest records them and ``predict`` serves with the same.
+manifest records them and ``predict`` serves with the same; ``tf``, the engine's name in
+caches made before, reads as ``keras``.
 """
 
 from __future__ import annotations
@@ -20,17 +22,21 @@ import numpy as np
 
 from bottleneck.errors import UserError
 
-PRECISIONS = ("fp32", "bf16")
+PRECISIONS = ("fp32", "bf16", "fp16")
+ALIASES = {"tf": "keras", "tensorflow": "keras"}
 Runner = Callable[[Any], list[np.ndarray]]
 
 
 @dataclass(frozen=True)
 class EngineJob:
-    """What an engine is given: the feature function, a key that names its conversion (a
-    digest of backbone, weights, layers, pooling and size), a readable name for it, the
-    precision and the number of threads to run with."""
+    """What an engine is given: the feature model (a Keras model, one output per layer) with
+    its ``preprocess_input`` and input size, a key that names its conversion (a digest of
+    backbone, weights, layers, pooling and size), a readable name for it, the precision and
+    the number of threads to run with."""
 
-    function: Any  # tf.function over a (None, size, size, 3) float32 batch → tuple of outputs
+    model: Any
+    preprocess: Callable[[Any], Any]
+    size: int
     key: str
     name: str
     precision: str
@@ -60,7 +66,7 @@ def register_engine(engine: Engine) -> Engine:
 def get_engine(name: str) -> Engine:
     """Look an engine up by name, or fail with the list of valid names."""
     try:
-        return ENGINES[name.lower()]
+        return ENGINES[ALIASES.get(name.lower(), name.lower())]
     except KeyError:
         raise UserError(f"unknown engine '{name}'; choose one of: "
                         f"{', '.join(sorted(ENGINES))}.") from None
@@ -88,20 +94,17 @@ def default_threads() -> int:
         return os.cpu_count() or 1
 
 
-def _prepare_tf(job: EngineJob) -> Runner:
-    """TensorFlow runs the traced function itself (fp32, its own thread pools)."""
-    function = job.function
+def _prepare_keras(job: EngineJob) -> Runner:
+    """The active Keras backend runs the model, compiled once (see :mod:`.runtime`)."""
+    from bottleneck.extraction.runtime import compile_function
 
-    def run(images: Any) -> list[np.ndarray]:
-        return [output.numpy() for output in function(images)]
-
-    return run
+    return compile_function(job.model, job.preprocess, job.size)
 
 
-def _tf_version() -> str:
-    import tensorflow as tf
+def _keras_version() -> str:
+    from bottleneck.backend import active_backend, backend_version
 
-    return tf.__version__
+    return f"{active_backend()} {backend_version()}"
 
 
 OPENVINO_MODULE = "bottleneck.extraction.engine_openvino"  # imported only when used
@@ -115,13 +118,13 @@ def _openvino_version() -> str | None:
     return importlib.import_module(OPENVINO_MODULE).version()
 
 
-register_engine(Engine("tf", ("fp32",), "TensorFlow runs the Keras model (the reference)",
-                       _prepare_tf, _tf_version))
-register_engine(Engine("openvino", PRECISIONS,
+register_engine(Engine("keras", PRECISIONS, "the active Keras backend (tensorflow, jax or "
+                       "torch) runs the model (the reference)", _prepare_keras, _keras_version))
+register_engine(Engine("openvino", ("fp32", "bf16"),
                        "OpenVINO runs a converted copy on the CPU (pip install "
                        "'bottleneck[openvino]')", _prepare_openvino, _openvino_version))
 
 
 def engine_names() -> Sequence[str]:
-    """Registered engine names, for the command line's choices."""
-    return tuple(ENGINES)
+    """Registered engine names (and the old ``tf``), for the command line's choices."""
+    return (*ENGINES, *ALIASES)

@@ -15,9 +15,16 @@ from typing import Any
 import numpy as np
 
 from bottleneck.backbones import get_backbone
+from bottleneck.backend import backend_version, import_keras
 from bottleneck.errors import UserError
 from bottleneck.extraction.config import ExtractConfig, resolve_config
 from bottleneck.extraction.engines import EngineJob, default_threads, get_engine
+from bottleneck.extraction.runtime import (
+    check_precision,
+    current_device,
+    dtype_policy,
+    runtime_record,
+)
 
 
 def weights_digest(model: Any) -> str:
@@ -30,7 +37,7 @@ def weights_digest(model: Any) -> str:
 
 def cut_and_pool(base: Any, layer: str | None, pooling: str, name: str) -> Any:
     """``base`` up to ``layer`` (None: its output), globally pooled unless ``pooling='none'``."""
-    import keras
+    keras = import_keras()
 
     output = base.output
     if layer:
@@ -52,13 +59,13 @@ def cut_and_pool(base: Any, layer: str | None, pooling: str, name: str) -> Any:
 
 def conversion_key(configs: Sequence[ExtractConfig]) -> str:
     """Names one feature function: backbone, size, pooling, each layer with its weights, and
-    the TensorFlow and Keras that traced it (their preprocessing could change)."""
-    import keras
-    import tensorflow as tf
+    the backend and Keras that traced it (their preprocessing could change)."""
+    keras = import_keras()
 
     first = configs[0]
     parts = [first.backbone, first.image_size, first.pooling,
-             [(c.layer, c.weights_digest) for c in configs], tf.__version__, keras.__version__]
+             [(c.layer, c.weights_digest) for c in configs], backend_version(),
+             keras.__version__]
     return hashlib.sha256(json.dumps(parts).encode()).hexdigest()
 
 
@@ -70,21 +77,26 @@ class FeatureExtractor:
     (default: ``config.layer`` alone) makes one model with an output per layer, all from one
     pass of the backbone; each has its own config in ``configs``, shape in ``feature_shapes``.
     The engine named by the config runs the model with ``threads`` threads (default: the cores
-    this process may use).
+    this process may use) on the active Keras backend's device; ``runtime`` is what the
+    manifest records of that (engine, backend and its version, device).
     """
 
     def __init__(self, config: ExtractConfig, layers: Sequence[str | None] | None = None,
                  threads: int | None = None) -> None:
-        import keras
-        import tensorflow as tf
+        keras = import_keras()
 
         if threads is not None and threads < 1:
             raise UserError("--threads must be a positive number of threads.")
         resolved, weights = resolve_config(config)
         backbone = get_backbone(resolved.backbone)
-        base = backbone.load(weights, resolved.image_size)
+        self.device = current_device()
+        if resolved.engine == "keras":
+            check_precision(resolved.precision, self.device)
         layers = [resolved.layer] if layers is None else list(layers)
-        models = [cut_and_pool(base, layer, resolved.pooling, backbone.name) for layer in layers]
+        with dtype_policy(resolved.precision if resolved.engine == "keras" else "fp32"):
+            base = backbone.load(weights, resolved.image_size)
+            models = [cut_and_pool(base, layer, resolved.pooling, backbone.name)
+                      for layer in layers]
         digests = [weights_digest(model) for model in models]
         if resolved.weights_digest and resolved.weights_digest != digests[0]:
             raise UserError(
@@ -99,23 +111,18 @@ class FeatureExtractor:
         # one layer: its cut model as before; several: one model with an output per layer
         self.model = model = models[0] if len(models) == 1 else keras.Model(
             base.input, [m.output for m in models], name=f"{backbone.name}_features")
-        preprocess = backbone.preprocess_input
         size = resolved.image_size
-
-        @tf.function(input_signature=[tf.TensorSpec((None, size, size, 3), tf.float32)],
-                     reduce_retracing=True)
-        def run(images: tf.Tensor) -> tuple[tf.Tensor, ...]:
-            outputs = model(preprocess(images), training=False)
-            return tuple(outputs) if isinstance(outputs, list | tuple) else (outputs,)
-
         self.engine = get_engine(resolved.engine)
-        self.job = EngineJob(run, conversion_key(self.configs), f"{backbone.name}-{size}",
-                             resolved.precision, threads or default_threads())
+        self.job = EngineJob(model, backbone.preprocess_input, size, conversion_key(self.configs),
+                             f"{backbone.name}-{size}", resolved.precision,
+                             threads or default_threads())
         self._run = self.engine.prepare(self.job)
+        self.runtime = runtime_record(self.device, self.engine.name)
 
     def run(self, images: Any) -> list[np.ndarray]:
         """Features of every layer for a batch of float32 RGB images (0..255, at size)."""
-        return [f.astype(self.config.dtype, copy=False) for f in self._run(images)]
+        batch = np.asarray(images, dtype=np.float32)
+        return [np.asarray(f).astype(self.config.dtype, copy=False) for f in self._run(batch)]
 
     def __call__(self, images: Any) -> np.ndarray:
         """Features for a batch of float32 RGB images in 0..255 at the configured size."""

@@ -11,7 +11,7 @@ from bottleneck.cache.manifest import MANIFEST, Manifest, ShardRecord, is_cache
 from bottleneck.cache.reader import TARGETS_FILE
 from bottleneck.cache.shards import read_column
 from bottleneck.errors import UserError
-from bottleneck.extraction.config import with_later_fields
+from bottleneck.extraction.config import identity_config
 
 
 def check_out_dir(out: Path) -> None:
@@ -38,11 +38,9 @@ def previous_run(out: Path, fresh: Manifest, overwrite: bool) -> Manifest | None
     One made another way is refused, or with ``overwrite`` its recorded files are deleted.
     """
     old = Manifest.load(out)
-    if old is not None:  # a cache made before engine/precision/fast_decode were recorded
-        old.config = with_later_fields(old.config)
-    if old is not None and not old.same_identity(fresh):
+    if old is not None and not old.same_identity(fresh, identity_config):
         if not overwrite:
-            differ = ", ".join(old.differences(fresh)[:3])
+            differ = ", ".join(old.differences(fresh, identity_config)[:3])
             raise UserError(f"{out} holds a cache made with a different config or source "
                             f"({differ}); use another --out, or --overwrite (overwrite=True) to "
                             "replace it.")

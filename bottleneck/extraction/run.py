@@ -23,6 +23,7 @@ import numpy as np
 from bottleneck import __version__
 from bottleneck._io import remove_stale_temp_files
 from bottleneck.backbones import get_backbone
+from bottleneck.backend import active_backend, backend_version, import_keras
 from bottleneck.cache.lock import cache_lock
 from bottleneck.cache.manifest import Manifest, shard_index
 from bottleneck.cache.reader import TARGETS_FILE, Cache
@@ -37,16 +38,20 @@ from bottleneck.extraction.layers import layer_dirs, layer_list
 from bottleneck.extraction.outdir import check_out_dir, intact, previous_run, shard_keys
 from bottleneck.extraction.plan import ShardPlan, plan_shards, replan
 from bottleneck.extraction.progress import progress_bar
+from bottleneck.extraction.runtime import check_device, choose_devices
 
 
 def library_versions() -> dict[str, str]:
-    """Versions of the libraries that shaped the features."""
+    """Versions of the libraries that shaped the features (the backend's among them)."""
     import h5py
-    import keras
-    import tensorflow as tf
+    keras = import_keras()
+    import PIL
+    import simplejpeg
 
-    return {"bottleneck": __version__, "tensorflow": tf.__version__, "keras": keras.__version__,
-            "h5py": h5py.__version__, "numpy": np.__version__}
+    backend = active_backend()
+    return {"bottleneck": __version__, backend: backend_version(backend),
+            "keras": keras.__version__, "h5py": h5py.__version__, "numpy": np.__version__,
+            "simplejpeg": simplejpeg.__version__, "pillow": PIL.__version__}
 
 
 def fresh_manifest(source: Source, extractor: FeatureExtractor, output: int = 0) -> Manifest:
@@ -57,17 +62,17 @@ def fresh_manifest(source: Source, extractor: FeatureExtractor, output: int = 0)
     recorded = config.to_dict() | {
         "feature_shape": list(extractor.feature_shapes[output]),
         "preprocessing": images.preprocessing(config.fast_decode)
-        | {"preprocess_input": backbone.preprocess_name},
+        | {"preprocess": backbone.preprocess_mode},
     }
     if config.augment:
         recorded["preprocessing"]["augmentation"] = (
             f"{config.augment} seeded views per train image ({config.augment_ops}) after the "
             "resize; view 0, val and test: none")
     versions = library_versions()
-    if config.engine != "tf":
+    if config.engine != "keras":
         versions[config.engine] = extractor.engine.version() or "unknown"
     return Manifest(config=recorded, source=source.describe(), classes=source.classes,
-                    versions=versions, shards=[])
+                    versions=versions, shards=[], runtime=extractor.runtime)
 
 
 def agreed(olds: list[Manifest | None], outs: list[Path]) -> Manifest | None:
@@ -118,7 +123,8 @@ def plan_run(outs: list[Path], source: Source, manifests: list[Manifest], shard_
     return plans, olds
 
 
-def record_outcome(manifests: list[Manifest], outs: list[Path], outcome: Outcome) -> None:
+def record_outcome(manifests: list[Manifest], outs: list[Path], outcome: Outcome,
+                   runtime: dict[str, Any] | None = None) -> None:
     """Write one shard's outcome into every layer's manifest and save them (the driver alone
     does)."""
     shas = (outcome.sha256s or [outcome.sha256]) if not isinstance(outcome, ShardFailure) \
@@ -131,6 +137,8 @@ def record_outcome(manifests: list[Manifest], outs: list[Path], outcome: Outcome
             record.status, record.rows, record.sha256 = "done", outcome.rows, sha
             record.failures, record.error = outcome.failures, None
             record.bytes = (folder / record.file).stat().st_size
+            record.runtime = (outcome.runtime or runtime or {}) | (
+                {"batch_size": outcome.batch_size} if outcome.batch_size else {})
         manifest.save(folder)
 
 
@@ -173,9 +181,10 @@ def extract(
     layer: str | Sequence[str] | None = None, pooling: str = "avg",
     image_size: int | None = None, dtype: str = "float32", batch_size: int = 32,
     shard_size: int = 1024, overwrite: bool = False, progress: bool = True,
-    engine: str = "tf", precision: str = "fp32", fast_decode: bool = False,
+    engine: str = "keras", precision: str = "fp32", fast_decode: bool = False,
     threads: int | None = None, executor: str = "local", workers: int | None = None,
     ray_address: str | None = None, augment: int = 0, augment_ops: str | None = None,
+    backend: str | None = None, devices: str = "auto",
 ) -> Cache | dict[str, Cache]:
     """Extract features of every image in ``source`` into a cache at ``out``; resumable and
     incremental.
@@ -186,8 +195,11 @@ def extract(
     JPEGs decoded at a DCT scale. ``executor``: ``local`` (one process) or ``ray``
     (``workers`` actors on a local cluster, or on the cluster at ``ray_address``).
     ``augment``: K seeded views of each train image besides itself (``augment_ops``, see
-    :mod:`bottleneck.data.augment`).
+    :mod:`bottleneck.data.augment`). ``backend``: the Keras backend (``tensorflow``, ``jax``,
+    ``torch``; default: Keras' own setting), fixed for the process once Keras is imported;
+    ``devices``: ``auto`` (the GPUs if any), ``cpu`` or ``gpu``.
     """
+    choose_devices(devices, backend)
     if isinstance(source, str):
         source = open_source(source)
     if batch_size <= 0:
@@ -203,6 +215,7 @@ def extract(
                            precision=precision, fast_decode=fast_decode, augment=augment,
                            augment_ops=augment_ops)
     extractor = FeatureExtractor(config, layers=layers, threads=threads)
+    check_device(devices, extractor.device)
     manifests = [fresh_manifest(source, extractor, i) for i in range(len(outs))]
     for folder, manifest in zip(outs, manifests, strict=True):  # refuse before touching any
         check_out_dir(folder)
@@ -217,7 +230,9 @@ def extract(
                        threads)
         label = f"{extractor.config.backbone} → {out.name}"
         with progress_bar(sum(len(p.items) for p in plans), label, enabled=progress) as bar:
-            runner.run(job, plans, lambda outcome: record_outcome(manifests, outs, outcome),
+            runner.run(job, plans,
+                       lambda outcome: record_outcome(manifests, outs, outcome,
+                                                      extractor.runtime),
                        bar.update, extractor)
         caches = []
         for folder, manifest, old in zip(outs, manifests, olds, strict=True):

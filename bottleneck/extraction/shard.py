@@ -1,6 +1,9 @@
 """Compute ONE shard: decode, resize, [augmented views], run the feature model, write the
 file, rename it.
 
+Decoding runs in threads (the JPEG decoder and Pillow release the GIL) a bounded number of
+images ahead of the model, so the next batch decodes while this one computes.
+
 :func:`run_shard` knows nothing of the manifest or of who scheduled it; it returns a
 :class:`ShardResult` that the driver records. A feature model with several layers writes the
 shard once per layer, one folder each (``out_dir`` is then a list), from one pass.
@@ -8,7 +11,7 @@ shard once per layer, one folder each (``out_dir`` is then a list), from one pas
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -17,21 +20,22 @@ import numpy as np
 from bottleneck.cache.shards import ShardWriter
 from bottleneck.data import images
 from bottleneck.data.augment import Augment, key_seed, views
+from bottleneck.data.loader import ordered_map
 from bottleneck.data.sources import Source
+from bottleneck.extraction.config import ExtractConfig
+from bottleneck.extraction.engines import default_threads
 from bottleneck.extraction.feature_model import FeatureExtractor
 from bottleneck.extraction.plan import ShardPlan
-
-AUTOTUNE = -1  # tf.data.AUTOTUNE
+from bottleneck.extraction.runtime import is_out_of_memory
 
 
 @dataclass(frozen=True)
 class Pipeline:
-    """How tf.data feeds the model: speed only, never the features (benchmarks/tune_extract.py
-    measures the choices)."""
+    """How decoding feeds the model: speed only, never the features
+    (benchmarks/tune_extract.py measures the choices)."""
 
-    parallel_calls: int = AUTOTUNE  # images decoded and resized at once
-    prefetch: int = AUTOTUNE  # batches made ahead of the model
-    threadpool: int = 0  # the pipeline's own threads; 0: TensorFlow's shared pool
+    workers: int = 0  # decode threads; 0: the cores this process may use
+    ahead: int = 2  # batches decoded ahead of the model (bounded: memory stays flat)
 
 
 PIPELINE = Pipeline()
@@ -46,33 +50,54 @@ class ShardResult:
     sha256: str  # of the (first layer's) shard file
     failures: list[dict[str, str]] = field(default_factory=list)
     sha256s: list[str] = field(default_factory=list)  # one per layer, in order
+    batch_size: int | None = None  # the batch size that ran (halved after out-of-memory)
+    runtime: dict[str, str] | None = None  # what computed it (engine, backend, device)
+
+
+@dataclass(frozen=True)
+class Rows:
+    """One image's rows: its resized pixels (one per view), content hash and view indices."""
+
+    position: int
+    pixels: np.ndarray  # V × size × size × 3 float32
+    content_hash: int
+    views: np.ndarray  # V uint16
 
 
 class _Views:
     """Turns one decoded image into its rows: itself, plus K augmented views if it is a train
     image of a cache with ``--augment K``."""
 
-    def __init__(self, plan: ShardPlan, extractor: FeatureExtractor) -> None:
-        import tensorflow as tf
-
-        config = extractor.config
+    def __init__(self, plan: ShardPlan, config: ExtractConfig) -> None:
         self.size, self.k = config.image_size, config.augment
         self.ops = Augment.parse(config.augment_ops) if self.k else None
-        self.counts = tf.constant([self.k + 1 if it.split == "train" else 1
-                                   for it in plan.items], tf.int32)
-        self.seeds = tf.constant([key_seed(it.key) for it in plan.items], tf.int64)
+        self.plan = plan
 
-    def __call__(self, pos, image):  # noqa: ANN001, ANN204 - tf.data traces it
-        """(positions, images, content hashes, views) of one decoded image: one row each
-        without ``--augment`` (no stacking, the default pipeline stays as lean as before)."""
-        import tensorflow as tf
+    def __call__(self, position: int, image: np.ndarray) -> Rows:
+        resized = images.resize(image, self.size)
+        digest = images.content_hash(image)
+        item = self.plan.items[position]
+        if not self.k or item.split != "train":
+            return Rows(position, resized[None], digest, np.zeros(1, np.uint16))
+        stacked, indices = views(resized, key_seed(item.key), self.k + 1, self.ops)
+        return Rows(position, stacked, digest, indices.astype(np.uint16))
 
-        resized, digest = images.resize_tf(image, self.size), images.content_hash_tf(image)
-        if not self.k:
-            return pos, resized, digest, tf.constant(0, tf.int64)
-        count = self.counts[pos]
-        stacked, indices = views(resized, self.seeds[pos], count, self.ops)
-        return (tf.fill([count], pos), stacked, tf.fill([count], digest), indices)
+
+def _decoded(source: Source, plan: ShardPlan, rows_of: _Views, decode_size: int | None,
+             pipeline: Pipeline, batch_size: int) -> Iterator[Rows | dict[str, str]]:
+    """Each planned image's rows, in order, decoded in threads a bounded distance ahead;
+    an image that cannot be read is its failure record instead."""
+
+    def load(position: int) -> Rows | dict[str, str]:
+        item = plan.items[position]
+        try:
+            return rows_of(position, source.load_image(item, decode_size))
+        except ValueError as exc:
+            return {"path": item.key, "reason": str(exc)}
+
+    workers = pipeline.workers or default_threads()
+    yield from ordered_map(load, range(len(plan.items)), workers,
+                           ahead=max(workers, pipeline.ahead * batch_size))
 
 
 def run_shard(
@@ -82,50 +107,87 @@ def run_shard(
 ) -> ShardResult:
     """Compute one shard and rename it into place; bad images become failure records.
 
-    ``out_dir``: the cache folder, or one folder per layer of ``extractor``.
+    ``out_dir``: the cache folder, or one folder per layer of ``extractor``. A batch that
+    runs the device out of memory is retried in halves; the result records the size that ran.
     """
-    import tensorflow as tf
-
     out_dirs = [Path(out_dir)] if isinstance(out_dir, str | Path) else list(out_dir)
     if len(out_dirs) != len(extractor.feature_shapes):
         raise ValueError("run_shard needs one output folder per layer of the feature model")
-    decode_size = extractor.config.image_size if extractor.config.fast_decode else None
-    rows_of = _Views(plan, extractor)
-    stream = (source.image_dataset(plan.items, decode_size)
-              .map(rows_of, num_parallel_calls=pipeline.parallel_calls)
-              .ignore_errors())
-    if rows_of.k:
-        stream = stream.unbatch()
-    stream = stream.batch(batch_size)
-    if pipeline.prefetch:
-        stream = stream.prefetch(pipeline.prefetch)
-    options = tf.data.Options()
-    options.experimental_optimization.map_fusion = True  # decode+resize+hash in one step
-    if pipeline.threadpool:
-        options.threading.private_threadpool_size = pipeline.threadpool
-    stream = stream.with_options(options)
+    config = extractor.config
+    decode_size = config.image_size if config.fast_decode else None
+    rows_of = _Views(plan, config)
     writers: list[ShardWriter] = []
+    failures: list[dict[str, str]] = []
+    batcher = _Batcher(extractor, writers, plan, batch_size)
     try:
         for folder, shape in zip(out_dirs, extractor.feature_shapes, strict=True):
-            writers.append(ShardWriter(folder / plan.file, shape, extractor.config.dtype,
+            writers.append(ShardWriter(folder / plan.file, shape, config.dtype,
                                        capacity=len(plan.items), views=bool(rows_of.k)))
-        seen = np.zeros(len(plan.items), dtype=bool)
-        for positions, batch, hashes, view in stream:
-            positions, view = positions.numpy(), view.numpy()
-            _append(writers, plan, positions, extractor.run(batch), hashes.numpy(), view)
-            seen[positions] = True
-            if on_batch:
-                on_batch(int(np.sum(view == 0)))
-        missing = np.flatnonzero(~seen)
-        failures = _retry_failed(source, extractor, plan, writers, missing, decode_size, rows_of)
-        if on_batch and len(missing):
-            on_batch(len(missing))
+        for rows in _decoded(source, plan, rows_of, decode_size, pipeline, batch_size):
+            if isinstance(rows, dict):
+                failures.append(rows)
+                if on_batch:
+                    on_batch(1)
+                continue
+            images_done = batcher.add(rows)
+            if images_done and on_batch:
+                on_batch(images_done)
+        images_done = batcher.flush()
+        if images_done and on_batch:
+            on_batch(images_done)
         shas = [w.commit({"inputs_sha256": plan.inputs_sha256}) for w in writers]
     except BaseException:
         for writer in writers:
             writer.abort()
         raise
-    return ShardResult(plan.index, writers[0].rows, shas[0], failures, shas)
+    return ShardResult(plan.index, writers[0].rows, shas[0], failures, shas, batcher.size,
+                       extractor.runtime)
+
+
+class _Batcher:
+    """Gathers rows into batches, runs the model on each and appends the features."""
+
+    def __init__(self, extractor: FeatureExtractor, writers: list[ShardWriter],
+                 plan: ShardPlan, batch_size: int) -> None:
+        self.extractor, self.writers, self.plan, self.size = extractor, writers, plan, batch_size
+        self.pending: list[Rows] = []
+        self.count = 0
+
+    def add(self, rows: Rows) -> int:
+        """Queue one image's rows; returns the images written when a batch ran, else 0."""
+        self.pending.append(rows)
+        self.count += len(rows.views)
+        return self.flush() if self.count >= self.size else 0
+
+    def flush(self) -> int:
+        if not self.pending:
+            return 0
+        pending, self.pending, self.count = self.pending, [], 0
+        batch = np.concatenate([r.pixels for r in pending])
+        positions = np.concatenate([np.full(len(r.views), r.position) for r in pending])
+        hashes = np.concatenate([np.full(len(r.views), r.content_hash, np.uint64)
+                                 for r in pending])
+        view = np.concatenate([r.views for r in pending])
+        features = self._features(batch)
+        _append(self.writers, self.plan, positions, features, hashes, view)
+        return len(pending)
+
+    def _features(self, batch: np.ndarray) -> list[np.ndarray]:
+        """The model's outputs for ``batch``, in pieces of at most ``size`` rows; a piece that
+        runs out of device memory is split in half (down to one row) and ``size`` lowered."""
+        outputs: list[list[np.ndarray]] = []
+        start = 0
+        while start < len(batch):
+            piece = batch[start:start + self.size]
+            try:
+                outputs.append(self.extractor.run(piece))
+            except Exception as exc:
+                if not is_out_of_memory(exc) or self.size == 1:
+                    raise
+                self.size = max(1, len(piece) // 2)
+                continue
+            start += len(piece)
+        return [np.concatenate(parts) for parts in zip(*outputs, strict=True)]
 
 
 def _append(writers: list[ShardWriter], plan: ShardPlan, positions: np.ndarray,
@@ -135,26 +197,3 @@ def _append(writers: list[ShardWriter], plan: ShardPlan, positions: np.ndarray,
     keys, splits = [it.key for it in chosen], [it.split for it in chosen]
     for writer, layer_features in zip(writers, features, strict=True):
         writer.append(layer_features, labels, keys, splits, hashes, view)
-
-
-def _retry_failed(source: Source, extractor: FeatureExtractor, plan: ShardPlan,
-                  writers: list[ShardWriter], missing: np.ndarray, decode_size: int | None,
-                  rows_of: _Views) -> list[dict[str, str]]:
-    """Decode what tf.data could not with the fallback decoder; record what none can read."""
-    import tensorflow as tf
-
-    failures = []
-    for position in missing:
-        item = plan.items[position]
-        try:
-            pixels = source.load_image(item, decode_size)
-        except ValueError as exc:
-            failures.append({"path": item.key, "reason": str(exc)})
-            continue
-        rows = rows_of(tf.constant(position, tf.int64), tf.constant(pixels))
-        if not rows_of.k:  # one row: give it a batch axis
-            rows = tuple(value[tf.newaxis] for value in rows)
-        positions, batch, hashes, view = rows
-        _append(writers, plan, positions.numpy(), extractor.run(batch), hashes.numpy(),
-                view.numpy())
-    return failures

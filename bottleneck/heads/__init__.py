@@ -24,8 +24,8 @@ from bottleneck.heads.registry import (
     get_head_spec,
     head_param_names,
     keras_head,
+    listed_params,
     make_head,
-    param_route,
     register_head,
     set_head_params,
 )
@@ -33,6 +33,6 @@ from bottleneck.heads.registry import (
 __all__ = [
     "HEADS", "SPATIAL_MODES", "TASKS", "HeadFileError", "HeadFormat", "HeadSpec",
     "InvalidParameterError", "KerasHead", "check_rows", "check_task", "class_scores",
-    "full_param_name", "get_head_spec", "head_param_names", "keras_head", "make_head",
-    "param_route", "register_head", "set_head_params",
+    "full_param_name", "get_head_spec", "head_param_names", "keras_head", "listed_params",
+    "make_head", "register_head", "set_head_params",
 ]

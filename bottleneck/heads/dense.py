@@ -17,14 +17,13 @@ from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted
 
+from bottleneck.backend import import_keras
 from bottleneck.heads.dense_io import dense_format
 from bottleneck.heads.dense_parts import (
-    array_stream,
     check_params,
     check_rows,
     check_stream_rows,
     hidden_sizes,
-    is_dataset,
     is_index_labels,
     make_callbacks,
     make_optimizer,
@@ -33,6 +32,7 @@ from bottleneck.heads.dense_parts import (
     stream_stats,
 )
 from bottleneck.heads.registry import register_head
+from bottleneck.heads.streams import array_batches, feature_shape, is_dataset, length, mapped
 
 STEPS_PER_EXECUTION = 16  # training steps per compiled call
 VARIANCE_FLOOR = 0.01  # × the median channel variance: near-constant channels cannot explode
@@ -108,8 +108,9 @@ class DenseHead(BaseEstimator):
         training loss does). ``classes``: every label the head should know (needed for a
         stream, whose labels must be indices into it; from ``y`` otherwise).
         """
-        import keras
+        from bottleneck.backend import import_keras
 
+        keras = import_keras()
         check_params(self)
         streaming = is_dataset(X)
         if streaming:
@@ -117,7 +118,7 @@ class DenseHead(BaseEstimator):
                 raise ValueError("a stream carries its own targets; pass y=None with it")
             mean, variance, y_seen = stream_stats(X)
             self._prepare_targets(None, classes, y_seen)
-            self.feature_shape_ = tuple(int(d) for d in X.element_spec[0].shape[1:])
+            self.feature_shape_ = feature_shape(X)
             self.n_features_in_ = self.feature_shape_[0]
         else:
             X, y = check_rows(self, X, y, reset=True)
@@ -128,14 +129,14 @@ class DenseHead(BaseEstimator):
         if self.random_state is not None:  # before the shuffled stream takes its seed
             keras.utils.set_random_seed(int(self.random_state))
         train, val = self._training_data(X, y, validation_data)
-        steps = int(X.cardinality()) if streaming else -(-len(X) // self.batch_size)
+        steps = length(X) if streaming else -(-len(X) // self.batch_size)
         self.model_ = self._build_model(mean, variance, steps)
         # Metric and optimizer state made now, from the batches' spec: made inside the first
         # compiled step, it makes TensorFlow trace that step twice (half a small fit's time).
         # Keras does the same itself under a distribution strategy; without the method (a
         # later Keras) the state is made in the step as before.
         symbolic_build = getattr(self.model_, "_symbolic_build", None)
-        if symbolic_build is not None:
+        if symbolic_build is not None and hasattr(train, "element_spec"):
             symbolic_build(data_batch=train.element_spec)
         monitor = "val_loss" if validation_data is not None else "loss"
         callbacks = make_callbacks(self, monitor)
@@ -148,29 +149,24 @@ class DenseHead(BaseEstimator):
 
     def _training_data(self, X: Any, y: Any, validation_data: Any) -> tuple[Any, Any]:
         """(train, val) in the form ``keras.Model.fit`` takes, targets encoded."""
-        import tensorflow as tf
-
-        def encode_stream(stream: Any) -> Any:
-            return stream.map(lambda x, t: (x, self._encode(t)),
-                              num_parallel_calls=tf.data.AUTOTUNE)
-
-        train = encode_stream(X) if is_dataset(X) else \
-            array_stream(X, self._encode(y), self.batch_size, shuffle=True)
+        seed = None if self.random_state is None else int(self.random_state)
+        train = mapped(X, self._encode) if is_dataset(X) else \
+            array_batches(X, self._encode(y), self.batch_size, shuffle=True, seed=seed)
         val = validation_data
         if val is not None and is_dataset(val):
             check_stream_rows(self, val)
-            val = encode_stream(val)
+            val = mapped(val, self._encode)
         elif val is not None:
             X_val, y_val = check_rows(self, *val)
             self._check_targets(y_val)
-            val = array_stream(X_val, self._encode(y_val), self.batch_size, shuffle=False)
+            val = array_batches(X_val, self._encode(y_val), self.batch_size, shuffle=False)
         return train, val
 
     def _check_targets(self, y: np.ndarray) -> None:
         """Validation targets the head can score (labels it knows)."""
 
     def _build_model(self, mean: np.ndarray, variance: np.ndarray, steps: int) -> Any:
-        import keras
+        keras = import_keras()
 
         units, out_activation, loss, metric = self._output()
         inputs = keras.Input(shape=self.feature_shape_, name="features")
@@ -201,9 +197,7 @@ class DenseHead(BaseEstimator):
         check_is_fitted(self)
         if is_dataset(X):
             check_stream_rows(self, X)
-            if isinstance(X.element_spec, tuple):
-                X = X.map(lambda x, *_: x)
-            return self.model_.predict(X, verbose=0)
+            return self.model_.predict(mapped(X, None), verbose=0)
         return predict_rows(self.model_, check_rows(self, X))
 
 
@@ -258,10 +252,14 @@ class DenseClassifier(ClassifierMixin, DenseHead):
 
 
 class DenseRegressor(RegressorMixin, DenseHead):
-    """Dense head for a number: linear output trained with MSE (on standardised targets)."""
+    """Dense head for a number: linear output trained with MSE (on standardised targets).
+
+    The epoch lines and ``history_`` give the MAE in the target's own units (``mae (target
+    units)``), as the fit's summary does; the loss stays on standardised targets.
+    """
 
     def _output(self) -> tuple[int, str, str, str]:
-        return 1, "linear", "mse", "mae"
+        return 1, "linear", "mse", "mae"  # logged in target units (in_target_units)
 
     def _prepare_targets(self, y: np.ndarray | None, classes: Any, labels_seen: Any) -> None:
         values = np.asarray(labels_seen, dtype=np.float64)

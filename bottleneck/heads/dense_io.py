@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 
 from bottleneck._io import atomic_write, to_jsonable
+from bottleneck.backend import import_keras
 from bottleneck.heads.registry import HeadFileError, HeadFormat
 
 MODEL_FILE = "model.keras"
@@ -61,7 +62,7 @@ def load_dense(directory: str | Path, estimators: dict[str, type]) -> Any:
 
     ``estimators`` maps the recorded class name to the class (nothing else is built).
     """
-    import keras
+    keras = import_keras()
 
     directory = Path(directory)
     record = _read_json(directory / PARAMS_FILE)

@@ -11,19 +11,17 @@ import numpy as np
 from sklearn.base import is_regressor
 from sklearn.utils.validation import validate_data
 
+from bottleneck.backend import import_keras
+from bottleneck.heads import streams
 from bottleneck.heads.registry import SPATIAL_MODES, InvalidParameterError
-from bottleneck.heads.sklearn_heads import check_feature_shape
+from bottleneck.heads.sklearn_base import check_feature_shape
 
 OPTIMIZERS = ("adam", "rmsprop", "sgd")
 # The tutorials' learning rates: Adam 1e-3; RMSprop 2e-5 (Chollet's feature-extraction recipe).
 DEFAULT_LEARNING_RATES = {"adam": 1e-3, "rmsprop": 2e-5, "sgd": 1e-2}
 PREDICT_BATCH = 1024  # rows per forward pass at most
 PREDICT_BYTES = 32 << 20  # and at most this many bytes of input per pass
-
-
-def is_dataset(data: Any) -> bool:
-    """True for a ``tf.data.Dataset`` (without importing TensorFlow for arrays)."""
-    return type(data).__module__.startswith("tensorflow") and hasattr(data, "element_spec")
+TARGET_MAE = "mae (target units)"
 
 
 def check_rows(head: Any, X: Any, y: Any = None, reset: bool = False) -> Any:
@@ -46,16 +44,15 @@ def check_rows(head: Any, X: Any, y: Any = None, reset: bool = False) -> Any:
 
 def check_stream_rows(head: Any, stream: Any) -> None:
     """Refuse a stream whose rows are not the fitted feature shape."""
-    spec = stream.element_spec[0] if isinstance(stream.element_spec, tuple) \
-        else stream.element_spec
-    if tuple(spec.shape[1:]) != head.feature_shape_:
-        raise ValueError(f"the stream has rows of shape {tuple(spec.shape[1:])}, but "
+    shape = streams.feature_shape(stream)
+    if shape != head.feature_shape_:
+        raise ValueError(f"the stream has rows of shape {shape}, but "
                          f"{type(head).__name__} is expecting {head.feature_shape_}.")
 
 
 def make_optimizer(name: str, learning_rate: float | None) -> Any:
     """A Keras optimizer by name, at ``learning_rate`` or the name's default rate."""
-    import keras
+    keras = import_keras()
 
     rate = learning_rate or DEFAULT_LEARNING_RATES[name]
     return {"adam": keras.optimizers.Adam, "rmsprop": keras.optimizers.RMSprop,
@@ -76,7 +73,7 @@ def hidden_sizes(hidden: Any) -> tuple[int, ...]:
 
 def check_params(head: Any) -> None:
     """Raise InvalidParameterError for the first bad hyperparameter of a dense head."""
-    import keras
+    keras = import_keras()
 
     def bad(name: str, expected: str) -> InvalidParameterError:
         return InvalidParameterError(f"{name} must be {expected}, got {getattr(head, name)!r}")
@@ -115,13 +112,14 @@ def check_params(head: Any) -> None:
 
 
 def make_callbacks(head: Any, monitor: str) -> list[Any]:
-    """EarlyStopping (best epoch restored), ReduceLROnPlateau, lr decay, TensorBoard.
+    """EarlyStopping (best epoch restored), ReduceLROnPlateau, lr decay, a regressor's MAE in
+    target units, TensorBoard.
 
     ``head.min_delta`` is absolute, in loss units (the regressor's loss is on standardised
     targets, so one scale fits both tasks): an epoch whose loss beats the best by less does
     not count as an improvement, for stopping, restoring and lowering the rate alike.
     """
-    import keras
+    keras = import_keras()
 
     # Keeps the best epoch's weights in memory and restores them at the end, whether or not
     # training stopped early (patience None/0: never stop early).
@@ -136,14 +134,38 @@ def make_callbacks(head: Any, monitor: str) -> list[Any]:
         decay = float(head.lr_decay)
         callbacks.append(keras.callbacks.LearningRateScheduler(
             lambda epoch, rate: rate * decay if epoch else rate))
+    if is_regressor(head):
+        callbacks.append(in_target_units(head.y_std_))
     if head.log_dir:
         callbacks.append(keras.callbacks.TensorBoard(log_dir=str(head.log_dir)))
     return callbacks
 
 
+def in_target_units(scale: float) -> Any:
+    """A callback that turns each epoch's ``mae`` / ``val_mae`` (on targets divided by
+    ``scale``) into ``mae (target units)`` / ``val_mae (target units)``, the summary's unit.
+
+    Keras hands every callback the same epoch logs and calls History and the epoch lines
+    last, as it does for ReduceLROnPlateau's ``learning_rate``.
+    """
+    import keras
+
+    class InTargetUnits(keras.callbacks.Callback):
+        def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
+            if logs is None:
+                return
+            renamed = {(f"{key[:-3]}{TARGET_MAE}" if key in ("mae", "val_mae") else key):
+                       (value * scale if key in ("mae", "val_mae") else value)
+                       for key, value in logs.items()}
+            logs.clear()
+            logs.update(renamed)
+
+    return InTargetUnits()
+
+
 def spatial_layer(mode: str, rank: int) -> Any:
     """The Keras layer that reduces a ``rank``-dimensional feature map to a vector."""
-    import keras
+    keras = import_keras()
 
     if mode == "flatten" or rank > 3:
         return keras.layers.Flatten(name="spatial_flatten")
@@ -169,7 +191,7 @@ def stream_stats(stream: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     total = squares = None
     count = 0
     targets = []
-    for features, target in stream.as_numpy_iterator():
+    for features, target, *_ in streams.iterate(stream):
         features = features.astype(np.float64)
         axes = tuple(range(features.ndim - 1))
         batch_sum, batch_squares = features.sum(axis=axes), np.square(features).sum(axis=axes)
@@ -186,19 +208,6 @@ def stream_stats(stream: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     return mean.astype(np.float32), variance.astype(np.float32), np.concatenate(targets)
 
 
-def array_stream(X: np.ndarray, y: np.ndarray, batch_size: int, shuffle: bool) -> Any:
-    """Batches of ``(X, y)`` as ``tf.data``, reshuffled each epoch by index (no data copy in
-    a shuffle buffer); lighter to set up than Keras' own array adapter."""
-    import tensorflow as tf
-
-    features, targets = tf.convert_to_tensor(X), tf.convert_to_tensor(y)
-    rows = tf.data.Dataset.range(len(X))
-    if shuffle:
-        rows = rows.shuffle(len(X), reshuffle_each_iteration=True)
-    batches = rows.batch(batch_size).map(lambda i: (tf.gather(features, i), tf.gather(targets, i)))
-    return batches.prefetch(tf.data.AUTOTUNE)
-
-
 def predict_rows(model: Any, X: np.ndarray) -> np.ndarray:
     """``model``'s outputs for the rows of ``X``, each independent of the rows beside it.
 
@@ -206,6 +215,8 @@ def predict_rows(model: Any, X: np.ndarray) -> np.ndarray:
     not depend on how many rows come with it or where it sits: float32 matrix products round
     differently for different batch shapes.
     """
+    keras = import_keras()
+
     row_bytes = 4 * max(1, int(np.prod(X.shape[1:])))
     rows = int(min(PREDICT_BATCH, 2 ** max(0, int(np.log2(max(1, PREDICT_BYTES // row_bytes))))))
     outputs = []
@@ -214,5 +225,6 @@ def predict_rows(model: Any, X: np.ndarray) -> np.ndarray:
         if len(chunk) < rows:
             chunk = np.concatenate([chunk, np.zeros((rows - len(chunk), *X.shape[1:]),
                                                     X.dtype)])
-        outputs.append(np.asarray(model(chunk, training=False))[:min(rows, len(X) - start)])
+        outputs.append(np.asarray(keras.ops.convert_to_numpy(model(chunk, training=False)))
+                       [:min(rows, len(X) - start)])
     return np.concatenate(outputs)

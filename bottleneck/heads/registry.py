@@ -1,19 +1,29 @@
 """Head registry: name → builder of a scikit-learn estimator and what the head can do.
 
-Adding a head is one builder function plus one decorator line (its format names the classes
-a saved head may hold: loading refuses any other)::
+Adding a scikit-learn head is an estimator class whose ``__init__`` takes its hyperparameters
+(see ``sklearn_base``), one builder function and one decorator line (its format names the
+classes a saved head may hold: loading refuses any other)::
 
-    KNN_FORMAT = skops_format(*SKLEARN_TYPES, KNeighborsClassifier, KNeighborsRegressor)
+    class KNNHead(PipelineClassifier):
+        _methods = frozenset({"predict_proba"})
 
-    @register_head("knn", format=KNN_FORMAT, tasks=("classify", "regress"))
+        def __init__(self, n_neighbors: int = 5, spatial: str = "avg") -> None:
+            self.n_neighbors = n_neighbors
+            self.spatial = spatial
+
+        def _model(self) -> BaseEstimator:
+            return KNeighborsClassifier(n_neighbors=self.n_neighbors)
+
+    KNN_FORMAT = skops_format(*SKLEARN_TYPES, KNNHead, KNeighborsClassifier)
+
+    @register_head("knn", format=KNN_FORMAT, tasks=("classify",))
     def knn(task: str) -> BaseEstimator:
-        model = KNeighborsClassifier() if task == "classify" else KNeighborsRegressor()
-        return sklearn_pipeline(model)
+        return KNNHead()
 
 Every head is a scikit-learn estimator (``get_params``/``set_params``, ``fit``, ``predict``,
-``score``; fitted attributes end in ``_``), so ``sklearn.base.clone``, pipelines and grid search
-work on all of them. User parameters use short names (``C``, ``hidden``, ``spatial``): they are
-routed to the estimator's own nested names by :func:`set_head_params`.
+``score``; fitted attributes end in ``_``; ``fit`` changes no parameter), so
+``sklearn.base.clone``, pipelines and grid search work on all of them, and its parameters are
+the hyperparameters a user sets by name (``C``, ``hidden``, ``spatial``).
 """
 
 from __future__ import annotations
@@ -167,61 +177,47 @@ def check_task(spec: HeadSpec, task: str) -> None:
                         f"{', '.join(able)}.")
 
 
-def param_route(estimator: BaseEstimator) -> tuple[str, BaseEstimator]:
-    """(prefix, estimator) where a head's short parameter names live.
-
-    A pipeline head ``spatial → scale → model`` takes ``C`` as ``model__C``; a regressor wrapped
-    in ``TransformedTargetRegressor`` takes it as ``model__regressor__C``, a calibrated
-    classifier as ``model__estimator__C``.
-    """
-    from sklearn.calibration import CalibratedClassifierCV
-    from sklearn.compose import TransformedTargetRegressor
-    from sklearn.pipeline import Pipeline
-
-    prefix, inner = "", estimator
-    if isinstance(inner, Pipeline):
-        step, inner = inner.steps[-1]
-        prefix = f"{step}__"
-    if isinstance(inner, TransformedTargetRegressor):
-        prefix, inner = f"{prefix}regressor__", inner.regressor
-    elif isinstance(inner, CalibratedClassifierCV):
-        prefix, inner = f"{prefix}estimator__", inner.estimator
-    return prefix, inner
+# Parameters a head takes but a user does not tune: accepted, never listed (the CLI sets
+# ``verbose`` from -q).
+NOT_LISTED = frozenset({"verbose"})
 
 
 def full_param_name(estimator: BaseEstimator, key: str) -> str | None:
-    """The estimator's own name for a short parameter name, or None if it has none."""
-    from sklearn.pipeline import Pipeline
+    """``key`` if the head takes that parameter, else None.
 
-    if "__" in key:
-        return key if key in estimator.get_params(deep=True) else None
-    if key == "spatial" and isinstance(estimator, Pipeline) and "spatial" in estimator.named_steps:
-        return "spatial__mode"
-    prefix, inner = param_route(estimator)
-    return f"{prefix}{key}" if key in inner.get_params(deep=False) else None
+    A head's parameters are its hyperparameters (``C``, ``hidden``, ``spatial``), so the short
+    name a user types is the estimator's own.
+    """
+    return key if key in estimator.get_params(deep=True) else None
 
 
 def head_param_names(estimator: BaseEstimator) -> list[str]:
-    """The short parameter names a head accepts."""
-    names = set(param_route(estimator)[1].get_params(deep=False))
-    if full_param_name(estimator, "spatial"):
-        names.add("spatial")
-    return sorted(names)
+    """The parameters a user tunes on a head, sorted."""
+    return sorted(set(estimator.get_params(deep=False)) - NOT_LISTED)
+
+
+def listed_params(name: str) -> str:
+    """A head's parameters for a listing: those of every task it can do, then each task's
+    own (``C, gamma, kernel, spatial; classify: class_weight; regress: epsilon``)."""
+    spec = get_head_spec(name)
+    per_task = {task: head_param_names(spec.builder(task)) for task in spec.tasks}
+    shared = sorted(set.intersection(*(set(names) for names in per_task.values())))
+    parts = [", ".join(shared)] + [
+        f"{task}: {', '.join(own)}" for task, names in per_task.items()
+        if (own := [n for n in names if n not in shared])]
+    return "; ".join(part for part in parts if part)
 
 
 def set_head_params(estimator: BaseEstimator, params: Mapping[str, Any], head: str = "") -> None:
-    """Apply short-named parameters; unknown names or a bad ``spatial`` raise a UserError."""
-    routed = {}
+    """Apply parameters; unknown names or a bad ``spatial`` raise a UserError."""
     for key, value in params.items():
-        full = full_param_name(estimator, key)
-        if full is None:
+        if full_param_name(estimator, key) is None:
             raise UserError(f"head '{head}' has no parameter '{key}'; valid: "
                             f"{', '.join(head_param_names(estimator))}.")
         if key == "spatial" and value not in SPATIAL_MODES:
             raise UserError(f"spatial={value!r} is not valid; choose one of: "
                             f"{', '.join(SPATIAL_MODES)}.")
-        routed[full] = value
-    estimator.set_params(**routed)
+    estimator.set_params(**params)
 
 
 def make_head(
@@ -236,10 +232,9 @@ def make_head(
     check_task(spec, task)
     estimator = spec.builder(task)
     params = dict(params or {})
-    if random_state is not None and "random_state" not in params:
-        seeded = full_param_name(estimator, "random_state")
-        if seeded:
-            estimator.set_params(**{seeded: random_state})
+    if random_state is not None and "random_state" not in params \
+            and full_param_name(estimator, "random_state"):
+        estimator.set_params(random_state=random_state)
     set_head_params(estimator, params, spec.name)
     return estimator
 

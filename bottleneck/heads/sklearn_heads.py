@@ -1,8 +1,10 @@
-"""scikit-learn heads: ``spatial → StandardScaler → model`` pipelines on in-memory arrays.
+"""scikit-learn heads: estimators whose parameters are their hyperparameters and whose ``fit``
+builds a ``spatial → StandardScaler → model`` pipeline (``pipeline_``, see ``sklearn_base``).
 
 They are saved with skops (no pickle, see ``sklearn_io``) and loaded only if the file holds
-nothing but the types in :data:`SKLEARN_FORMAT`'s allow-list: the classes these builders use.
-A new head built of other classes passes them to its own ``skops_format(...)``.
+nothing but the types in :data:`SKLEARN_FORMAT`'s allow-list: the classes these heads are made
+of. A new head built of other classes passes them to its own ``skops_format(...)``. A file of
+model format 2 (``head.skops`` holding the bare pipeline) loads as the head it was.
 """
 
 from __future__ import annotations
@@ -10,7 +12,7 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
-from sklearn.base import BaseEstimator, TransformerMixin, is_classifier
+from sklearn.base import BaseEstimator
 from sklearn.calibration import (
     CalibratedClassifierCV,
     _CalibratedClassifier,
@@ -21,128 +23,187 @@ from sklearn.linear_model import LogisticRegression, RidgeClassifier, RidgeCV
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import LabelBinarizer, StandardScaler
 from sklearn.svm import SVC, SVR, LinearSVC
-from sklearn.utils import column_or_1d
-from sklearn.utils.validation import check_is_fitted, validate_data
+from sklearn.utils.class_weight import compute_sample_weight
 
-from bottleneck.heads.registry import SPATIAL_MODES, InvalidParameterError, register_head
+from bottleneck.heads.registry import InvalidParameterError, register_head
+from bottleneck.heads.sklearn_base import (
+    PipelineClassifier,
+    PipelineHead,
+    PipelineRegressor,
+    SpatialPool,
+    check_feature_shape,
+)
 from bottleneck.heads.sklearn_io import skops_format
+from bottleneck.heads.sklearn_legacy import HeadPipeline, legacy_upgrade
+
+__all__ = ["SKLEARN_FORMAT", "SKLEARN_TYPES", "LinearSVMHead", "LogRegHead", "PipelineHead",
+           "RidgeClassifierHead", "RidgeRegressorHead", "SVMClassifierHead",
+           "SVMRegressorHead", "SpatialPool", "check_feature_shape"]
 
 RIDGE_ALPHAS = (0.01, 0.1, 1.0, 10.0, 100.0, 1000.0, 10000.0)
+CALIBRATION_FOLDS = 3  # the svm classifier's sigmoid calibration: min_per_class below
 
 
-class SpatialPool(TransformerMixin, BaseEstimator):
-    """Reduce ``N×H×W×C`` features (a ``--pooling none`` cache) to ``N×D`` rows.
+class LogRegHead(PipelineClassifier):
+    """Logistic regression (L2, lbfgs) on standardised features.
 
-    ``mode``: ``avg`` or ``max`` over every axis between the first and the last, or
-    ``flatten``. Rows that are already vectors pass through unchanged. The Keras dense head
-    applies the same reduction as its first layer (see :func:`spatial_layer` in ``dense``).
-    ``fit`` checks the input (finite, dense, at least one row and feature) and records its
-    shape: ``n_features_in_`` (scikit-learn's count, ``X.shape[1]``) and ``feature_shape_``.
-    float64 and float32 are kept; anything else becomes float32.
+    ``C``: inverse regularisation strength; ``class_weight``: None or ``balanced``;
+    ``max_iter``: lbfgs iterations; ``spatial``: avg, max or flatten for feature maps.
     """
 
-    def __init__(self, mode: str = "avg") -> None:
-        self.mode = mode
+    _methods = frozenset({"predict_proba", "predict_log_proba", "decision_function"})
 
-    def fit(self, X: Any, y: Any = None) -> SpatialPool:
-        if self.mode not in SPATIAL_MODES:
-            raise InvalidParameterError(
-                f"spatial mode must be one of {SPATIAL_MODES}, got {self.mode!r}")
-        X = validate_data(self, X, allow_nd=True, dtype=[np.float32, np.float64])
-        check_feature_shape(X)
-        self.feature_shape_ = X.shape[1:]
-        return self
+    def __init__(self, C: float = 1.0, class_weight: Any = None, max_iter: int = 2000,
+                 spatial: str = "avg") -> None:
+        self.C = C
+        self.class_weight = class_weight
+        self.max_iter = max_iter
+        self.spatial = spatial
 
-    def transform(self, X: Any) -> np.ndarray:
-        check_is_fitted(self)
-        X = validate_data(self, X, reset=False, allow_nd=True, dtype=[np.float32, np.float64])
-        if X.shape[1:] != self.feature_shape_:
-            raise ValueError(f"X has rows of shape {X.shape[1:]}, but SpatialPool was fitted "
-                             f"on rows of shape {self.feature_shape_}")
-        if X.ndim <= 2:
-            return X
-        if self.mode == "flatten":
-            return X.reshape(len(X), -1)
-        axes = tuple(range(1, X.ndim - 1))
-        return X.max(axis=axes) if self.mode == "max" else X.mean(axis=axes)
-
-    def __sklearn_tags__(self) -> Any:
-        tags = super().__sklearn_tags__()
-        tags.transformer_tags.preserves_dtype = ["float64", "float32"]
-        return tags
+    def _model(self) -> BaseEstimator:
+        return LogisticRegression(C=self.C, class_weight=self.class_weight,
+                                  max_iter=self.max_iter)
 
 
-def check_feature_shape(X: np.ndarray) -> None:
-    """Refuse rows with an empty axis (``N×0×4×8``); ``check_array`` sees only 2-D ones."""
-    if 0 in X.shape[1:]:
-        raise ValueError(f"Found array with 0 feature(s) (shape={X.shape}) while a minimum "
-                         "of 1 is required.")
+class LinearSVMHead(PipelineClassifier):
+    """Linear SVM (LinearSVC, dual coordinate descent) on standardised features.
 
-
-class HeadPipeline(Pipeline):
-    """A :class:`~sklearn.pipeline.Pipeline` that takes a classifier's column-vector ``y``.
-
-    scikit-learn's convention: a ``(n, 1)`` target is raveled with a DataConversionWarning
-    (CalibratedClassifierCV would fail on it). Everything else is Pipeline's own.
+    ``C`` (default 0.01), ``class_weight``, ``max_iter``, ``random_state`` (the solver visits
+    rows in a random order: a fixed default keeps two fits equal), ``spatial``.
     """
 
-    def fit(self, X: Any, y: Any = None, **params: Any) -> HeadPipeline:
-        if y is not None and is_classifier(self) and np.shape(np.asarray(y))[1:] == (1,):
-            y = column_or_1d(y, warn=True)
-        return super().fit(X, y, **params)
+    _methods = frozenset({"decision_function"})
+
+    def __init__(self, C: float = 0.01, class_weight: Any = None, max_iter: int = 5000,
+                 random_state: int | None = 0, spatial: str = "avg") -> None:
+        self.C = C
+        self.class_weight = class_weight
+        self.max_iter = max_iter
+        self.random_state = random_state
+        self.spatial = spatial
+
+    def _model(self) -> BaseEstimator:
+        # The dual solver: on 1280-d features of 3000 images it fit 28x faster than the primal
+        # one that dual="auto" picks when rows outnumber features; C=0.01 beat 0.1.
+        return LinearSVC(C=self.C, class_weight=self.class_weight, max_iter=self.max_iter,
+                         random_state=self.random_state, dual=True)
 
 
-def sklearn_pipeline(model: BaseEstimator, standardize: bool = True) -> HeadPipeline:
-    """``spatial → scale → model``: the shape every scikit-learn head shares."""
-    return HeadPipeline([
-        ("spatial", SpatialPool()),
-        ("scale", StandardScaler() if standardize else "passthrough"),
-        ("model", model),
-    ])
+def _check_kernel(kernel: Any) -> None:
+    if kernel == "precomputed":  # the head's rows are features, never a Gram matrix
+        raise InvalidParameterError("kernel must be rbf, poly, sigmoid or linear, "
+                                    "got 'precomputed'")
 
 
-def standardized_target(regressor: BaseEstimator) -> TransformedTargetRegressor:
-    """Fit on standardised targets, predict in the target's own units."""
-    return TransformedTargetRegressor(regressor=regressor, transformer=StandardScaler())
+class SVMClassifierHead(PipelineClassifier):
+    """Kernel SVM (SVC) with sigmoid-calibrated probabilities (3 folds).
+
+    ``C``, ``kernel`` (rbf, poly, sigmoid, linear), ``gamma`` (scale, auto or a number),
+    ``class_weight`` (None, ``balanced`` or ``{label: weight}``: it weights each row both in
+    the SVM and in the calibration, which would otherwise undo it), ``spatial``.
+    """
+
+    _methods = frozenset({"predict_proba"})
+
+    def __init__(self, C: float = 1.0, kernel: str = "rbf", gamma: Any = "scale",
+                 class_weight: Any = None, spatial: str = "avg") -> None:
+        self.C = C
+        self.kernel = kernel
+        self.gamma = gamma
+        self.class_weight = class_weight
+        self.spatial = spatial
+
+    def _model(self) -> BaseEstimator:
+        _check_kernel(self.kernel)
+        svc = SVC(C=self.C, kernel=self.kernel, gamma=self.gamma)
+        return CalibratedClassifierCV(svc, method="sigmoid", ensemble=False,
+                                      cv=CALIBRATION_FOLDS)
+
+    def _fit_params(self, y: np.ndarray) -> dict[str, Any]:
+        if self.class_weight is None:
+            return {}
+        return {"model__sample_weight": compute_sample_weight(self.class_weight, y)}
 
 
+class SVMRegressorHead(PipelineRegressor):
+    """Kernel SVR on standardised features and targets, predicting in the target's units.
+
+    ``C``, ``kernel``, ``gamma``, ``epsilon`` (the tube's half-width, in standard deviations
+    of the target), ``spatial``.
+    """
+
+    def __init__(self, C: float = 1.0, kernel: str = "rbf", gamma: Any = "scale",
+                 epsilon: float = 0.1, spatial: str = "avg") -> None:
+        self.C = C
+        self.kernel = kernel
+        self.gamma = gamma
+        self.epsilon = epsilon
+        self.spatial = spatial
+
+    def _model(self) -> BaseEstimator:
+        _check_kernel(self.kernel)
+        return SVR(C=self.C, kernel=self.kernel, gamma=self.gamma, epsilon=self.epsilon)
+
+
+class RidgeClassifierHead(PipelineClassifier):
+    """RidgeClassifier on standardised features: ``alpha``, ``class_weight``, ``spatial``."""
+
+    _methods = frozenset({"decision_function"})
+
+    def __init__(self, alpha: float = 1.0, class_weight: Any = None,
+                 spatial: str = "avg") -> None:
+        self.alpha = alpha
+        self.class_weight = class_weight
+        self.spatial = spatial
+
+    def _model(self) -> BaseEstimator:
+        return RidgeClassifier(alpha=self.alpha, class_weight=self.class_weight)
+
+
+class RidgeRegressorHead(PipelineRegressor):
+    """RidgeCV: the best of ``alphas`` by leave-one-out, on standardised features and targets;
+    ``spatial``."""
+
+    def __init__(self, alphas: Any = RIDGE_ALPHAS, spatial: str = "avg") -> None:
+        self.alphas = alphas
+        self.spatial = spatial
+
+    def _model(self) -> BaseEstimator:
+        return RidgeCV(alphas=self.alphas)
+
+
+HEAD_CLASSES = (LogRegHead, LinearSVMHead, SVMClassifierHead, SVMRegressorHead,
+                RidgeClassifierHead, RidgeRegressorHead)
 # Everything a fitted scikit-learn head here is made of; loading refuses any other type.
 SKLEARN_TYPES = (
-    HeadPipeline, SpatialPool, StandardScaler, TransformedTargetRegressor,
+    *HEAD_CLASSES, Pipeline, SpatialPool, StandardScaler, TransformedTargetRegressor,
     LogisticRegression, LinearSVC, SVC, SVR, RidgeCV, RidgeClassifier,
     CalibratedClassifierCV, _CalibratedClassifier, _SigmoidCalibration,  # calibrated SVC
     LabelBinarizer,  # RidgeClassifier's label encoding
+    HeadPipeline,  # model format 2: the bare pipeline, upgraded when loaded
 )
-SKLEARN_FORMAT = skops_format(*SKLEARN_TYPES)
+SKLEARN_FORMAT = skops_format(*SKLEARN_TYPES, upgrade=legacy_upgrade(HEAD_CLASSES))
 
 
 @register_head("logreg", tasks=("classify",), format=SKLEARN_FORMAT)
-def logreg(task: str) -> Pipeline:
+def logreg(task: str) -> PipelineHead:
     """Logistic regression (L2, lbfgs) on standardised features; predict_proba."""
-    return sklearn_pipeline(LogisticRegression(max_iter=2000))
+    return LogRegHead()
 
 
 @register_head("linear-svm", tasks=("classify",), format=SKLEARN_FORMAT)
-def linear_svm(task: str) -> Pipeline:
+def linear_svm(task: str) -> PipelineHead:
     """Linear SVM (LinearSVC) on standardised features; decision_function scores."""
-    # The dual solver: on 1280-d features of 3000 images it fit 28x faster than the primal one
-    # that dual="auto" picks when rows outnumber features, and C=0.01 scored better than 0.1.
-    return sklearn_pipeline(LinearSVC(C=0.01, dual=True, max_iter=5000))
+    return LinearSVMHead()
 
 
-@register_head("svm", format=SKLEARN_FORMAT, min_per_class=3)  # calibration's 3 folds
-def svm(task: str) -> Pipeline:
+@register_head("svm", format=SKLEARN_FORMAT, min_per_class=CALIBRATION_FOLDS)
+def svm(task: str) -> PipelineHead:
     """RBF SVM: SVC with sigmoid-calibrated probabilities, or SVR on standardised targets."""
-    if task == "regress":
-        return sklearn_pipeline(standardized_target(SVR()))
-    return sklearn_pipeline(CalibratedClassifierCV(SVC(), method="sigmoid", ensemble=False,
-                                                   cv=3))
+    return SVMRegressorHead() if task == "regress" else SVMClassifierHead()
 
 
 @register_head("ridge", format=SKLEARN_FORMAT)
-def ridge(task: str) -> Pipeline:
+def ridge(task: str) -> PipelineHead:
     """Ridge: RidgeCV (alpha chosen by leave-one-out) to regress, RidgeClassifier to classify."""
-    if task == "regress":
-        return sklearn_pipeline(standardized_target(RidgeCV(alphas=RIDGE_ALPHAS)))
-    return sklearn_pipeline(RidgeClassifier())
-
+    return RidgeRegressorHead() if task == "regress" else RidgeClassifierHead()

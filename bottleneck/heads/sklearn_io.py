@@ -21,7 +21,7 @@ from __future__ import annotations
 import io
 import json
 import zipfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -79,8 +79,13 @@ def refused_types(schema: Any, allowed: frozenset[str]) -> list[str]:
     return sorted(refused)
 
 
-def skops_format(*trusted: type) -> HeadFormat:
-    """A :class:`HeadFormat` writing ``head.skops`` that loads only the ``trusted`` classes."""
+def skops_format(*trusted: type, upgrade: Callable[[Any], BaseEstimator] | None = None
+                 ) -> HeadFormat:
+    """A :class:`HeadFormat` writing ``head.skops`` that loads only the ``trusted`` classes.
+
+    ``upgrade`` turns what a file holds into the head (an earlier format's shape into the
+    current one), raising HeadFileError for an object that is no head.
+    """
     estimators = frozenset(type_name(cls) for cls in trusted)
     allowed = estimators | BUILTIN_TYPES | NUMPY_TYPES
 
@@ -110,6 +115,6 @@ def skops_format(*trusted: type) -> HeadFormat:
                 from None
         if not isinstance(head, BaseEstimator):
             raise HeadFileError(f"{SKOPS_FILE} holds a {type(head).__name__}, not an estimator")
-        return head
+        return upgrade(head) if upgrade is not None else head
 
     return HeadFormat(save, load, files=(SKOPS_FILE,))

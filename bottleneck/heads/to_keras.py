@@ -1,9 +1,10 @@
 """Fitted heads as Keras models on their features: the top of a fine-tuned or exported model.
 
-Each converter reads the fitted estimator through its public attributes (``named_steps``,
-``coef_``, ``intercept_``, ``mean_``, ``scale_``, the dense head's ``model_``), never through
-its file format, and builds only Keras' own layers, so the result saves to ``.keras``, loads
-with ``safe_mode=True`` and converts to SavedModel, TFLite and ONNX. Outputs:
+Each converter reads the fitted estimator through its public attributes (a scikit-learn
+head's fitted ``pipeline_``, whose ``named_steps`` hold ``coef_``, ``intercept_``, ``mean_``,
+``scale_``; the dense head's ``model_``), never through its file format, and builds only
+Keras' own layers, so the result saves to ``.keras``, loads with ``safe_mode=True`` and
+converts to SavedModel, TFLite and ONNX. Outputs:
 
 - ``logreg``: its ``predict_proba`` (softmax; for two classes a two-unit softmax with halved
   weights, which equals the logistic sigmoid);
@@ -25,6 +26,7 @@ from typing import Any
 
 import numpy as np
 
+from bottleneck.backend import import_keras
 from bottleneck.errors import UserError
 from bottleneck.heads.dense_parts import DEFAULT_LEARNING_RATES, spatial_layer
 from bottleneck.heads.registry import KerasHead, register_to_keras
@@ -41,7 +43,7 @@ def _check_classes(classes: Any, n_classes: int) -> None:
 
 def _standardize(mean: np.ndarray, scale: np.ndarray) -> Any:
     """``(x - mean) / scale`` as a fixed Rescaling layer."""
-    import keras
+    keras = import_keras()
 
     scale = np.asarray(scale, dtype=np.float64)
     return keras.layers.Rescaling((1 / scale).tolist(), offset=(-mean / scale).tolist(),
@@ -50,7 +52,7 @@ def _standardize(mean: np.ndarray, scale: np.ndarray) -> Any:
 
 def _dense(units: int, kernel: np.ndarray, bias: np.ndarray, activation: str, inputs: Any,
            name: str = "output") -> Any:
-    import keras
+    keras = import_keras()
 
     layer = keras.layers.Dense(units, activation=activation, name=name)
     outputs = layer(inputs)
@@ -60,7 +62,7 @@ def _dense(units: int, kernel: np.ndarray, bias: np.ndarray, activation: str, in
 
 def _sklearn_front(pipeline: Any, feature_shape: tuple[int, ...]) -> tuple[Any, Any]:
     """(input, standardised vector) for a ``spatial → scale → model`` pipeline."""
-    import keras
+    keras = import_keras()
 
     inputs = keras.Input(feature_shape, name="features")
     x = inputs
@@ -72,11 +74,12 @@ def _sklearn_front(pipeline: Any, feature_shape: tuple[int, ...]) -> tuple[Any, 
     return inputs, x
 
 
-def _linear_classifier(pipeline: Any, n_classes: int, feature_shape: tuple[int, ...],
+def _linear_classifier(head: Any, n_classes: int, feature_shape: tuple[int, ...],
                        binary_factor: float) -> KerasHead:
     """Softmax over ``x @ coef.T + intercept``; two classes: over ``±factor × d``."""
-    import keras
+    keras = import_keras()
 
+    pipeline = head.pipeline_
     model = pipeline.named_steps["model"]
     _check_classes(model.classes_, n_classes)
     coef = np.atleast_2d(np.asarray(model.coef_, np.float64))
@@ -107,16 +110,17 @@ def linear_svm_to_keras(head: Any, task: str, n_classes: int,
 def ridge_to_keras(head: Any, task: str, n_classes: int,
                    feature_shape: tuple[int, ...]) -> KerasHead:
     """Classifier: softmax of the decision scores; regressor: the value in target units."""
-    import keras
+    keras = import_keras()
 
     if task == "classify":
         return _linear_classifier(head, n_classes, feature_shape, binary_factor=1.0)
-    wrapped = head.named_steps["model"]  # TransformedTargetRegressor(RidgeCV, StandardScaler)
+    pipeline = head.pipeline_
+    wrapped = pipeline.named_steps["model"]  # TransformedTargetRegressor(RidgeCV, StandardScaler)
     regressor, target = wrapped.regressor_, wrapped.transformer_
     y_scale, y_mean = float(target.scale_[0]), float(target.mean_[0])
     coef = np.asarray(regressor.coef_, np.float64).reshape(-1, 1) * y_scale
     bias = np.atleast_1d(regressor.intercept_).astype(np.float64)[:1] * y_scale + y_mean
-    inputs, x = _sklearn_front(head, feature_shape)
+    inputs, x = _sklearn_front(pipeline, feature_shape)
     return KerasHead(keras.Model(inputs, _dense(1, coef, bias, "linear", x), name="head"))
 
 
@@ -133,7 +137,7 @@ def dense_to_keras(head: Any, task: str, n_classes: int,
                    feature_shape: tuple[int, ...]) -> KerasHead:
     """The head's own network, copied; its Normalization becomes the equal Rescaling, a
     sigmoid output the equal two-unit softmax, a regressor's output is put in target units."""
-    import keras
+    keras = import_keras()
 
     if task == "classify":
         _check_classes(head.classes_, n_classes)

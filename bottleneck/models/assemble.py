@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 
 from bottleneck.backbones import get_backbone
+from bottleneck.backend import import_keras
 from bottleneck.errors import UserError
 from bottleneck.extraction import ExtractConfig, FeatureExtractor
 from bottleneck.heads import keras_head
@@ -41,7 +42,7 @@ class Assembled:
 def assemble(model: Any) -> Assembled:
     """The Keras model of a head's MODEL_DIR (a loaded :class:`~bottleneck.models.model_dir.
     Model`); a head without a Keras form is refused in one line."""
-    import keras
+    keras = import_keras()
 
     converted = keras_head(model.head_name, model.head, model.task, len(model.classes),
                            model.feature_shape)
@@ -89,7 +90,7 @@ class ImageModel:
 
 def load_image_model(root: Path, info: dict[str, Any]) -> ImageModel:
     """A fine-tuned MODEL_DIR's ``model.keras``, loaded in Keras safe mode."""
-    import keras
+    keras = import_keras()
 
     model = keras.saving.load_model(root / KERAS_FILE, compile=False, safe_mode=True)
     return ImageModel(model, info["task"], len(info["classes"]))

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from bottleneck._io import TEMP_MARK, read_json, temp_name, write_json
+from bottleneck.backend import import_keras
 from bottleneck.errors import UserError
 from bottleneck.models.assemble import assemble
 from bottleneck.models.lineage import cache_record, model_record, sha256_path
@@ -72,7 +73,7 @@ def choose_format(out: Path, format: str | None) -> str:
 
 def serving_model(model: Model) -> Any:
     """``image`` (N × H × W × 3, any H and W, 0..255) → resize → the model's answer."""
-    import keras
+    keras = import_keras()
 
     if model.takes_images:
         inner, size = model.head.model_, int(model.config["image_size"])

@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 
 from bottleneck._io import sha256_file, to_jsonable, write_json
+from bottleneck.backend import import_keras
 from bottleneck.cache import open_cache
 from bottleneck.errors import UserError
 from bottleneck.models.assemble import INPUT_IMAGES, KERAS_FILE, assemble
@@ -109,7 +110,7 @@ def finetune(
     ``learning_rate`` defaults to a tenth of the head's (dense: its own; scikit-learn heads:
     the tutorial's 1e-4), ``unfreeze_*`` to the top ~30% of the backbone's layers.
     """
-    import keras
+    keras = import_keras()
 
     _check_settings(epochs, batch_size, learning_rate, optimizer, patience)
     source_model = load_model(model_dir)
@@ -205,7 +206,7 @@ def _write_reports(directory: Path, result: FinetuneResult, history: dict[str, l
 def _record(source_model: Any, cache: Any, result: FinetuneResult, files: list[str],
             model_sha256: str) -> dict[str, Any]:
     """head.json of the fine-tuned model: the head's record, what trained, the lineage."""
-    import keras
+    keras = import_keras()
 
     from bottleneck import __version__
 

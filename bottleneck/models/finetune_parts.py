@@ -7,6 +7,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from bottleneck.backend import import_keras
 from bottleneck.errors import UserError
 
 UNFREEZE_FRACTION = 0.3  # the top ~30% of the backbone's layers train by default
@@ -68,7 +69,7 @@ def parse_augment(spec: str | None) -> tuple[dict[str, Any], Any]:
     """``"flip,rotate=0.1,zoom=0.1"`` → (the record, a Keras Sequential or None)."""
     if not spec:
         return {}, None
-    import keras
+    keras = import_keras()
 
     chosen: dict[str, Any] = {}
     for part in (p.strip() for p in spec.split(",") if p.strip()):
@@ -100,7 +101,7 @@ def trainer(preprocess: Any, backbone: Any, head: Any) -> Any:
     ``training=False`` (BatchNorm keeps its moving statistics, its dropout stays off), the
     head with the training flag. (In a functional model Keras 3 lets the outer flag override
     an inner ``training=False``, so the saved model cannot be the one that trains.)"""
-    import keras
+    keras = import_keras()
 
     class FineTuner(keras.Model):
         def __init__(self) -> None:
@@ -117,7 +118,7 @@ def trainer(preprocess: Any, backbone: Any, head: Any) -> Any:
 def keep_best(monitor: str, start: float, patience: int) -> Any:
     """A callback that stops after ``patience`` epochs without improving ``monitor`` and
     restores the best trainable weights, where the starting weights (``start``) count."""
-    import keras
+    keras = import_keras()
     import numpy as np
 
     class KeepBest(keras.callbacks.Callback):

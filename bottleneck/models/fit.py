@@ -19,16 +19,16 @@ from typing import Any
 import numpy as np
 
 from bottleneck._io import to_jsonable, write_json
+from bottleneck.backend import import_keras
 from bottleneck.cache import Cache
+from bottleneck.cache.batches import feature_batches
 from bottleneck.errors import UserError
 from bottleneck.heads import (
     HeadSpec,
     InvalidParameterError,
     check_rows,
     get_head_spec,
-    head_param_names,
     make_head,
-    param_route,
 )
 from bottleneck.models.evaluate import check_task_data, evaluate_split, open_any
 from bottleneck.models.lineage import cache_record
@@ -44,10 +44,9 @@ from bottleneck.models.model_dir import (
     staging_dir,
     write_checksums,
 )
-from bottleneck.models.tasks import READ_BATCH, target_key
+from bottleneck.models.tasks import target_key
 
 EVAL_SPLITS = ("val", "test")
-SHUFFLE_BYTES = 256 << 20  # the streaming shuffle buffer's budget
 
 
 @dataclass
@@ -84,22 +83,12 @@ def load_split(cache: Cache, split: str, task: str) -> tuple[np.ndarray, np.ndar
 
 def stream_split(cache: Cache, split: str, task: str, batch_size: int, shuffle: bool = False,
                  seed: int | None = None) -> Any:
-    """A batched ``tf.data`` stream of one split read from the shards.
+    """A batched stream (``keras.utils.PyDataset``) of one split read from the shards.
 
-    Shuffling mixes rows within a buffer of up to ``SHUFFLE_BYTES`` (the whole split when it
-    fits), since the shards hold rows in class order.
+    Shuffling mixes rows within a window of up to ``batches.SHUFFLE_BYTES`` (the whole split
+    when it fits), since the shards hold rows in class order.
     """
-    import tensorflow as tf
-
-    stream = cache.tf_dataset(split, batch_size=READ_BATCH, target=target_key(task)).unbatch()
-    if shuffle:
-        row_bytes = max(1, cache.nbytes(split) // max(1, cache.split_counts().get(split, 1)))
-        rows = cache.split_counts().get(split, 0)
-        buffer = max(1, min(rows, max(1024, SHUFFLE_BYTES // row_bytes)))
-        stream = stream.shuffle(buffer, seed=seed, reshuffle_each_iteration=True)
-    batches = -(-cache.split_counts().get(split, 0) // batch_size)
-    stream = stream.batch(batch_size).apply(tf.data.experimental.assert_cardinality(batches))
-    return stream.prefetch(tf.data.AUTOTUNE)
+    return feature_batches(cache, split, batch_size, target_key(task), shuffle, seed)
 
 
 @contextmanager
@@ -165,7 +154,7 @@ def fit(
     check_out_dir(out, overwrite)
     if not cache.split_counts().get("train"):
         raise UserError(f"{cache.root} has no train rows; extract with a train split.")
-    if "verbose" not in params and "verbose" in head_param_names(estimator) and spec.streams:
+    if "verbose" not in params and "verbose" in estimator.get_params() and spec.streams:
         estimator.set_params(verbose=int(progress))
     start = time.perf_counter()
     with head_errors(spec.name):
@@ -214,21 +203,16 @@ def _score_and_plot(estimator: Any, head: str, task: str, cache: Cache, director
 def _head_record(estimator: Any, head: str, task: str, cache: Cache, result: FitResult,
                  seed: int | None, files: list[str]) -> dict[str, Any]:
     """What head.json says: enough to rebuild the extractor and check a cache matches."""
-    import keras
+    keras = import_keras()
     import sklearn
 
     from bottleneck import __version__
-    from bottleneck.heads import full_param_name
 
-    prefix, inner = param_route(estimator)
-    resolved = inner.get_params(deep=False)
-    spatial = full_param_name(estimator, "spatial")
-    if spatial:
-        resolved["spatial"] = estimator.get_params(deep=True)[spatial]
     return {
         "format": FORMAT, "format_version": FORMAT_VERSION,
         "head": head, "task": task, "params": to_jsonable(result.params),
-        "estimator": type(inner).__name__, "resolved_params": to_jsonable(resolved),
+        "estimator": type(estimator).__name__,
+        "resolved_params": to_jsonable(estimator.get_params(deep=False)),
         "classes": cache.classes, "feature_shape": list(cache.feature_shape),
         "cache": str(cache.root.resolve()), "config": cache.config,
         "source": cache.manifest.source, "targets": cache.manifest.targets,

@@ -4,37 +4,38 @@ Fine-tuning and scoring a fine-tuned model need pixels, not cached features. The
 reopened from what the manifest recorded; its items must be the cache's rows (same keys,
 splits and labels; only the files extraction skipped may be missing), and every image must
 decode to the pixels whose fingerprint the cache stored (``content_hash``). Decoding and
-resizing are :mod:`bottleneck.data.images`' (TensorFlow's decoder, Pillow where it fails,
-the bilinear resize): what the cache saw is what the model sees.
+resizing are :mod:`bottleneck.data.images`' (the one decoder, the bilinear resize): what the
+cache saw is what the model sees.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import functools
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
+from bottleneck._text import plural
+from bottleneck.backend import import_keras
 from bottleneck.cache import Cache
 from bottleneck.data import Item, Source, images, reopen_source
+from bottleneck.data.loader import ordered_map
 from bottleneck.errors import UserError
+from bottleneck.extraction.engines import default_threads
 from bottleneck.models.metrics import classification_metrics, regression_metrics
 from bottleneck.models.tasks import READ_BATCH, target_key
-
-SHUFFLE_IMAGES = 512  # decoded, resized images held for shuffling within an epoch
-HASH_BATCH = 256
 
 
 @dataclass
 class SplitImages:
-    """One split's items in cache-row order, what to learn for each, and the few images
-    that only the Pillow fallback decodes (resized pixels, by position)."""
+    """One split's items in cache-row order, what to learn for each, and their stored
+    pixel fingerprints."""
 
     split: str
     items: list[Item]
     targets: np.ndarray
     hashes: np.ndarray
-    fallback: dict[int, np.ndarray] = field(default_factory=dict)
 
     def __len__(self) -> int:
         return len(self.items)
@@ -62,14 +63,16 @@ def cache_images(cache: Cache, task: str, splits: tuple[str, ...], image_size: i
         changed = sum(item is None or item.split != split or item.label != label
                       for item, label in zip(chosen, rows["labels"], strict=True))
         if changed:
-            raise UserError(f"{changed} of the {split} images of {cache.root} are gone, moved "
-                            f"or relabelled in {where}; {redo}")
+            raise UserError(f"{changed} of the {split} images of {cache.root} "
+                            f"{'is' if changed == 1 else 'are'} gone, moved or relabelled in "
+                            f"{where}; {redo}")
         matched.update(rows["paths"])
         result[split] = SplitImages(split, chosen, rows[target_key(task)], rows["content_hash"])
     skipped = {failure["path"] for failure in cache.failures}
     new = [k for k, it in by_key.items() if it.split in splits and k not in matched | skipped]
     if new:
-        raise UserError(f"{where} holds {len(new)} images the cache does not (e.g. {new[0]}); "
+        raise UserError(f"{where} holds {plural(len(new), 'image')} the cache does not "
+                        f"(e.g. {new[0]}); "
                         f"{redo}")
     if verify_pixels:
         for split_images in result.values():
@@ -87,59 +90,82 @@ def _rows(cache: Cache, split: str, task: str) -> dict[str, np.ndarray]:
 
 
 def _check_pixels(source: Source, split: SplitImages, image_size: int, redo: str) -> None:
-    """Every image decodes to the fingerprint the cache stored; keep Pillow-only ones."""
-    import tensorflow as tf
+    """Every image decodes to the fingerprint the cache stored (decoded in threads)."""
 
-    stream = (source.image_dataset(split.items)
-              .map(lambda pos, img: (pos, images.content_hash_tf(img)),
-                   num_parallel_calls=tf.data.AUTOTUNE)
-              .ignore_errors().batch(HASH_BATCH).prefetch(tf.data.AUTOTUNE))
-    seen = np.zeros(len(split), dtype=bool)
-    differ = 0
-    for positions, hashes in stream.as_numpy_iterator():
-        seen[positions] = True
-        differ += int(np.sum(hashes != split.hashes[positions]))
-    for position in np.flatnonzero(~seen):  # what TensorFlow cannot decode, as extraction did
+    def digest(position: int) -> int | str:
         item = split.items[position]
         try:
-            pixels = tf.constant(source.load_image(item))
+            return images.content_hash(source.load_image(item))
         except ValueError as exc:
-            raise UserError(f"{item.key} can no longer be read ({exc}); {redo}") from None
-        differ += int(images.content_hash_tf(pixels).numpy() != split.hashes[position])
-        split.fallback[int(position)] = images.resize_tf(pixels, image_size).numpy()
+            return f"{item.key} can no longer be read ({exc})"
+
+    differ = 0
+    workers = default_threads()
+    for position, found in enumerate(ordered_map(digest, range(len(split)), workers,
+                                                 ahead=4 * workers)):
+        if isinstance(found, str):
+            raise UserError(f"{found}; {redo}")
+        differ += int(found != int(split.hashes[position]))
     if differ:
-        raise UserError(f"{differ} {split.split} images decode to other pixels than the cache "
+        raise UserError(f"{plural(differ, split.split + ' image')} "
+                        f"decode{'s' if differ == 1 else ''} to other pixels than the cache "
                         f"saw; {redo}")
 
 
 def split_dataset(source: Source, split: SplitImages, image_size: int, batch_size: int,
                   seed: int | None = None, augment: Any = None) -> tuple[Any, np.ndarray]:
-    """``(tf.data of (float32 pixels at image_size, target) batches, row order it yields)``.
+    """``(keras.utils.PyDataset of (float32 pixels at image_size, target) batches, row order
+    it yields)``, on any backend.
 
-    ``seed`` shuffles (a seeded order, then a buffer reshuffled each epoch); ``augment``, a
-    Keras layer, transforms each training batch.
+    ``seed`` shuffles (a seeded order, reshuffled each epoch); ``augment``, a Keras layer,
+    transforms each training batch.
     """
-    import tensorflow as tf
-
     order = np.arange(len(split))
     if seed is not None:
         order = np.random.default_rng(seed).permutation(order)
-    decoded = [int(p) for p in order if int(p) not in split.fallback]
-    targets = tf.constant(split.targets[decoded])
-    stream = source.image_dataset([split.items[p] for p in decoded]).map(
-        lambda pos, img: (images.resize_tf(img, image_size), tf.gather(targets, pos)),
-        num_parallel_calls=tf.data.AUTOTUNE)
-    extra = sorted(split.fallback)
-    if extra:
-        stream = stream.concatenate(tf.data.Dataset.from_tensor_slices(
-            (np.stack([split.fallback[p] for p in extra]), split.targets[extra])))
-    if seed is not None:
-        stream = stream.shuffle(SHUFFLE_IMAGES, seed=seed, reshuffle_each_iteration=True)
-    stream = stream.batch(batch_size)
-    if augment is not None:
-        stream = stream.map(lambda x, y: (augment(x, training=True), y),
-                            num_parallel_calls=tf.data.AUTOTUNE)
-    return stream.prefetch(tf.data.AUTOTUNE), np.asarray(decoded + extra, dtype=np.int64)
+    batches = image_batches_class()(source, split, image_size, batch_size, order, seed, augment)
+    return batches, order
+
+
+@functools.cache
+def image_batches_class() -> type:
+    """``ImageBatches``, a ``keras.utils.PyDataset`` (Keras' backend-neutral input pipeline),
+    defined once Keras is imported."""
+    keras = import_keras()
+
+    class ImageBatches(keras.utils.PyDataset):
+        """Batches of one split's resized images and targets, decoded in threads."""
+
+        def __init__(self, source: Source, split: SplitImages, image_size: int,
+                     batch_size: int, order: np.ndarray, seed: int | None,
+                     augment: Any) -> None:
+            super().__init__()
+            self.source, self.split, self.size = source, split, image_size
+            self.batch, self.order, self.seed, self.augment = batch_size, order, seed, augment
+            self.epoch, self.workers = 0, default_threads()
+
+        def __len__(self) -> int:
+            return -(-len(self.order) // self.batch)
+
+        def _pixels(self, position: int) -> np.ndarray:
+            return images.resize(self.source.load_image(self.split.items[position]),
+                                 self.size)
+
+        def __getitem__(self, index: int) -> tuple[Any, np.ndarray]:
+            chosen = self.order[index * self.batch:(index + 1) * self.batch]
+            pixels = np.stack(list(ordered_map(self._pixels, chosen, self.workers,
+                                               ahead=self.workers)))
+            if self.augment is not None:
+                pixels = self.augment(pixels, training=True)
+            return pixels, self.split.targets[chosen]
+
+        def on_epoch_end(self) -> None:
+            if self.seed is not None:  # a new seeded order each epoch
+                self.epoch += 1
+                rng = np.random.default_rng([self.seed, self.epoch])
+                self.order = rng.permutation(self.order)
+
+    return ImageBatches
 
 
 def split_outputs(model: Any, source: Source, split: SplitImages, image_size: int,
@@ -147,7 +173,7 @@ def split_outputs(model: Any, source: Source, split: SplitImages, image_size: in
     """``(row order, outputs)`` of a pixels → outputs Keras model on one split's images:
     output i belongs to the split's row ``order[i]``."""
     stream, order = split_dataset(source, split, image_size, batch_size)
-    outputs = np.asarray(model.predict(stream.map(lambda x, y: x), verbose=0), np.float64)
+    outputs = np.asarray(model.predict(stream, verbose=0), np.float64)
     return order, outputs
 
 

@@ -10,6 +10,7 @@ import numpy as np
 
 from bottleneck.backbones import get_backbone
 from bottleneck.backbones.imagenet_classes import imagenet_class_names
+from bottleneck.backend import import_keras
 from bottleneck.data.images import load_image
 from bottleneck.errors import UserError
 from bottleneck.models.predict import list_inputs
@@ -18,7 +19,7 @@ from bottleneck.models.predict import list_inputs
 def classify_imagenet(inputs: Sequence[str | Path], backbone: str = "efficientnet_lite0",
                       weights: str = "imagenet", top: int = 5) -> list[dict[str, Any]]:
     """Top-``top`` ImageNet classes of each image file, with the same decoding as extraction."""
-    import tensorflow as tf
+    keras = import_keras()
 
     spec = get_backbone(backbone)
     if top < 1:
@@ -35,11 +36,12 @@ def classify_imagenet(inputs: Sequence[str | Path], backbone: str = "efficientne
         try:
             if error:
                 raise ValueError(error)
-            pixels = load_image(path, spec.default_size)[tf.newaxis]
+            pixels = load_image(path, spec.default_size)[np.newaxis]
         except ValueError as exc:
             results.append(result | {"error": str(exc)})
             continue
-        probabilities = np.asarray(model(spec.preprocess_input(pixels), training=False))[0]
+        scaled = spec.preprocess_input(keras.ops.convert_to_tensor(pixels))
+        probabilities = keras.ops.convert_to_numpy(model(scaled, training=False))[0]
         best = np.argsort(-probabilities)[:top]
         result["top"] = [{"class": names[i], "index": int(i),
                           "probability": float(probabilities[i])} for i in best]

@@ -1,6 +1,6 @@
 """MODEL_DIR: a fitted head with everything needed to use it again, guarded by sha256 sums.
 
-Layout (``format_version`` 2)::
+Layout (``format_version`` 3)::
 
     head.json        head name, params, task, classes, the cache's config, path and feature
                      shape, and the lineage (sha256 of the cache manifest it came from, …)
@@ -21,8 +21,10 @@ checks every listed sha256, and refuses to go on unless ``checksums.json`` lists
 will read (``head.json``, ``metrics.json`` and the files the head's format declares) with the
 digest the file has now. The head formats hold no pickle: scikit-learn heads are skops files
 loaded against an allow-list of classes, Keras files load with ``safe_mode=True`` (no layers
-that carry code). A directory of format 1 (scikit-learn heads as a ``head.joblib`` pickle) is
-refused, never unpickled, with the command that re-fits it. The sums catch changed or
+that carry code). Format 2 differs only in what ``head.skops`` holds (the bare fitted
+pipeline, not the head estimator around it) and loads as the head it was. A directory of
+format 1 (scikit-learn heads as a ``head.joblib`` pickle) is refused, never unpickled, with the
+command that re-fits it. The sums catch changed or
 corrupted files; they are not a signature (whoever can change a file can rewrite the sums),
 which is why the formats themselves must be safe to read.
 """
@@ -44,7 +46,9 @@ from bottleneck.heads import HeadFileError, get_head_spec
 from bottleneck.models.assemble import INPUT_IMAGES, KERAS_FILE
 
 FORMAT = "bottleneck-model"
-FORMAT_VERSION = 2  # 2: scikit-learn heads in head.skops (1: a head.joblib pickle)
+# 3: head.skops holds the head estimator; 2: its bare pipeline; 1: a head.joblib pickle
+FORMAT_VERSION = 3
+READ_VERSIONS = (2, 3)
 HEAD_JSON = "head.json"
 METRICS_JSON = "metrics.json"
 CHECKSUMS_JSON = "checksums.json"
@@ -185,7 +189,7 @@ def load_model(path: str | Path) -> Model:
         raise UserError(f"{path} is not a bottleneck model directory (no valid {HEAD_JSON}); "
                         "pass a directory written by `bottleneck fit`.")
     info = json.loads((root / HEAD_JSON).read_text())
-    if info.get("format_version") != FORMAT_VERSION:
+    if info.get("format_version") not in READ_VERSIONS:
         raise UserError(_refit_message(root, info))
     spec = get_head_spec(str(info.get("head")))
     if info.get("input") == INPUT_IMAGES:  # a fine-tuned model: pixels in, answers out
@@ -219,8 +223,9 @@ def _refit_message(root: Path, info: dict[str, Any]) -> str:
             if isinstance(value, list) else str(value)
         words += ["-p", f"{key}={text}"]
     command = " ".join(shlex.quote(word) for word in [*words, "--out", str(root)])
-    return (f"{root} was written in model format {version}{why}; this bottleneck reads format "
-            f"{FORMAT_VERSION} only and will not load it: re-fit with `{command} --overwrite`."
+    readable = " and ".join(map(str, READ_VERSIONS))
+    return (f"{root} was written in model format {version}{why}; this bottleneck reads formats "
+            f"{readable} only and will not load it: re-fit with `{command} --overwrite`."
             ).replace("\n", " ")
 
 

@@ -16,6 +16,7 @@ from typing import Any
 
 import numpy as np
 
+from bottleneck._text import plural
 from bottleneck.data import images
 from bottleneck.errors import UserError
 from bottleneck.extraction import ExtractConfig, FeatureExtractor
@@ -27,18 +28,26 @@ from bottleneck.models.model_dir import Model, load_model
 def list_inputs(inputs: Sequence[str | Path]) -> list[tuple[Path, str | None]]:
     """Every file named or found (recursively, hidden ones skipped) under a named folder.
 
-    Returns ``(path, None)`` per file and ``(path, reason)`` for a name that does not exist.
+    Returns ``(path, None)`` per file and ``(path, reason)`` for a name that does not exist,
+    each file once (by resolved path, in the order first met): a file named and also inside a
+    named folder is answered once.
     """
     found: list[tuple[Path, str | None]] = []
+    seen: set[Path] = set()
     for name in inputs:
         path = Path(name).expanduser()
         if path.is_dir():
-            found += [(p, None) for p in sorted(path.rglob("*")) if p.is_file()
-                      and not any(part.startswith(".") for part in p.relative_to(path).parts)]
+            named = [(p, None) for p in sorted(path.rglob("*")) if p.is_file()
+                     and not any(part.startswith(".") for part in p.relative_to(path).parts)]
         elif path.is_file():
-            found.append((path, None))
+            named = [(path, None)]
         else:
-            found.append((path, "no such file or folder"))
+            named = [(path, "no such file or folder")]
+        for item in named:
+            key = item[0].resolve()
+            if key not in seen:
+                seen.add(key)
+                found.append(item)
     return found
 
 
@@ -85,10 +94,8 @@ def predict(model_dir: str | Path, inputs: Sequence[str | Path], top: int = 1,
     Returns one dict per file, in order: ``path`` plus ``class``, ``probability`` (or
     ``score`` for heads without probabilities) and ``top`` (the ``top`` best classes), or
     ``value`` for regression, or ``error`` for a file that could not be read. ``engine`` and
-    ``precision`` default to those the cache was made with.
+    ``precision`` default to those the cache was made with; the backend is this process's.
     """
-    import tensorflow as tf
-
     if top < 1 or batch_size < 1:
         raise UserError("--top and --batch-size must be positive.")
     model = load_model(model_dir)
@@ -121,7 +128,7 @@ def predict(model_dir: str | Path, inputs: Sequence[str | Path], top: int = 1,
             results[index]["error"] = error
         if not readable:
             continue
-        features = extractor(tf.stack([pixels for _, pixels in readable]))
+        features = extractor(np.stack([pixels for _, pixels in readable]))
         for (index, _), described in zip(readable, _describe(model, features, top), strict=True):
             results[index].update(described)
     return results
@@ -131,7 +138,7 @@ def require_some(results: list[dict[str, Any]]) -> None:
     """Raise a UserError when not a single file could be read, naming the first reason."""
     if results and all("error" in r for r in results):
         first = results[0]
-        raise UserError(f"none of the {len(results)} inputs could be read as an image "
+        raise UserError(f"none of the {plural(len(results), 'input')} could be read as an image "
                         f"(e.g. {first['path']}: {first['error']}).")
 
 

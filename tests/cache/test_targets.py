@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pytest
 from click.testing import CliRunner
 
 import bottleneck
 from bottleneck.cache import open_cache
-from bottleneck.cache.targets import r2_ceiling, set_targets
+from bottleneck.cache.targets import r2_ceiling, read_targets_csv, set_targets
 from bottleneck.cli import main
 from bottleneck.errors import UserError
 
@@ -65,3 +67,50 @@ def test_targets_cli_errors(price_cache, tmp_path):
     assert result.exit_code == 2 and "no price for class 'Sandal'" in result.output
     result = runner.invoke(main, ["targets", str(price_cache.root), "--synthetic-prices"])
     assert result.exit_code == 0 and "targets attached" in result.output
+
+
+def spreadsheet_csv(keys, delimiter=",", decimal="."):
+    """What a spreadsheet saves: BOM, CRLF, a quoted header, quoted paths, empty rows."""
+    quoted = ['"' + key.replace('"', '""') + '"' for key in keys]
+    rows = [f'"Path"{delimiter}"Price"'] + [
+        f'{k}{delimiter}{str(i * 1.5).replace(".", decimal)}' for i, k in enumerate(quoted)]
+    return ("\ufeff" + "\r\n".join(rows) + f"\r\n{delimiter}\r\n\r\n").encode("utf-8")
+
+
+@pytest.mark.parametrize(("delimiter", "decimal"), [(",", "."), (";", ","), ("\t", ".")])
+def test_csv_saved_by_a_spreadsheet_reads(price_cache, tmp_path, delimiter, decimal):
+    keys = list(open_cache(price_cache.root).load(with_paths=True)["paths"])
+    keys[0] = keys[0] + ' with "quotes", and a comma'  # a quoted field holding both
+    csv_file = tmp_path / "sheet.csv"
+    csv_file.write_bytes(spreadsheet_csv(keys, delimiter, decimal))
+    assert read_targets_csv(csv_file) == {k: i * 1.5 for i, k in enumerate(keys)}
+
+
+def test_spreadsheet_csv_attaches_from_the_cli(price_cache, tmp_path):
+    keys = open_cache(price_cache.root).load(with_paths=True)["paths"]
+    csv_file = tmp_path / "sheet.csv"
+    csv_file.write_bytes(spreadsheet_csv(keys, ";", ","))
+    result = CliRunner().invoke(main, ["targets", str(price_cache.root), "--from-csv",
+                                       str(csv_file)])
+    assert result.exit_code == 0, result.output
+    data = open_cache(price_cache.root).load(with_paths=True)
+    assert dict(zip(data["paths"], data["targets"], strict=True)) == {
+        k: i * 1.5 for i, k in enumerate(keys)}
+
+
+@pytest.mark.parametrize(("content", "message"), [
+    (b"path,target\r\na.jpg,1\r\nb.jpg,\"1\r\n", "not readable as CSV (unexpected end of data)"),
+    (b"path,target\na.jpg,1.2.3\n", "sheet.csv:2: '1.2.3' is not a number"),
+    (b"name,amount\na.jpg,1\n", "needs a header with a 'path'"),
+    (b"path,target\na.jpg,1\na.jpg,2\n", "sheet.csv:3: a.jpg has a second, different target"),
+    (b"path,target\n,1\n", "sheet.csv:2: the 'path' cell is empty"),
+    ("path,target\na.jpg,1\n".encode("utf-16"), "is not UTF-8 text; save the sheet as CSV"),
+    (b"PK\x03\x04\x14\x00\x06\x00\x08\x00\x00\x00!\x00\xb5\xfa", "is not UTF-8 text"),
+    (b"", "needs a header"),
+])
+def test_malformed_csv_is_refused_in_one_line(tmp_path, content, message):
+    csv_file = tmp_path / "sheet.csv"
+    csv_file.write_bytes(content)
+    with pytest.raises(UserError, match=re.escape(message)) as error:
+        read_targets_csv(csv_file)
+    assert "\n" not in error.value.message

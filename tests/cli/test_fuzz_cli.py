@@ -21,7 +21,7 @@ from tests.conftest import write_class_folder
 pytest_plugins = ["tests.heads_fixtures"]
 
 COMMANDS = ["backbones", "layers", "imagenet", "extract", "info", "targets", "heads", "fit",
-            "evaluate", "predict", "bench"]
+            "evaluate", "predict", "bench", "report"]
 OPTIONS = ["-b", "--backbone", "-o", "--out", "--weights", "--layer", "--pooling", "--image-size",
            "--dtype", "--batch-size", "--shard-size", "--limit", "--val-percent", "--top",
            "--head", "--heads", "--task", "-p", "--params", "--grid", "--seeds", "--cv", "--jobs",

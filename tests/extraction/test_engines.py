@@ -49,7 +49,7 @@ def small_size(name: str) -> int:
 def real_batch(folder: Path, size: int) -> np.ndarray:
     """The generated photos of ``image_folder``, decoded and resized as extraction does."""
     paths = sorted(folder.rglob("*.jpg"))[:6]
-    return np.stack([images.load_image(p, size).numpy() for p in paths])
+    return np.stack([images.load_image(p, size) for p in paths])
 
 
 def agreement(ours: np.ndarray, reference: np.ndarray) -> tuple[float, float]:
@@ -90,7 +90,7 @@ def vgg_caches(image_folder, vgg16_he_weights, tmp_path_factory) -> dict[str, bo
                                            weights=str(vgg16_he_weights), image_size=32,
                                            out=root / engine, engine=engine, shard_size=16,
                                            progress=False)
-                for engine in ("tf", "openvino")}
+                for engine in ("keras", "openvino")}
 
 
 def test_the_manifest_records_engine_precision_and_version(vgg_caches):
@@ -99,13 +99,17 @@ def test_the_manifest_records_engine_precision_and_version(vgg_caches):
     assert manifest["config"]["precision"] == "fp32"
     assert manifest["config"]["fast_decode"] is False
     assert manifest["versions"]["openvino"] == engine_openvino.version()
-    tf_manifest = json.loads((vgg_caches["tf"].root / "manifest.json").read_text())
-    assert tf_manifest["config"]["engine"] == "tf" and "openvino" not in tf_manifest["versions"]
+    tf_manifest = json.loads((vgg_caches["keras"].root / "manifest.json").read_text())
+    assert tf_manifest["config"]["engine"] == "keras" and "openvino" not in \
+        tf_manifest["versions"]
+    assert manifest["runtime"]["engine"] == "openvino"
+    assert tf_manifest["runtime"]["backend"] == "tensorflow"
+    assert tf_manifest["runtime"]["device"] == "cpu"
 
 
 def test_openvino_cache_rows_equal_the_tensorflow_cache(vgg_caches):
     ours, reference = vgg_caches["openvino"].load("train", with_paths=True), \
-        vgg_caches["tf"].load("train", with_paths=True)
+        vgg_caches["keras"].load("train", with_paths=True)
     assert list(ours["paths"]) == list(reference["paths"])
     cosine, relative = agreement(ours["features"], reference["features"])
     assert cosine >= 0.99999 and relative <= 1e-4
@@ -143,10 +147,11 @@ def test_predict_serves_with_the_engine_the_cache_was_made_with(vgg_caches, tmp_
     assert [r["class"] for r in predicted] == [cache.classes[i] for i in expected]
 
 
-def test_a_bf16_cache_is_served_in_fp32_by_an_engine_without_bf16():
+def test_a_bf16_cache_keeps_bf16_on_an_engine_that_runs_it():
     recorded = {"backbone": "vgg16", "engine": "openvino", "precision": "bf16"}
     assert serving_config(recorded).precision == "bf16"
-    assert serving_config(recorded, engine="tf").precision == "fp32"
+    assert serving_config(recorded, engine="keras").precision == "bf16"  # on a bf16 device
+    assert serving_config(recorded, engine="keras", precision="fp32").precision == "fp32"
 
 
 @needs_openvino
@@ -184,8 +189,8 @@ def test_missing_openvino_is_one_line_saying_how_to_install(image_folder, tmp_pa
 
 
 @pytest.mark.parametrize("engine, precision, message", [
-    ("onnx", "fp32", "unknown engine 'onnx'; choose one of: openvino, tf"),
-    ("tf", "bf16", "the tf engine runs fp32 only"),
+    ("onnx", "fp32", "unknown engine 'onnx'; choose one of: keras, openvino"),
+    ("tf", "fp16", "--precision fp16 needs a GPU"),
     ("tf", "fp8", "unknown precision 'fp8'"),
 ])
 def test_unknown_engines_and_precisions_are_refused(engine, precision, message):
@@ -202,9 +207,9 @@ def test_old_manifests_without_engine_fields_load_and_resume(image_folder, tmp_p
     for key in ("engine", "precision", "fast_decode"):  # as a cache made before them
         del manifest["config"][key]
     (out / "manifest.json").write_text(json.dumps(manifest))
-    assert ExtractConfig.from_dict(manifest["config"]).engine == "tf"
+    assert ExtractConfig.from_dict(manifest["config"]).engine == "keras"
     shas = [s["sha256"] for s in manifest["shards"]]
     resumed = bottleneck.extract(str(image_folder), backbone="vgg16", weights="none",
                                  image_size=32, out=out, shard_size=16, progress=False)
     assert [s["sha256"] for s in resumed.manifest["shards"]] == shas  # nothing recomputed
-    assert resumed.config["engine"] == "tf" and resumed.config["fast_decode"] is False
+    assert resumed.config["engine"] == "keras" and resumed.config["fast_decode"] is False

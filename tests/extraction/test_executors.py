@@ -126,10 +126,10 @@ def test_a_grown_folder_computes_only_its_new_images(weights, tmp_path: Path) ->
 class FlakyDisk(FolderSource):
     """A folder whose storage fails while one shard's images are read (a real OSError)."""
 
-    def image_dataset(self, items, decode_size=None):
-        if any(item.key.endswith("square/001.jpg") for item in items):
+    def load_image(self, item, decode_size=None):
+        if item.key.endswith("square/001.jpg"):
             raise OSError("Input/output error reading the network drive")
-        return super().image_dataset(items, decode_size)
+        return super().load_image(item, decode_size)
 
 
 def test_a_failing_shard_is_recorded_and_the_others_go_on(weights, tmp_path: Path) -> None:

@@ -56,8 +56,7 @@ def test_cache_format_is_the_documented_contract(vgg_cache, image_folder):
     assert config["backbone"] == "vgg16" and config["image_size"] == 32
     assert config["pooling"] == "avg" and config["dtype"] == "float32"
     assert config["weights_sha256"] == sha256_file(config["weights"])
-    assert config["preprocessing"]["preprocess_input"] == \
-        "keras.applications.vgg16.preprocess_input"
+    assert config["preprocessing"]["preprocess"] == "caffe"
     assert set(manifest["versions"]) >= {"tensorflow", "keras", "h5py", "numpy"}
     assert manifest["classes"] == ["circle", "square", "stripes"]
     assert [s["file"] for s in manifest["shards"]] == [f"shard-{i:05d}.h5" for i in range(4)]
@@ -310,7 +309,7 @@ def test_info_verify_catches_a_changed_shard(vgg_cache, tmp_path):
         handle.seek(4000)
         handle.write(bytes([byte[0] ^ 0xFF]))
     code, output = run_cli("info", str(copy), "--verify")
-    assert code == 2 and "shard-00001.h5 is missing or changed" in output
+    assert code == 2 and "shard-00001.h5 changed since it was written" in output
 
 
 def test_backbones_and_layers_commands():

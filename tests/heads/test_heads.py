@@ -6,16 +6,20 @@ from typing import Any
 
 import numpy as np
 import pytest
+from click.testing import CliRunner
 from sklearn.base import clone
 from sklearn.model_selection import GridSearchCV
 
 from bottleneck.cache import Cache
+from bottleneck.cli import main
 from bottleneck.errors import UserError
 from bottleneck.heads import (
     HEADS,
     InvalidParameterError,
     class_scores,
     full_param_name,
+    head_param_names,
+    listed_params,
     make_head,
 )
 from bottleneck.heads.dense import DenseClassifier, DenseRegressor, spatial_layer
@@ -111,12 +115,36 @@ def test_wrong_names_and_tasks_are_user_errors() -> None:
         make_head("ridge", "cluster")
 
 
-def test_short_params_reach_the_inner_estimator() -> None:
+def test_params_are_the_heads_own_and_reach_the_fitted_pipeline(feature_cache: Cache) -> None:
     svm = make_head("svm", "regress", {"C": 3.0, "spatial": "flatten"})
-    assert svm.get_params()["model__regressor__C"] == 3.0
-    assert svm.get_params()["spatial__mode"] == "flatten"
-    assert make_head("svm", "classify", {"C": 2.0}).get_params()["model__estimator__C"] == 2.0
+    assert svm.get_params() == {"C": 3.0, "epsilon": 0.1, "gamma": "scale", "kernel": "rbf",
+                                "spatial": "flatten"}
     assert make_head("dense", params={"hidden": (8, 4)}).hidden == (8, 4)
+    X, y = arrays(feature_cache, "train")
+    head = make_head("svm", "classify", {"C": 2.0, "spatial": "max"}).fit(X, y)
+    assert head.pipeline_.named_steps["model"].estimator.C == 2.0
+    assert head.pipeline_.named_steps["spatial"].mode == "max"
+    assert head.get_params()["C"] == 2.0 and list(head.classes_) == [0, 1, 2]
+
+
+def test_heads_list_what_a_user_tunes() -> None:
+    plumbing = {"verbose", "n_jobs", "copy_X", "warm_start", "tol", "dual", "fit_intercept",
+                "intercept_scaling", "cache_size", "shrinking", "solver", "positive"}
+    listed = {(name, task): head_param_names(make_head(name, task))
+              for name, spec in HEADS.items() for task in spec.tasks}
+    assert listed["logreg", "classify"] == ["C", "class_weight", "max_iter", "spatial"]
+    assert listed["linear-svm", "classify"] == ["C", "class_weight", "max_iter",
+                                                "random_state", "spatial"]
+    assert listed["svm", "regress"] == ["C", "epsilon", "gamma", "kernel", "spatial"]
+    assert listed["ridge", "regress"] == ["alphas", "spatial"]
+    assert not plumbing & {param for params in listed.values() for param in params}
+    assert "verbose" in make_head("dense").get_params()  # still accepted, only not listed
+    assert listed_params("svm") == "C, gamma, kernel, spatial; classify: class_weight; " \
+                                   "regress: epsilon"
+    assert listed_params("ridge") == "spatial; classify: alpha, class_weight; regress: alphas"
+    lines = CliRunner().invoke(main, ["heads"]).output.splitlines()
+    logreg = next(i for i, line in enumerate(lines) if line.startswith("logreg "))
+    assert lines[logreg + 1].split() == ["params:", "C,", "class_weight,", "max_iter,", "spatial"]
 
 
 def test_dense_rejects_bad_values(feature_cache: Cache) -> None:
@@ -209,3 +237,16 @@ def test_dense_stops_when_the_loss_only_creeps_down(start: float, step: float) -
     assert stopped == 3  # epoch 0 sets the best; 1, 2, 3 fall short of min_delta
     assert head.min_delta == 1e-4
     assert float(model.optimizer.learning_rate) < 1e-3  # the plateau halved the rate too
+
+
+def test_dense_regressor_logs_mae_in_target_units(price_cache: Cache,
+                                                  capfd: pytest.CaptureFixture[str]) -> None:
+    head = make_head("dense", "regress", {**FAST_REGRESS["dense"], "epochs": 6, "verbose": 1},
+                     random_state=0)
+    X, y = arrays(price_cache, "train", "targets")
+    X_val, y_val = arrays(price_cache, "val", "targets")
+    head.fit(X, y, validation_data=(X_val, y_val))
+    logged = head.history_["val_mae (target units)"][head.best_epoch_ - 1]  # restored epoch
+    assert logged == pytest.approx(np.abs(head.predict(X_val) - y_val).mean(), rel=1e-4)
+    assert head.y_std_ > 5  # prices 20/50/80: standardised units would be 5x smaller
+    assert "val_mae (target units): " in capfd.readouterr().out

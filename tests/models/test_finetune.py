@@ -201,8 +201,9 @@ def own_cache(split_images: Path, vgg16_he_weights: Path,
 
 
 @pytest.mark.parametrize(("change", "message"), [
-    ("edit", "decode to other pixels"), ("add", "images the cache does not"),
-    ("remove", "gone, moved or relabelled"), ("relabel", "gone, moved or relabelled")])
+    ("edit", "1 [a-z]+ image decodes to other pixels"), ("add", "holds 1 image the cache does not"),
+    ("remove", "1 of the [a-z]+ images of .* is gone, moved or relabelled"),
+    ("relabel", "1 of the [a-z]+ images of .* is gone, moved or relabelled")])
 def test_changed_images_are_refused(change: str, message: str, own_cache: Cache,
                                     tmp_path: Path) -> None:
     folder = Path(own_cache.manifest.source["root"])

@@ -63,7 +63,7 @@ def edit_json(path: Path, **changes: object) -> None:
 def test_sklearn_head_is_a_skops_file_that_loads_back(logreg_dir: Path,
                                                       feature_cache: Cache) -> None:
     assert (logreg_dir / "head.skops").is_file() and not (logreg_dir / "head.joblib").exists()
-    assert json.loads((logreg_dir / "head.json").read_text())["format_version"] == 2
+    assert json.loads((logreg_dir / "head.json").read_text())["format_version"] == 3
     with zipfile.ZipFile(logreg_dir / "head.skops") as archive:
         assert "schema.json" in archive.namelist()
         assert all(name.endswith((".json", ".npy")) for name in archive.namelist())

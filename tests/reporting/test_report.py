@@ -236,3 +236,31 @@ def test_a_cache_too_big_for_memory_is_sampled_and_says_so(feature_cache: Cache,
     assert 2 <= rows["loaded"] < feature_cache.rows / 2
     assert "Sampled: the cache does not fit in memory" in (tmp_path / "sampled.html").read_text()
     assert "sampled" in result.summary()
+
+
+def test_cli_report_and_its_one_line_refusals(made: dict[str, Any], tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from bottleneck.cli import main
+
+    run = CliRunner().invoke
+    out = tmp_path / "cli.html"
+    result = run(main, ["report", str(made["models"]["svm"]), "--out", str(out), "--json",
+                        str(tmp_path / "cli.json")])
+    assert result.exit_code == 0, result.output
+    assert result.output.startswith("report of 1 cache(s), 1 model(s), 0 bench(es) → ")
+    assert json.loads((tmp_path / "cli.json").read_text())["caches"][0]["models"]
+    (tmp_path / "plain").mkdir()
+    for args, message in (
+            ([str(tmp_path / "nothing")], "not found; give a cache, a model directory or a "
+                                          "bench folder"),
+            ([str(tmp_path / "plain")], "is not a cache, a model directory or a bench folder"),
+            ([str(made["models"]["svm"]), "--out", str(tmp_path / "no" / "r.html")],
+             "does not exist; create it first")):
+        if "--out" not in args:
+            args += ["--out", str(tmp_path / "refused.html")]
+        result = run(main, ["report", *args])
+        assert result.exit_code == 2, result.output
+        lines = result.output.strip().splitlines()
+        assert len(lines) == 1 and lines[0].startswith("error: ") and message in lines[0]
+    assert not (tmp_path / "refused.html").exists()
