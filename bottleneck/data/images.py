@@ -18,6 +18,12 @@ import numpy as np
 import tensorflow as tf
 from PIL import Image, UnidentifiedImageError
 
+from bottleneck.data.decode import (  # noqa: F401 - dct_scale: its old home
+    DCT_SCALES,
+    dct_scale,
+    pil_to_rgb_array,
+)
+
 PREPROCESSING = {
     "decode": "8-bit RGB (grayscale, palette, RGBA, CMYK and 16-bit converted)",
     "resize": "bilinear, no crop, no antialias (as keras.utils.image_dataset_from_directory)",
@@ -26,21 +32,11 @@ PREPROCESSING = {
 }
 FAST_DECODE = ("JPEG decoded at 1/2, 1/4 or 1/8 scale from the DCT, the smallest whose shorter "
                "side stays >= the image size (as Pillow's draft); other formats at full size")
-DCT_SCALES = (8, 4, 2)  # libjpeg's scaled IDCT; 1 (full size) is the fallback
 
 
 def preprocessing(fast_decode: bool = False) -> dict[str, str]:
     """What the manifest records about decoding and resizing."""
     return PREPROCESSING | ({"fast_decode": FAST_DECODE} if fast_decode else {})
-
-
-def dct_scale(height: int, width: int, decode_size: int | None) -> int:
-    """The JPEG scale denominator (8, 4, 2 or 1) that fast decode uses for an image."""
-    if decode_size:
-        for scale in DCT_SCALES:
-            if min(height, width) // scale >= decode_size:
-                return scale
-    return 1
 
 
 def decode_file_tf(path: tf.Tensor, decode_size: int | None = None) -> tf.Tensor:
@@ -129,16 +125,3 @@ def decode_file_pil(path: str | Path, decode_size: int | None = None) -> np.ndar
         raise ValueError("not an image Pillow or TensorFlow can read") from None
     except OSError as exc:  # truncated or corrupt data, unreadable file
         raise ValueError(f"truncated or corrupt image data ({exc})") from None
-
-
-def pil_to_rgb_array(img: Image.Image) -> np.ndarray:
-    """Any Pillow mode → uint8 RGB; 16-bit data keeps its high byte, as TensorFlow does."""
-    if img.mode in ("I;16", "I;16B", "I;16L", "I"):
-        array = np.asarray(img, dtype=np.uint32)
-        array = (array >> 8).clip(0, 255).astype(np.uint8) if img.mode != "I" else array.clip(
-            0, 255
-        ).astype(np.uint8)
-        return np.repeat(array[..., None], 3, axis=-1)
-    if img.mode != "RGB":
-        img = img.convert("RGBA").convert("RGB") if img.mode == "P" else img.convert("RGB")
-    return np.asarray(img, dtype=np.uint8)
