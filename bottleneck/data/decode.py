@@ -229,7 +229,7 @@ def _gif_first_frame(img: Image.Image, data: bytes) -> np.ndarray:
     """TensorFlow's first frame: a canvas of the largest frame's size, black where the first
     frame does not reach or is transparent."""
     frames = gif_frames(data)
-    x0, y0, x1, y1 = img.tile[0].extents if img.tile else (0, 0, *img.size)
+    x0, y0, x1, y1 = img.tile[0][1] if img.tile else (0, 0, *img.size)  # (Pillow < 11: tuples)
     transparency = img.info.get("transparency")
     img.load()
     if not frames or img.mode not in ("P", "L"):
