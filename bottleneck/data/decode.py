@@ -16,7 +16,8 @@ Pillow (e.g. an RGBA WebP), plain Pillow is what it gave, and what this gives.
 Known differences: JPEGs with an unusual sampling (4:1:0, 3×1, mixed) that simplejpeg refuses
 are decoded by Pillow (accurate IDCT: a few levels off TensorFlow's); JPEG XL needs
 TensorFlow; a GIF or BMP that TensorFlow cannot read but Pillow can gets TensorFlow's
-conversion here, where today's path gave Pillow's.
+conversion here, where today's path gave Pillow's; a non-JPEG image over Pillow's
+decompression-bomb limit (~179 megapixels) is refused with that reason.
 """
 
 from __future__ import annotations
