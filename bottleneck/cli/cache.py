@@ -54,7 +54,8 @@ from bottleneck.cli._options import (
 @click.option("--executor", type=click.Choice(["local", "ray"]), default="local",
               show_default=True, help="Who computes the shards: this process, or Ray actors.")
 @click.option("--workers", type=int,
-              help="ray: actors (default: one per GPU, else one per CPU of the cluster).")
+              help="ray: actors (default: one per GPU, else one per CPU of the cluster); "
+                   "local: processes (default: one per visible GPU, else this process).")
 @click.option("--ray-address", help="ray: an existing cluster (default: start a local one).")
 @click.option("--augment", type=int, default=0, show_default=True, metavar="K",
               help="Also cache K seeded augmented views of every train image.")

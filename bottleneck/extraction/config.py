@@ -13,7 +13,7 @@ from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 from bottleneck.backbones import ResolvedWeights, get_backbone, preprocess_mode
-from bottleneck.data.augment import Augment
+from bottleneck.data.augment import AUGMENT_RNG, Augment
 from bottleneck.errors import UserError
 from bottleneck.extraction.engines import check_engine
 
@@ -36,6 +36,7 @@ class ExtractConfig:
     weights_digest: str | None = None  # sha256 of the loaded weight arrays
     augment: int = 0  # K augmented views per train image (view 0 is the image itself)
     augment_ops: str | None = None  # canonical --augment-ops, None without views
+    augment_rng: str | None = None  # the random stream of the views (data/augment.py)
     engine: str = "keras"  # what runs the feature function (recorded; see engines.py)
     precision: str = "fp32"  # fp32 (exact), bf16 or fp16 (where the device runs them)
     fast_decode: bool = False  # JPEGs decoded at a DCT scale >= image_size (data/images.py)
@@ -52,7 +53,7 @@ class ExtractConfig:
 
 # Fields added after format_version 1 first shipped, with the value every older cache had.
 LATER_FIELDS = {"engine": "tf", "precision": "fp32", "fast_decode": False, "augment": 0,
-                "augment_ops": None}
+                "augment_ops": None, "augment_rng": None}
 
 
 # Recorded for people and for serving, but not what decides a feature's value.
@@ -108,5 +109,5 @@ def resolve_config(config: ExtractConfig) -> tuple[ExtractConfig, ResolvedWeight
                        engine=engine.name, fast_decode=bool(config.fast_decode),
                        weights_name=weights.name,
                        weights_sha256=weights.sha256 or config.weights_sha256,
-                       augment_ops=ops)
+                       augment_ops=ops, augment_rng=AUGMENT_RNG if config.augment else None)
     return resolved, weights

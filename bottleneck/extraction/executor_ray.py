@@ -5,8 +5,8 @@ digest recorded in the config proves every machine runs the same weights), write
 it is given straight into ``--out`` (which every worker must reach, as it must reach the
 images), and returns the :class:`ShardResult`; the driver alone updates the manifest. A worker
 process that dies is restarted and its shard retried. With GPUs visible there is one worker per
-GPU (TensorFlow memory growth on); CPU workers see no GPU and get an explicit thread budget, so
-N workers on N cores do not oversubscribe.
+GPU (on the driver's Keras backend; memory grown, not pre-allocated); CPU workers see no GPU
+and get an explicit thread budget, so N workers on N cores do not oversubscribe.
 """
 
 from __future__ import annotations
@@ -27,12 +27,18 @@ class ShardWorker:
     """One Ray actor: a feature model built once, then shard after shard."""
 
     def __init__(self, job: ShardJob, threads: int) -> None:
-        import tensorflow as tf
+        from bottleneck.backend import import_keras
 
-        tf.config.threading.set_intra_op_parallelism_threads(threads)
-        tf.config.threading.set_inter_op_parallelism_threads(max(1, min(2, threads)))
-        for gpu in tf.config.list_physical_devices("GPU"):
-            tf.config.experimental.set_memory_growth(gpu, True)
+        import_keras(job.backend)  # memory growth / no pre-allocation, exact fp32
+        if job.backend == "tensorflow":
+            import tensorflow as tf
+
+            tf.config.threading.set_intra_op_parallelism_threads(threads)
+            tf.config.threading.set_inter_op_parallelism_threads(max(1, min(2, threads)))
+        elif job.backend == "torch":
+            import torch
+
+            torch.set_num_threads(threads)
         self.job = job
         self.extractor = job.feature_model(threads)
 
@@ -81,7 +87,9 @@ class RayExecutor:
         started, workers, gpus = self._start()
         try:
             cpus = max(1, int(ray.cluster_resources().get("CPU", 1)) // workers)
-            env = {"TF_CPP_MIN_LOG_LEVEL": "2"} | ({} if gpus else {"CUDA_VISIBLE_DEVICES": ""})
+            env = {"TF_CPP_MIN_LOG_LEVEL": "2", "KERAS_BACKEND": job.backend,
+                   "XLA_PYTHON_CLIENT_PREALLOCATE": "false"} | (
+                {} if gpus else {"CUDA_VISIBLE_DEVICES": "", "JAX_PLATFORMS": "cpu"})
             worker = ray.remote(ShardWorker).options(
                 num_cpus=cpus, num_gpus=gpus, max_restarts=-1, max_task_retries=-1,
                 runtime_env={"env_vars": env})

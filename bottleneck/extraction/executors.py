@@ -37,6 +37,7 @@ class ShardJob:
     batch_size: int
     layers: tuple[str | None, ...] = (None,)
     threads: int | None = None
+    backend: str = "tensorflow"  # the Keras backend every worker runs
 
     def feature_model(self, threads: int | None = None) -> FeatureExtractor:
         """The feature model this job's shards are computed with, built from the job alone."""

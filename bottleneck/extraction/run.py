@@ -227,7 +227,7 @@ def extract(
             locks.enter_context(cache_lock(folder, "extract"))
         plans, olds = plan_run(outs, source, manifests, shard_size, overwrite, progress)
         job = ShardJob(source, extractor.config, tuple(outs), batch_size, tuple(layers),
-                       threads)
+                       threads, active_backend())
         label = f"{extractor.config.backbone} → {out.name}"
         with progress_bar(sum(len(p.items) for p in plans), label, enabled=progress) as bar:
             runner.run(job, plans,

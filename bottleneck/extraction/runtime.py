@@ -89,6 +89,27 @@ def current_device() -> Device:
     return Device("cpu", _cpu_name())
 
 
+def visible_gpus() -> list[str]:
+    """The CUDA device ids this process's backend may use (for one worker each)."""
+    listed = os.environ.get("CUDA_VISIBLE_DEVICES")
+    backend = active_backend()
+    if backend == "torch":
+        import torch
+
+        count = torch.cuda.device_count()
+    elif backend == "jax":
+        import jax
+
+        count = sum(d.platform == "gpu" for d in jax.devices())
+    else:
+        import tensorflow as tf
+
+        count = len(tf.config.list_physical_devices("GPU"))
+    ids = [i.strip() for i in listed.split(",") if i.strip()] if listed else \
+        [str(i) for i in range(count)]
+    return ids[:count]
+
+
 def _cpu_name() -> str:
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():

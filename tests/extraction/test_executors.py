@@ -63,6 +63,20 @@ def test_ray_features_equal_local_ones(cluster, weights, tmp_path: Path) -> None
     assert_same_rows(remote, local)
 
 
+def test_local_worker_processes_give_the_one_process_features(weights, tmp_path: Path) -> None:
+    """--workers N on the local executor: one process per device (here, CPU processes), each
+    with its own feature model; the driver alone records the shards."""
+    images = write_class_folder(tmp_path / "images", per_class=5)
+    single = bottleneck.extract(str(images), weights=weights, shard_size=4,
+                                out=tmp_path / "one", **ARGS)
+    several = bottleneck.extract(str(images), weights=weights, shard_size=4,
+                                 out=tmp_path / "two", workers=2, **ARGS)
+    assert_same_rows(several, single)
+    assert [s.inputs_sha256 for s in several.manifest.shards] == \
+        [s.inputs_sha256 for s in single.manifest.shards]
+    assert all(s.done and s.runtime["backend"] == "tensorflow" for s in several.manifest.shards)
+
+
 def _kill_first_worker(stop: threading.Event, killed: list[int]) -> None:
     import psutil
 
@@ -146,3 +160,43 @@ def test_a_failing_shard_is_recorded_and_the_others_go_on(weights, tmp_path: Pat
     cache = bottleneck.extract(str(images), weights=weights, shard_size=3, out=out, **ARGS)
     assert cache.rows == 12
     assert all((out / f).stat().st_mtime_ns == t for f, t in done.items())
+
+
+class _SmallDevice:
+    """A real feature model on a device that holds at most 4 images: larger batches raise
+    the error a GPU raises when it runs out of memory."""
+
+    def __init__(self, extractor) -> None:
+        self.inner, self.calls = extractor, []
+
+    def __getattr__(self, name):
+        return getattr(self.inner, name)
+
+    def run(self, images):
+        self.calls.append(len(images))
+        if len(images) > 4:
+            raise RuntimeError("CUDA out of memory. Tried to allocate 2.00 GiB")
+        return self.inner.run(images)
+
+
+def test_a_batch_that_runs_out_of_device_memory_is_retried_at_half_size(weights, tmp_path):
+    from bottleneck.data import open_source
+    from bottleneck.extraction import ExtractConfig, FeatureExtractor
+    from bottleneck.extraction.plan import plan_shards
+    from bottleneck.extraction.shard import run_shard
+
+    images = write_class_folder(tmp_path / "images", per_class=6)
+    source = open_source(str(images))
+    extractor = FeatureExtractor(ExtractConfig("vgg16", weights, image_size=32))
+    plan = plan_shards(source.items(), 100)[0]
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    small = _SmallDevice(extractor)
+    result = run_shard(source, small, plan, tmp_path / "a", batch_size=16)
+    reference = run_shard(source, extractor, plan, tmp_path / "b", batch_size=16)
+    assert result.batch_size == 4 and reference.batch_size == 16
+    assert small.calls[:3] == [16, 8, 4] and max(small.calls[3:]) <= 4
+    import h5py
+
+    with h5py.File(tmp_path / "a" / plan.file) as a, h5py.File(tmp_path / "b" / plan.file) as b:
+        np.testing.assert_allclose(a["features"][:], b["features"][:], rtol=1e-5, atol=1e-5)

@@ -8,13 +8,14 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import tensorflow as tf
+import tensorflow as tf  # the reference decoder
 from PIL import Image
 
 import bottleneck
 from bottleneck.data import images
 from bottleneck.extraction import ExtractConfig, FeatureExtractor
 from tests.conftest import draw_image
+from tests.tf_reference import decode_file_tf
 
 
 def photo(rng: np.random.Generator, kind: str, size: tuple[int, int] = (900, 1200)) -> np.ndarray:
@@ -47,23 +48,23 @@ def test_jpeg_is_decoded_at_the_smallest_scale_that_keeps_the_size(photo_folder,
                                                                    shape):
     path = photo_folder / "train" / "circle" / "0.jpg"
     assert images.dct_scale(900, 1200, size) == scale
-    via_tf = images.decode_file_tf(tf.constant(str(path)), size).numpy()
-    via_pil = images.decode_file_pil(path, size)  # the fallback picks the same scale
-    assert via_tf.shape == via_pil.shape == (*shape, 3)
+    via_tf = decode_file_tf(tf.constant(str(path)), size).numpy()
+    ours = images.decode_file(path, size)
+    assert via_tf.shape == (*shape, 3) and np.array_equal(ours, via_tf)
     assert min(shape) >= min(size, 900)  # never below the target (unless the photo is)
 
 
 def test_without_fast_decode_nothing_changes(photo_folder):
     path = str(photo_folder / "train" / "circle" / "0.jpg")
     full = tf.io.decode_image(tf.io.read_file(path), channels=3).numpy()
-    assert np.array_equal(images.decode_file_tf(tf.constant(path)).numpy(), full)
+    assert np.array_equal(decode_file_tf(tf.constant(path)).numpy(), full)
     assert np.array_equal(images.decode_file(path), full)
 
 
 def test_other_formats_decode_at_full_size(photo_folder):
     png = photo_folder / "train" / "circle" / "9.png"
-    assert images.decode_file_tf(tf.constant(str(png)), 32).shape == (900, 1200, 3)
-    assert images.decode_file_pil(png, 32).shape == (900, 1200, 3)
+    assert decode_file_tf(tf.constant(str(png)), 32).shape == (900, 1200, 3)
+    assert images.decode_file(png, 32).shape == (900, 1200, 3)
 
 
 def test_resized_pixels_stay_close_to_the_full_decode(photo_folder):

@@ -1,0 +1,31 @@
+"""The content hash of decoded pixels, without TensorFlow, equal to ``content_hash_tf``.
+
+``content_hash_tf`` is ``tf.fingerprint`` (FarmHash Fingerprint64) of the image's shape as
+three little-endian int32 followed by its uint8 pixels; ``farmhash.Fingerprint64`` (from the
+``cityhash`` package, MIT) computes the same function, so caches keep their values.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+try:
+    from farmhash import Fingerprint64
+except ImportError:  # pyfarmhash installs a module of the same name, with lower-case names
+    from farmhash import fingerprint64 as Fingerprint64  # noqa: N812
+
+HASH_NAME = "farmhash-fingerprint64(int32 shape + uint8 pixels)"
+
+
+def content_hash(image: np.ndarray) -> int:
+    """A 64-bit fingerprint (0 ≤ value < 2**64) of uint8 pixels and their shape."""
+    if image.dtype != np.uint8:
+        raise ValueError(f"content_hash needs uint8 pixels, got {image.dtype}")
+    shape = np.asarray(image.shape, dtype="<i4").view(np.uint8)
+    data = np.concatenate([shape, np.ascontiguousarray(image).reshape(-1)])
+    return int(Fingerprint64(memoryview(data)))
+
+
+def content_hashes(images: list[np.ndarray]) -> np.ndarray:
+    """:func:`content_hash` of each image, as the uint64 column a shard stores."""
+    return np.array([content_hash(image) for image in images], dtype=np.uint64)
