@@ -20,8 +20,8 @@ from bottleneck.cache import Cache
 from bottleneck.models.memory import available_memory
 from bottleneck.models.tasks import READ_BATCH
 
-PROJECTION_DIMS = 128
-PROJECTION_SAMPLE = 10_000  # rows the projection is fitted on
+PROJECTION_DIMS = 64
+PROJECTION_SAMPLE = 5_000  # rows the projection is fitted on
 WORKING_FACTOR = 1.5  # the features plus the blocks and projections computed from them
 SEED = 0
 
@@ -132,7 +132,7 @@ def project(unit: np.ndarray, dims: int = PROJECTION_DIMS) -> np.ndarray:
         unit[np.sort(rng.choice(len(unit), PROJECTION_SAMPLE, replace=False))]
     if k >= unit.shape[1] or len(unit) < 3:
         return unit.copy()
-    _, _, components = randomized_svd(sample, k, random_state=SEED)
+    _, _, components = randomized_svd(sample, k, n_iter=2, random_state=SEED)
     components = components.astype(np.float32)
     reduced = np.empty((len(unit), k), np.float32)
     for start in range(0, len(unit), 8192):

@@ -95,11 +95,9 @@ def test_every_number_is_what_evaluate_printed(made: dict[str, Any], name: str) 
     section = _section(_tree(made["html"]), model["id"])
     assert evaluation.report() in [_text(p) for p in section.iter("pre")]
     printed = evaluation.report().splitlines()
-    children = list(section)
-    heading = next(i for i, e in enumerate(children) if e.tag == "h3"
-                   and _text(e).startswith("test:"))
-    assert _text(children[heading]).split() == printed[0].split()
-    tables = [e for e in children[heading:] if e.tag == "table"]
+    split = section.find(".//div[@data-split='test']")
+    assert _text(split.find("h3")).split() == printed[0].split()
+    tables = split.findall("table")
     if evaluation.task == "regress":
         cells = {_text(r[0]): _text(r[1]) for r in tables[0].iter("tr")}
         assert (cells["MSE"], cells["RMSE"], cells["MAE"], cells["R²"]) == tuple(
