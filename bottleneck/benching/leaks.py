@@ -36,8 +36,7 @@ FEATURE_ALONE = 0.97
 PIXEL_SIDE = 32
 EXACT_FLOPS = 2e9  # below this a search compares every pair in the full feature space
 CHUNK_BYTES = 64 << 20  # similarity block held at once
-SHORTLIST = 16  # reduced-space neighbours re-ranked exactly, at most
-MARGIN = 0.05  # ... those within this of the best reduced-space score
+SHORTLIST = 16  # reference rows per query compared exactly, at most
 MATCHES = 3  # the most similar rows of an earlier split that each row is compared with
 EARLIER = {"val": ("train",), "test": ("train", "val")}
 
@@ -88,33 +87,31 @@ def nearest_rows(queries: np.ndarray, reference: np.ndarray, k: int = 1
 
 
 def _shortlist(reduced_q: np.ndarray, reduced_ref: np.ndarray) -> list[np.ndarray]:
-    """Per query, the reference rows whose reduced-space score is within ``MARGIN`` of its
-    best (at most ``SHORTLIST``, the highest): where its exact best matches must be."""
+    """Per query, the reference rows that can reach ``CANDIDATE_COSINE``: with ``reduced``
+    the rows' projection on orthonormal directions and ``r`` the length of what it leaves
+    out, ``x·y ≤ Px·Py + r_x r_y``, so no row whose bound falls short is missed. Where more
+    than ``SHORTLIST`` rows pass, the ``SHORTLIST`` with the highest bound are kept."""
+    left_q = np.sqrt(np.clip(1 - np.einsum("ij,ij->i", reduced_q, reduced_q), 0, None))
+    left_ref = np.sqrt(np.clip(1 - np.einsum("ij,ij->i", reduced_ref, reduced_ref), 0, None))
     found: list[np.ndarray] = []
-    step = max(1, CHUNK_BYTES // (4 * max(1, len(reduced_ref))))
+    step = max(1, CHUNK_BYTES // (4 * max(1, len(reduced_ref))) // 2)
     for start in range(0, len(reduced_q), step):
-        block = reduced_q[start:start + step] @ reduced_ref.T
-        close = block >= block.max(axis=1, keepdims=True) - MARGIN
-        rows, columns = np.nonzero(close)
-        for row, chosen in zip(*_group(rows, columns), strict=True):
-            if len(chosen) > SHORTLIST:
-                values = block[row, chosen]
-                chosen = chosen[np.argpartition(-values, SHORTLIST - 1)[:SHORTLIST]]
-            found.append(chosen)
+        bound = reduced_q[start:start + step] @ reduced_ref.T
+        bound += np.outer(left_q[start:start + step], left_ref).astype(np.float32)
+        reach = bound >= CANDIDATE_COSINE
+        for row, count in enumerate(reach.sum(axis=1)):
+            if count <= SHORTLIST:
+                found.append(np.flatnonzero(reach[row]))
+            else:  # a copy, so that the whole partition is not kept alive
+                found.append(np.argpartition(-bound[row], SHORTLIST - 1)[:SHORTLIST].copy())
     return found
-
-
-def _group(rows: np.ndarray, columns: np.ndarray) -> tuple[list[int], list[np.ndarray]]:
-    """``np.nonzero``'s (row, column) pairs as each row's columns (every row has one)."""
-    cuts = np.flatnonzero(np.diff(rows)) + 1
-    return [int(r) for r in rows[np.r_[0, cuts]]], np.split(columns, cuts)
 
 
 def _best_matches(queries: np.ndarray, reference: np.ndarray, reduced_q: np.ndarray | None,
                   reduced_ref: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
     """Each query's ``MATCHES`` most similar reference rows (Q × k indices and cosines, best
-    first): exactly, or among its shortlist in the reduced space (a projection that keeps
-    most of the variance) re-ranked exactly."""
+    first; -inf where fewer can reach ``CANDIDATE_COSINE``): exactly, or among the shortlist
+    that the reduced space allows (see :func:`_shortlist`)."""
     k = min(MATCHES, len(reference))
     if reduced_q is None or reduced_ref is None or \
             2.0 * len(queries) * len(reference) * reference.shape[1] <= EXACT_FLOPS:
@@ -122,6 +119,8 @@ def _best_matches(queries: np.ndarray, reference: np.ndarray, reduced_q: np.ndar
     index = np.zeros((len(queries), k), np.int64)
     cosine = np.full((len(queries), k), -np.inf, np.float32)
     for q, chosen in enumerate(_shortlist(reduced_q, reduced_ref)):
+        if not len(chosen):
+            continue
         exact = reference[chosen] @ queries[q]
         order = np.argsort(-exact)[:k]
         index[q, :len(order)], cosine[q, :len(order)] = chosen[order], exact[order]

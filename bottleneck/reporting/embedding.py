@@ -6,9 +6,10 @@ from typing import Any
 
 import numpy as np
 
-MAP_ROWS = 2000  # rows in the map
+MAP_ROWS = 1500  # rows in the map
 PCA_DIMS = 50
-ITERATIONS = 500  # scikit-learn's default is 1000; the map settles well before
+ITERATIONS = 400  # scikit-learn's default is 1000; the map settles well before
+ANGLE = 0.6  # Barnes-Hut's trade-off (scikit-learn's default 0.5): a little faster
 SEED = 0
 
 
@@ -39,7 +40,7 @@ def embed(reduced: np.ndarray) -> np.ndarray:
     start = PCA(dims, random_state=SEED).fit_transform(reduced)
     perplexity = float(min(30.0, (n - 1) / 3))
     tsne = TSNE(2, perplexity=perplexity, init="pca", random_state=SEED, n_jobs=1,
-                max_iter=ITERATIONS)
+                max_iter=ITERATIONS, angle=ANGLE)
     with threadpool_limits(1):  # one thread: its OpenMP gradient ran 3x slower on 2 busy cores
         return tsne.fit_transform(start)
 
