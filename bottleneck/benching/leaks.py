@@ -35,7 +35,7 @@ PIXEL_MATCH = 0.98
 FEATURE_ALONE = 0.97
 PIXEL_SIDE = 32
 EXACT_FLOPS = 2e9  # below this a search compares every pair in the full feature space
-CHUNK_BYTES = 64 << 20  # similarity block held at once
+CHUNK_BYTES = 32 << 20  # similarity block held at once
 SHORTLIST = 16  # reference rows per query compared exactly, at most
 MATCHES = 3  # the most similar rows of an earlier split that each row is compared with
 EARLIER = {"val": ("train",), "test": ("train", "val")}
@@ -91,13 +91,16 @@ def _shortlist(reduced_q: np.ndarray, reduced_ref: np.ndarray) -> list[np.ndarra
     the rows' projection on orthonormal directions and ``r`` the length of what it leaves
     out, ``x·y ≤ Px·Py + r_x r_y``, so no row whose bound falls short is missed. Where more
     than ``SHORTLIST`` rows pass, the ``SHORTLIST`` with the highest bound are kept."""
-    left_q = np.sqrt(np.clip(1 - np.einsum("ij,ij->i", reduced_q, reduced_q), 0, None))
-    left_ref = np.sqrt(np.clip(1 - np.einsum("ij,ij->i", reduced_ref, reduced_ref), 0, None))
+    def left(rows: np.ndarray) -> np.ndarray:
+        return np.sqrt(np.clip(1 - np.einsum("ij,ij->i", rows, rows), 0, None)).astype(
+            np.float32)
+
+    left_q, left_ref = left(reduced_q), left(reduced_ref)
     found: list[np.ndarray] = []
     step = max(1, CHUNK_BYTES // (4 * max(1, len(reduced_ref))) // 2)
     for start in range(0, len(reduced_q), step):
         bound = reduced_q[start:start + step] @ reduced_ref.T
-        bound += np.outer(left_q[start:start + step], left_ref).astype(np.float32)
+        bound += np.multiply.outer(left_q[start:start + step], left_ref)
         reach = bound >= CANDIDATE_COSINE
         for row, count in enumerate(reach.sum(axis=1)):
             if count <= SHORTLIST:
