@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from bottleneck._io import TEMP_MARK, read_json, temp_name, write_json
-from bottleneck.backend import import_keras
+from bottleneck.backend import import_keras, installed
 from bottleneck.errors import UserError
 from bottleneck.models.assemble import assemble
 from bottleneck.models.lineage import cache_record, model_record, sha256_path
@@ -135,6 +135,11 @@ def _lineage(model: Model, out: Path, format: str, sha256: str) -> dict[str, Any
     chain["export"] = {"path": str(out.resolve()), "format": format, "sha256": sha256,
                        "created": datetime.datetime.now(datetime.timezone.utc).isoformat(
                            timespec="seconds")}
+    chain["outputs"] = ({"task": "classify", "classes": list(model.classes),
+                         "meaning": "one probability per class, columns in this order"}
+                        if model.task == "classify" else
+                        {"task": "regress", "meaning": "one value per image, in the "
+                                                       "target's own units"})
     return chain
 
 
@@ -144,6 +149,10 @@ def export(model_dir: str | Path, out: str | Path, format: str | None = None,
     model = load_model(model_dir)
     out = Path(out).expanduser()
     format = choose_format(out, format)
+    if format != "keras" and not installed("tensorflow"):
+        raise UserError(f"--format {format} is written by TensorFlow, which is not installed: "
+                        "pip install 'bottleneck[tensorflow]', or export a .keras file (any "
+                        "backend writes it).")
     sidecar = _check_out(out, overwrite)
     served = serving_model(model)
     with _atomic_output(out) as target:
