@@ -22,6 +22,7 @@ import numpy as np
 
 from bottleneck import __version__
 from bottleneck._io import remove_stale_temp_files
+from bottleneck._machine import machine_errors
 from bottleneck.backbones import get_backbone
 from bottleneck.cache.lock import cache_lock
 from bottleneck.cache.manifest import Manifest, shard_index
@@ -31,7 +32,13 @@ from bottleneck.cache.targets import attach_targets, reattach_targets
 from bottleneck.data import SPLITS, Source, images, open_source
 from bottleneck.errors import PartialFailure, UserError
 from bottleneck.extraction.config import ExtractConfig
-from bottleneck.extraction.executors import Outcome, ShardFailure, ShardJob, get_executor
+from bottleneck.extraction.executors import (
+    KEPT,
+    Outcome,
+    ShardFailure,
+    ShardJob,
+    get_executor,
+)
 from bottleneck.extraction.feature_model import FeatureExtractor
 from bottleneck.extraction.layers import layer_dirs, layer_list
 from bottleneck.extraction.outdir import check_out_dir, intact, previous_run, shard_keys
@@ -132,6 +139,9 @@ def record_outcome(manifests: list[Manifest], outs: list[Path], outcome: Outcome
             record.failures, record.error = outcome.failures, None
             record.bytes = (folder / record.file).stat().st_size
         manifest.save(folder)
+    if isinstance(outcome, ShardFailure) and outcome.stop:
+        kept = any(r.done for r in manifests[0].shards)
+        raise (PartialFailure if kept else UserError)(outcome.error)
 
 
 def finish(out: Path, manifest: Manifest, source: Source,
@@ -168,6 +178,13 @@ def finish(out: Path, manifest: Manifest, source: Source,
     return cache
 
 
+def _kept_shards(out: Path) -> bool:
+    """True when the cache at ``out`` (or a layer's under it) holds a finished shard."""
+    folders = [out, *(p for p in out.iterdir() if p.is_dir())] if out.is_dir() else []
+    return any(m is not None and m.done_shards for m in map(Manifest.load, folders))
+
+
+@machine_errors("out", KEPT, partial=_kept_shards)
 def extract(
     source: Source | str, backbone: str, out: str | Path, weights: str = "imagenet",
     layer: str | Sequence[str] | None = None, pooling: str = "avg",
