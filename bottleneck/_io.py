@@ -294,11 +294,17 @@ def process_alive(pid: int) -> bool:
     return True
 
 
+def is_stale_temp(path: Path) -> bool:
+    """A temp file of this tool whose writer died (its pid no longer runs)."""
+    pid = path.name.rsplit("-", 1)[-1]
+    return path.name.startswith(".") and TEMP_MARK in path.name and pid.isdigit() \
+        and not process_alive(int(pid)) and path.is_file()
+
+
 def remove_stale_temp_files(folder: Path) -> None:
-    """Delete temp files of this tool left by writers that died (their pid no longer runs)."""
+    """Delete temp files of this tool left by writers that died."""
     for tmp in folder.glob(f".*{TEMP_MARK}*"):
-        pid = tmp.name.rsplit("-", 1)[-1]
-        if pid.isdigit() and not process_alive(int(pid)) and tmp.is_file():
+        if is_stale_temp(tmp):
             tmp.unlink(missing_ok=True)
 
 

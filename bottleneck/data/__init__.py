@@ -26,16 +26,17 @@ register_source_kind(SourceKind(
     lambda d: npz_source(d["path"], d["val_percent"], d["test_percent"], d["limit"])))
 register_source_kind(SourceKind(
     "folder", lambda spec: True,
-    lambda spec, o: FolderSource(spec, o.val_percent, o.test_percent, o.limit),
+    lambda spec, o: FolderSource(spec, o.val_percent, o.test_percent, o.limit, o.exclude),
     lambda d: FolderSource(d["root"], d["val_percent"], d["test_percent"], d["limit"])))
 
 
 def open_source(
     spec: str, data_dir: str | None = None, val_percent: float = 10, test_percent: float = 10,
-    limit: int | None = None,
+    limit: int | None = None, exclude: tuple[str, ...] = (),
 ) -> Source:
-    """Open SOURCE with the first registered kind that recognises it."""
-    options = SourceOptions(data_dir, val_percent, test_percent, limit)
+    """Open SOURCE with the first registered kind that recognises it; ``exclude``: paths
+    never read as data (the run's --out, where it lies inside a folder source)."""
+    options = SourceOptions(data_dir, val_percent, test_percent, limit, tuple(map(str, exclude)))
     for kind in SOURCE_KINDS:
         if kind.matches(spec):
             return kind.open(spec, options)

@@ -10,8 +10,9 @@ from __future__ import annotations
 import hashlib
 from abc import ABC, abstractmethod
 from collections import defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -108,6 +109,18 @@ class Source(ABC):
         """Per-item numeric targets, where the source carries them."""
         return None
 
+    # what a scan left out (path, why), for a note; sources that scan folders fill it
+    skipped: Sequence[tuple[Path, str]] = ()
+
+    def excluding(self, paths: Sequence[str | Path]) -> Source:
+        """This source without anything under ``paths`` (an --out inside a folder source)."""
+        return self
+
+    def file_of(self, key: str) -> Path | None:
+        """The file an item's pixels come from, where there is one (None: arrays), so a
+        re-run can tell whether it changed since its features were cached."""
+        return None
+
 
 def sort_items(items: list[Item]) -> list[Item]:
     """Items in the order shards are planned: by split, then key."""
@@ -123,6 +136,7 @@ class SourceOptions:
     val_percent: float = 10
     test_percent: float = 10
     limit: int | None = None
+    exclude: tuple[str, ...] = ()  # paths never read as data (the run's --out)
 
 
 @dataclass(frozen=True)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from bottleneck._io import sha256_file
+from bottleneck._io import is_stale_temp, sha256_file
 from bottleneck.cache.lock import LOCK_FILE
 from bottleneck.cache.manifest import MANIFEST, Manifest, ShardRecord, is_cache
 from bottleneck.cache.reader import TARGETS_FILE
@@ -18,7 +18,8 @@ def check_out_dir(out: Path) -> None:
     """Refuse an --out that is a file, or a folder with things in it that is not our cache."""
     if out.exists() and not out.is_dir():
         raise UserError(f"--out {out} is a file; give a directory for the cache.")
-    if out.is_dir() and not is_cache(out) and any(p.name != LOCK_FILE for p in out.iterdir()):
+    if out.is_dir() and not is_cache(out) and any(
+            p.name != LOCK_FILE and not is_stale_temp(p) for p in out.iterdir()):  # killed early
         raise UserError(f"{out} is not empty and is not a bottleneck cache; choose a new or "
                         "empty --out directory.")
 

@@ -207,6 +207,10 @@ def extract(
     """
     if isinstance(source, str):
         source = open_source(source)
+    source = source.excluding([out])  # an --out inside its own source is never data
+    if progress:
+        for path, reason in source.skipped:
+            print(f"note: skipped {path} ({reason}): not read as images", file=sys.stderr)
     if batch_size <= 0:
         raise UserError("--batch-size must be a positive number of images.")
     if shard_size <= 0:
