@@ -16,6 +16,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
+from bottleneck._io import TEMP_MARK
 from bottleneck.errors import PartialFailure, UserError
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -59,7 +60,17 @@ def machine_error(exc: BaseException, where: Path | None = None, kept: str = "")
     if exc.errno not in CAUSES:
         return None
     what, todo = CAUSES[exc.errno]
-    return f"{path or 'output'}: {what}; {todo}{suffix}."
+    return f"{shown(Path(path)) if path else 'output'}: {what}; {todo}{suffix}."
+
+
+def shown(path: Path) -> Path:
+    """The file a user knows for one of our temp names: ``dir/.NAME.tmp-PID`` → ``dir/NAME``
+    (also ``dir/.NAME.tmp-PID/NAME``, a staging folder's file)."""
+    for candidate in (path, path.parent):
+        name, mark, pid = candidate.name.rpartition(TEMP_MARK)
+        if mark and name.startswith(".") and pid.isdigit():
+            return candidate.with_name(name[1:])
+    return path
 
 
 def machine_errors(out: str, kept: str = "",

@@ -226,3 +226,5 @@ def test_only_the_machines_errors_lose_their_traceback(tmp_path):
     gone.mkdir()  # the folder is there: a missing file in it is ours to explain
     assert machine_error(missing, gone) is None
     assert issubclass(PartialFailure, UserError)
+    temp = OSError(errno.ENOSPC, "No space left", "/c/.manifest.json.tmp-123")
+    assert machine_error(temp).startswith("/c/manifest.json: no space left")  # the known name
