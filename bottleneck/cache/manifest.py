@@ -143,12 +143,13 @@ class Manifest:
                             f"delete {Path(root)} yourself and extract again.") from None
 
     # -- questions ---------------------------------------------------------------------------
-    def same_identity(self, other: Manifest) -> bool:
+    def same_identity(self, other: Manifest, ignore: tuple[str, ...] = ()) -> bool:
         """True when both describe features made the same way from the same source (values
-        compare as numbers: a percentage of 10 is 10.0)."""
-        return not self.differences(other)
+        compare as numbers: a percentage of 10 is 10.0); ``ignore``: fields such as
+        ``source.root`` that do not decide the features."""
+        return not self.differences(other, ignore)
 
-    def differences(self, other: Manifest) -> list[str]:
+    def differences(self, other: Manifest, ignore: tuple[str, ...] = ()) -> list[str]:
         """Where two manifests' identities differ: ``config.image_size``, ``source.root``..."""
         mine, theirs = self.to_dict(), other.to_dict()
         found = []
@@ -158,7 +159,7 @@ class Manifest:
                 found += [f"{key}.{k}" for k in sorted(set(a) | set(b)) if a.get(k) != b.get(k)]
             elif a != b:
                 found.append(key)
-        return found
+        return [name for name in found if name not in ignore]
 
     @property
     def done_shards(self) -> int:

@@ -4,6 +4,7 @@ can be read a batch at a time; :meth:`Cache.column` reads bookkeeping columns wi
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -56,8 +57,10 @@ class Cache:
         """Rows per split."""
         return dict(self.manifest.split_counts or {})
 
-    def verify(self) -> None:
-        """Check the sha256 of every file the manifest records (shards and targets)."""
+    def verify(self, sources: bool = True) -> dict[str, Any]:
+        """Check the sha256 of every file the manifest records (shards and targets); with
+        ``sources``, also which rows' source files changed since (a note on stderr when any
+        did). Returns what was checked: ``{"files", "bytes", "sources"}``."""
         recorded = [(path, shard.sha256) for shard, path in
                     zip(self.manifest.shards, self.shard_paths, strict=True)]
         if self.targets_path is not None:
@@ -66,6 +69,16 @@ class Cache:
             if not path.is_file() or sha256_file(path) != expected:
                 raise UserError(f"{path} is missing or changed since it was written (sha256 "
                                 "mismatch); re-extract into a new --out (or re-attach targets).")
+        checked: dict[str, Any] = {"files": len(recorded),
+                                   "bytes": sum(p.stat().st_size for p, _ in recorded)}
+        if sources:
+            from bottleneck.cache.inputs import describe_changes, source_changes
+
+            checked["sources"] = source_changes(self)
+            note = describe_changes(checked["sources"])
+            if note:
+                print(note, file=sys.stderr)
+        return checked
 
     def column(self, name: str, split: str | None = None) -> np.ndarray:
         """One column (``paths``, ``labels``, ``split``, ``content_hash``) of every row, in

@@ -27,7 +27,8 @@ register_source_kind(SourceKind(
 register_source_kind(SourceKind(
     "folder", lambda spec: True,
     lambda spec, o: FolderSource(spec, o.val_percent, o.test_percent, o.limit, o.exclude),
-    lambda d: FolderSource(d["root"], d["val_percent"], d["test_percent"], d["limit"])))
+    lambda d: FolderSource(d["root"], d["val_percent"], d["test_percent"], d["limit"]),
+    location=("root",)))
 
 
 def open_source(
@@ -44,6 +45,12 @@ def open_source(
                     "fashion-mnist or an .npz file.")
 
 
+def location_fields(description: dict[str, Any]) -> tuple[str, ...]:
+    """The recorded fields (``source.root``) that only say where a source of this kind is."""
+    kind = next((k for k in SOURCE_KINDS if k.name == description.get("kind")), None)
+    return tuple(f"source.{name}" for name in (kind.location if kind else ()))
+
+
 def reopen_source(description: dict[str, Any]) -> Source:
     """Open the source a cache was made from, from what its manifest recorded."""
     kind = next((k for k in SOURCE_KINDS if k.name == description.get("kind")), None)
@@ -58,5 +65,5 @@ def reopen_source(description: dict[str, Any]) -> Source:
 
 
 __all__ = ["SOURCE_KINDS", "SPLITS", "FolderSource", "Item", "Source", "SourceKind",
-           "fashion_mnist_source", "npz_source", "open_source", "register_source_kind",
-           "reopen_source"]
+           "fashion_mnist_source", "location_fields", "npz_source", "open_source",
+           "register_source_kind", "reopen_source"]

@@ -148,6 +148,9 @@ class SourceKind:
     open: Callable[[str, SourceOptions], Source]
     # the source again from what its describe() recorded (a cache manifest's ``source``)
     reopen: Callable[[dict[str, Any]], Source] | None = None
+    # recorded fields that only say where the source is: a source found elsewhere is the same
+    # source (its files' bytes are checked instead, see bottleneck.cache.inputs)
+    location: tuple[str, ...] = ()
 
 
 SOURCE_KINDS: list[SourceKind] = []

@@ -6,10 +6,12 @@ from __future__ import annotations
 from pathlib import Path
 
 from bottleneck._io import is_stale_temp, sha256_file
+from bottleneck.cache.inputs import remove_inputs
 from bottleneck.cache.lock import LOCK_FILE
 from bottleneck.cache.manifest import MANIFEST, Manifest, ShardRecord, is_cache
 from bottleneck.cache.reader import TARGETS_FILE
 from bottleneck.cache.shards import read_column
+from bottleneck.data import location_fields
 from bottleneck.errors import UserError
 from bottleneck.extraction.config import with_later_fields
 
@@ -25,9 +27,11 @@ def check_out_dir(out: Path) -> None:
 
 
 def remove_cache_files(out: Path, old: Manifest) -> None:
-    """Delete what an earlier cache recorded (shards, targets, manifest), nothing else."""
+    """Delete what an earlier cache recorded (shards and their sidecars, targets, manifest),
+    nothing else."""
     for shard in old.shards:
         (out / shard.file).unlink(missing_ok=True)
+    remove_inputs(out, [shard.file for shard in old.shards])
     if old.targets is not None:
         (out / old.targets.get("file", TARGETS_FILE)).unlink(missing_ok=True)
     (out / MANIFEST).unlink(missing_ok=True)
@@ -41,9 +45,10 @@ def previous_run(out: Path, fresh: Manifest, overwrite: bool) -> Manifest | None
     old = Manifest.load(out)
     if old is not None:  # a cache made before engine/precision/fast_decode were recorded
         old.config = with_later_fields(old.config)
-    if old is not None and not old.same_identity(fresh):
+    moved = location_fields(fresh.source)  # a moved folder: its files are checked instead
+    if old is not None and not old.same_identity(fresh, moved):
         if not overwrite:
-            differ = ", ".join(old.differences(fresh)[:3])
+            differ = ", ".join(old.differences(fresh, moved)[:3])
             raise UserError(f"{out} holds a cache made with a different config or source "
                             f"({differ}); use another --out, or --overwrite (overwrite=True) to "
                             "replace it.")

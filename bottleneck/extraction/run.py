@@ -24,6 +24,7 @@ from bottleneck import __version__
 from bottleneck._io import remove_stale_temp_files
 from bottleneck._machine import machine_errors
 from bottleneck.backbones import get_backbone
+from bottleneck.cache.inputs import remove_inputs
 from bottleneck.cache.lock import cache_lock
 from bottleneck.cache.manifest import Manifest, shard_index
 from bottleneck.cache.reader import TARGETS_FILE, Cache
@@ -40,6 +41,7 @@ from bottleneck.extraction.executors import (
     get_executor,
 )
 from bottleneck.extraction.feature_model import FeatureExtractor
+from bottleneck.extraction.freshness import check_inputs
 from bottleneck.extraction.layers import layer_dirs, layer_list
 from bottleneck.extraction.outdir import check_out_dir, intact, previous_run, shard_keys
 from bottleneck.extraction.plan import ShardPlan, plan_shards, replan
@@ -100,11 +102,17 @@ def plan_run(outs: list[Path], source: Source, manifests: list[Manifest], shard_
     olds = [previous_run(folder, manifest, overwrite)
             for folder, manifest in zip(outs, manifests, strict=True)]
     old = agreed(olds, outs)
+    changed: list[str] = []
     if old is None:
         plans, kept, dropped = plan_shards(items, shard_size), [], []
     else:
-        found = replan(items, old, shard_keys(outs[0], old), shard_size)
-        plans, kept, dropped = found.plans, found.kept, found.dropped
+        moved = old.source != manifests[0].source
+        fresh = check_inputs(outs, old, shard_keys(outs[0], old), source, moved)
+        found = replan(items, old, fresh.keys, shard_size)
+        plans, kept, dropped, changed = found.plans, found.kept, found.dropped, fresh.changed
+        if moved and progress:
+            print(f"note: the source moved (it was {old.source.get('root')}): its files are "
+                  "compared by content, and the shards of unchanged ones kept", file=sys.stderr)
     kept_files = {record.file for record in kept}
     for folder, manifest, earlier in zip(outs, manifests, olds, strict=True):
         mine = {r.file: r for r in (earlier.shards if earlier else []) if r.file in kept_files}
@@ -116,11 +124,15 @@ def plan_run(outs: list[Path], source: Source, manifests: list[Manifest], shard_
         for record in (earlier.shards if earlier else []):
             if record.file not in planned:
                 (folder / record.file).unlink(missing_ok=True)
+                remove_inputs(folder, [record.file])
     if old is not None and progress:
         new = sum(len(p.items) for p in plans)
         print(f"kept {len(kept)} finished shards ({sum(r.inputs for r in kept)} images); "
               f"computing {len(plans)} shards ({new} images)"
-              + (f"; {len(dropped)} shards lost images and are recomputed" if dropped else ""),
+              + (f"; {len(dropped)} shards lost or changed images and are recomputed"
+                 if dropped else "")
+              + (f" ({len(changed)} images changed since they were cached, e.g. {changed[0]})"
+                 if changed else ""),
               file=sys.stderr)
     return plans, olds
 
