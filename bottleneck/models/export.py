@@ -14,15 +14,12 @@ from __future__ import annotations
 
 import datetime
 import importlib.util
-import os
-import shutil
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from bottleneck._io import TEMP_MARK, read_json, temp_name, write_json
+from bottleneck._io import atomic_output, read_json, write_json
+from bottleneck._machine import machine_errors
 from bottleneck.backend import import_keras, installed
 from bottleneck.errors import UserError
 from bottleneck.models.assemble import assemble
@@ -87,31 +84,6 @@ def serving_model(model: Model) -> Any:
     return keras.Model(image, inner(resized), name="bottleneck_export")
 
 
-@contextmanager
-def _atomic_output(out: Path) -> Iterator[Path]:
-    """A path named like ``out`` in a temp sibling folder, moved over ``out`` on success."""
-    out.parent.mkdir(parents=True, exist_ok=True)
-    staging = temp_name(out)
-    shutil.rmtree(staging, ignore_errors=True)
-    staging.mkdir()
-    old = out.with_name(f".{out.name}.old{TEMP_MARK}{os.getpid()}")
-    try:
-        target = staging / out.name
-        yield target
-        if target.is_file():
-            with open(target, "rb") as handle:
-                os.fsync(handle.fileno())
-        if out.exists():
-            os.replace(out, old)
-        os.replace(target, out)
-        if old.is_dir():
-            shutil.rmtree(old)
-        else:
-            old.unlink(missing_ok=True)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
-
-
 def _check_out(out: Path, overwrite: bool) -> Path:
     sidecar = out.with_name(out.name + LINEAGE_SUFFIX)
     if out.exists() or sidecar.exists():
@@ -143,6 +115,7 @@ def _lineage(model: Model, out: Path, format: str, sha256: str) -> dict[str, Any
     return chain
 
 
+@machine_errors("out")
 def export(model_dir: str | Path, out: str | Path, format: str | None = None,
            overwrite: bool = False) -> ExportResult:
     """Write MODEL_DIR as one servable model at ``out`` (see the module docstring)."""
@@ -155,7 +128,7 @@ def export(model_dir: str | Path, out: str | Path, format: str | None = None,
                         "backend writes it).")
     sidecar = _check_out(out, overwrite)
     served = serving_model(model)
-    with _atomic_output(out) as target:
+    with atomic_output(out) as target:
         if format == "keras":
             served.save(target)
         else:

@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 
 from bottleneck._io import sha256_file, to_jsonable, write_json
+from bottleneck._machine import machine_errors
 from bottleneck.backend import import_keras
 from bottleneck.cache import open_cache
 from bottleneck.errors import UserError
@@ -105,6 +106,7 @@ def _check_settings(epochs: int, batch_size: int, learning_rate: float | None, o
                         f"{', '.join(OPTIMIZERS)}.")
 
 
+@machine_errors("out")
 def finetune(
     model_dir: str | Path, out: str | Path, unfreeze_from: str | int | None = None,
     unfreeze_top: int | None = None, epochs: int = 10, learning_rate: float | None = None,
