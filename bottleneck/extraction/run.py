@@ -23,6 +23,7 @@ import numpy as np
 from bottleneck import __version__
 from bottleneck._io import remove_stale_temp_files
 from bottleneck._machine import machine_errors
+from bottleneck._text import plural
 from bottleneck.backbones import get_backbone
 from bottleneck.backend import active_backend, backend_version, import_keras
 from bottleneck.cache.inputs import remove_inputs
@@ -132,11 +133,12 @@ def plan_run(outs: list[Path], source: Source, manifests: list[Manifest], shard_
                 remove_inputs(folder, [record.file])
     if old is not None and progress:
         new = sum(len(p.items) for p in plans)
-        print(f"kept {len(kept)} finished shards ({sum(r.inputs for r in kept)} images); "
-              f"computing {len(plans)} shards ({new} images)"
-              + (f"; {len(dropped)} shards lost or changed images and are recomputed"
-                 if dropped else "")
-              + (f" ({len(changed)} images changed since they were cached, e.g. {changed[0]})"
+        print(f"kept {plural(len(kept), 'finished shard')} "
+              f"({plural(sum(r.inputs for r in kept), 'image')}); computing "
+              f"{plural(len(plans), 'shard')} ({plural(new, 'image')})"
+              + (f"; {plural(len(dropped), 'shard')} lost or changed images and "
+                 f"{'is' if len(dropped) == 1 else 'are'} recomputed" if dropped else "")
+              + (f" ({plural(len(changed), 'image')} changed since cached, e.g. {changed[0]})"
                  if changed else ""),
               file=sys.stderr)
     return plans, olds

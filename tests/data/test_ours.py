@@ -48,7 +48,7 @@ def test_extract_into_its_own_source_twice_resumes(layout, image_folder, split_i
     assert first.exit_code == 0, first.output
     again = run_cli(*extract_args(photos, vgg16_he_weights, out))
     assert again.exit_code == 0, again.output
-    assert "kept 1 finished shards" in again.stderr and "computing 0 shards" in again.stderr
+    assert "kept 1 finished shard " in again.stderr and "computing 0 shards" in again.stderr
     assert again.stderr.count(f"note: skipped {out} (a bottleneck cache)") == 1
     assert scanned(photos) == before  # the cache is not a class, nor its files images
     cache = bottleneck.open_cache(out)
