@@ -263,6 +263,7 @@ def extract(
         plans, olds = plan_run(outs, source, manifests, shard_size, overwrite, progress)
         job = ShardJob(source, extractor.config, tuple(outs), batch_size, tuple(layers),
                        threads, active_backend())
+        extractor.expect_images(sum(len(p.items) for p in plans) * (1 + augment), batch_size)
         label = f"{extractor.config.backbone} → {out.name}"
         with progress_bar(sum(len(p.items) for p in plans), label, enabled=progress) as bar:
             runner.run(job, plans,
