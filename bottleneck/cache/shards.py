@@ -15,7 +15,8 @@ from typing import Any
 import h5py
 import numpy as np
 
-from bottleneck._io import Hdf5Output, install, sha256_file, temp_name
+from bottleneck._h5io import Hdf5Output
+from bottleneck._io import install, sha256_file, temp_name
 from bottleneck.errors import UserError
 
 STRING = h5py.string_dtype("utf-8")

@@ -16,7 +16,8 @@ from typing import Any
 
 import numpy as np
 
-from bottleneck._io import Hdf5Output, install, sha256_file, temp_name
+from bottleneck._h5io import Hdf5Output
+from bottleneck._io import install, sha256_file, temp_name
 from bottleneck._machine import machine_errors
 from bottleneck.cache.lock import cache_lock
 from bottleneck.cache.reader import TARGETS_FILE, Cache, open_cache
