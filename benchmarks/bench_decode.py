@@ -32,7 +32,8 @@ from PIL import Image  # noqa: E402
 
 from bottleneck._io import write_json  # noqa: E402
 from bottleneck.data.decode import decode_bytes  # noqa: E402
-from bottleneck.data.loader import iter_decoded  # noqa: E402
+from bottleneck.data.fingerprint import content_hash  # noqa: E402
+from bottleneck.data.loader import ordered_map  # noqa: E402
 from bottleneck.data.resize import resize_bilinear  # noqa: E402
 
 PHOTOS = ("astronaut", "coffee", "chelsea", "rocket", "camera", "hubble_deep_field")
@@ -122,8 +123,12 @@ def main() -> None:
                 lambda d: resize_bilinear(decode_bytes(d), size), threads)
             variants[f"decode + naive NumPy resize, {threads} thread(s)"] = threaded(
                 lambda d: naive_resize(decode_bytes(d), size), threads)
+        def decode_resize_hash(data: bytes) -> tuple:
+            pixels = decode_bytes(data)
+            return resize_bilinear(pixels, size), content_hash(pixels)
+
         variants["loader: decode + resize + hash, 2 threads"] = lambda d: list(
-            iter_decoded(d, size, workers=2, prefetch=64))
+            ordered_map(decode_resize_hash, d, workers=2, ahead=64))
         reference = tf_data(paths, size)
         if reference is not None:
             variants["tf.data decode + resize (AUTOTUNE)"] = reference

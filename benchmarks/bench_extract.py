@@ -3,7 +3,8 @@
 Compared, for each backbone, on the same images (see extract_methods.py):
   tutorial        PIL into one array + model.predict
   keras           image_dataset_from_directory + model.predict (the idiomatic way)
-  tf              bottleneck.extract, default engine
+  tf              bottleneck.extract, default engine (Keras on TensorFlow)
+  previous-tf     the same, as the previous version did it: tf.data decoding (--previous REF)
   openvino-fp32   bottleneck.extract --engine openvino (exact)
   openvino-bf16   bottleneck.extract --engine openvino --precision bf16 (CPUs with bf16 only)
   ceiling-ENGINE  that engine's feature model on random tensors (compute only, no I/O)
@@ -11,7 +12,7 @@ Each with its steady rate, its ratio to keras and to its own engine's ceiling, a
 it reaches beside a float32 matmul's. Then peak RSS of `bottleneck extract` at 1x and 4x.
 
     python benchmarks/bench_extract.py [--backbones mobilenet_v2:160:256,...] [--rounds 3]
-        [--engines tf,openvino-fp32,openvino-bf16]
+        [--engines tf,openvino-fp32,openvino-bf16] [--photo 480x360] [--previous 0565e81]
 
 Every method's time includes building its model, as a user pays it; each method runs on n
 and on 4n images, so the steady rate 3n / (t(4n) - t(n)) leaves those fixed costs out.
@@ -32,12 +33,15 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from extract_methods import (  # noqa: E402
+    PREVIOUS,
     engine_available,
     matmul_gflops,
     model_gflops,
+    previous_version,
     run_ceiling,
     run_keras,
     run_ours,
+    run_previous,
     run_tutorial,
     steady_rate,
     timed,
@@ -63,15 +67,18 @@ def peak_rss_mb(folder: Path, name: str, size: int, batch: int, out: Path) -> fl
 
 
 def measure(name: str, size: int, n: int, batch: int, engines: list[str], rounds: int,
-            work: Path) -> dict:
+            work: Path, photo: tuple[int, int], previous: Path | None) -> dict:
     """Every method on n and 4n JPEGs, interleaved over ``rounds``; steady rates and ratios."""
     from bottleneck.backbones import get_backbone
 
     backbone = get_backbone(name)
-    small = write_jpegs(work / f"{name}-x1", n)
-    large = write_jpegs(work / f"{name}-x4", 4 * n, seed=1)
+    small = write_jpegs(work / f"{name}-x1", n, shape=photo)
+    large = write_jpegs(work / f"{name}-x4", 4 * n, seed=1, shape=photo)
     methods = {"tutorial": lambda f, c: timed(run_tutorial, f, backbone, size, batch),
                "keras": lambda f, c: timed(run_keras, f, backbone, size, batch)}
+    if previous is not None:
+        methods["previous-tf"] = lambda f, c: timed(run_previous, f, name, size, batch,
+                                                    work / "previous", previous)
     for engine in engines:
         methods[engine] = (lambda e: lambda f, c: timed(run_ours, f, name, size, batch,
                                                         work / "ours", e))(engine)
@@ -96,7 +103,8 @@ def measure(name: str, size: int, n: int, batch: int, engines: list[str], rounds
 def report(name: str, size: int, n: int, batch: int, rounds: int, figures: dict,
            matmul: float) -> None:
     steady, flop = figures["steady_images_per_s"], figures["gflop_per_image"]
-    print(f"\n{name} @ {size}px, {n} and {4 * n} JPEGs, batch {batch}, median of {rounds} "
+    print(f"\n{name} @ {size}px, {n} and {4 * n} JPEGs of ~{figures['photo']}, batch {batch}, "
+          f"median of {rounds} "
           f"interleaved rounds; {flop:.2f} GFLOP per image; matmul {matmul:.0f} GFLOP/s")
     print(f"  {'':<22} {'steady img/s':>13} {'vs keras':>9} {'of own ceiling':>15} "
           f"{'GFLOP/s':>8} {'of matmul':>10}")
@@ -105,6 +113,9 @@ def report(name: str, size: int, n: int, batch: int, rounds: int, figures: dict,
         own = f"{rate / ceiling:15.2f}" if ceiling else f"{'':>15}"
         print(f"  {key:<22} {rate:13.1f} {rate / steady['keras']:9.2f} {own} "
               f"{rate * flop:8.1f} {rate * flop / matmul:10.2f}")
+    if "previous-tf" in steady:
+        print(f"  tf / previous-tf (the new decode path against tf.data) = "
+              f"{steady['tf'] / steady['previous-tf']:.2f}x")
     if "ceiling-tf" in steady:
         print(f"  tf / keras = {steady['tf'] / steady['keras']:.2f}x, tf of the TensorFlow "
               f"ceiling = {steady['tf'] / steady['ceiling-tf']:.2f}")
@@ -121,15 +132,22 @@ def main() -> None:
                         help="name:size:images, comma-separated.")
     parser.add_argument("--engines", default="tf,openvino-fp32,openvino-bf16",
                         help="Which of ours to run: tf, openvino-fp32, openvino-bf16.")
+    parser.add_argument("--photo", default="320x240",
+                        help="WIDTHxHEIGHT of the generated JPEGs (ImageNet-size: 480x360).")
+    parser.add_argument("--previous", default=PREVIOUS,
+                        help="git ref of the version to compare the decode path with; '' skips.")
     parser.add_argument("--json", type=Path, help="Also write the figures here.")
     args = parser.parse_args()
 
-    from bottleneck._tf import import_tensorflow_quietly
+    from bottleneck.backend import import_keras
 
-    import_tensorflow_quietly()
+    import_keras("tensorflow")
+    width, height = (int(v) for v in args.photo.lower().split("x"))
     matmul = matmul_gflops()
     work = Path(tempfile.mkdtemp(prefix="bench-extract-"))
-    results: dict = {"matmul_gflops": matmul}
+    previous = previous_version(args.previous, work / "previous-code") if args.previous \
+        else None
+    results: dict = {"matmul_gflops": matmul, "photo": [width, height]}
     try:
         for spec in args.backbones.split(","):
             name, size, n = spec.split(":")[0], int(spec.split(":")[1]), int(spec.split(":")[2])
@@ -140,7 +158,9 @@ def main() -> None:
                     print(f"{engine}: skipped: {why}")
                 else:
                     engines.append(engine)
-            figures = measure(name, size, n, args.batch_size, engines, args.rounds, work)
+            figures = measure(name, size, n, args.batch_size, engines, args.rounds, work,
+                              (height, width), previous)
+            figures["photo"] = args.photo
             results[spec] = figures
             report(name, size, n, args.batch_size, args.rounds, figures, matmul)
     finally:

@@ -79,8 +79,8 @@ def feature_difference(folder: Path, size: int) -> dict:
     extractor = FeatureExtractor(ExtractConfig("efficientnet_lite0", "imagenet", image_size=size))
     paths = sorted(folder.rglob("*.jpg"))
     full, fast, area = (extractor(np.stack([load(p) for p in paths])) for load in (
-        lambda p: images.load_image(p, size).numpy(),
-        lambda p: images.load_image(p, size, fast_decode=True).numpy(),
+        lambda p: images.load_image(p, size),
+        lambda p: images.load_image(p, size, fast_decode=True),
         lambda p: tf.image.resize(images.decode_file(p), (size, size), method="area").numpy()))
 
     def cosine(a: np.ndarray, b: np.ndarray) -> np.ndarray:

@@ -3,15 +3,20 @@
 Every runner takes the same JPEG folder and pays its own model build, as a user would:
   tutorial  PIL-load every image into one array, preprocess_input, model.predict
   keras     keras.utils.image_dataset_from_directory + preprocess_input + model.predict
-  ours      bottleneck.extract with an engine (tf | openvino) and precision (fp32 | bf16)
+  ours      bottleneck.extract with an engine (keras | openvino) and precision (fp32 | bf16)
+  previous  bottleneck.extract as it was before this version's decode path (tf.data), run
+            from ``git archive PREVIOUS`` in a subprocess
   ceiling   the same engine's feature model on random tensors of the same shape (no I/O)
 plus the model's FLOPs per image and a float32 matmul's GFLOP/s, the CPU's practical peak.
 """
 
 from __future__ import annotations
 
+import os
 import shutil
 import statistics
+import subprocess
+import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -20,17 +25,20 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-ENGINES = {"tf": ("tf", "fp32"), "openvino-fp32": ("openvino", "fp32"),
+ENGINES = {"tf": ("keras", "fp32"), "openvino-fp32": ("openvino", "fp32"),
            "openvino-bf16": ("openvino", "bf16")}
+PREVIOUS = "0565e81"  # the last version whose extraction decoded with tf.data
 
 
-def write_jpegs(root: Path, count: int, seed: int = 0) -> Path:
-    """``count`` 320×240-ish JPEGs with smooth content (like photos, unlike white noise)."""
+def write_jpegs(root: Path, count: int, seed: int = 0, shape: tuple[int, int] = (240, 320)
+                ) -> Path:
+    """``count`` JPEGs of about ``shape`` (height, width; default 320×240) with smooth
+    content (like photos, unlike white noise)."""
     rng = np.random.default_rng(seed)
     for i in range(count):
         folder = root / f"class{i % 4}"
         folder.mkdir(parents=True, exist_ok=True)
-        h, w = 240 + (i % 5) * 8, 320 - (i % 3) * 16
+        h, w = shape[0] + (i % 5) * 8, shape[1] - (i % 3) * 16
         base = rng.random((h // 16 + 1, w // 16 + 1, 3)) * 255
         image = np.kron(base, np.ones((16, 16, 1)))[:h, :w] + rng.normal(0, 8, (h, w, 3))
         Image.fromarray(image.clip(0, 255).astype(np.uint8)).save(folder / f"{i:05d}.jpg",
@@ -76,6 +84,29 @@ def run_ours(folder: Path, name: str, size: int, batch: int, out: Path, engine: 
     bottleneck.extract(str(folder), backbone=name, weights="none", image_size=size, out=out,
                        batch_size=batch, progress=False, engine=kind, precision=precision,
                        **options)
+
+
+def previous_version(ref: str, where: Path) -> Path:
+    """The ``bottleneck`` package as it was at ``ref`` (git archive), to import instead."""
+    repo = Path(__file__).resolve().parents[1]
+    where.mkdir(parents=True, exist_ok=True)
+    archive = subprocess.run(["git", "-C", str(repo), "archive", ref, "bottleneck"],
+                             check=True, capture_output=True).stdout
+    subprocess.run(["tar", "-x", "-C", str(where)], input=archive, check=True)
+    return where
+
+
+def run_previous(folder: Path, name: str, size: int, batch: int, out: Path, code: Path,
+                 engine: str = "tf") -> None:
+    """``bottleneck.extract`` of the previous version (tf.data decoding), in a subprocess."""
+    kind, precision = ENGINES[engine]
+    kind = "tf" if kind == "keras" else kind
+    shutil.rmtree(out, ignore_errors=True)
+    script = (f"import bottleneck; bottleneck.extract({str(folder)!r}, backbone={name!r}, "
+              f"weights='none', image_size={size}, out={str(out)!r}, batch_size={batch}, "
+              f"progress=False, engine={kind!r}, precision={precision!r})")
+    subprocess.run([sys.executable, "-c", script], check=True, cwd=code,
+                   env=os.environ | {"PYTHONPATH": str(code)}, capture_output=True)
 
 
 def run_ceiling(name: str, size: int, batch: int, count: int, engine: str = "tf") -> float:

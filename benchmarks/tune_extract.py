@@ -2,8 +2,8 @@
 
 What it varies, on the same JPEGs (MobileNetV2 at 160 by default, one shard of all of them
 through ``run_shard``, HDF5 included):
-  pipeline  tf.data settings (bottleneck.extraction.shard.Pipeline): parallel decode calls,
-            prefetch depth, a private thread pool
+  pipeline  decode settings (bottleneck.extraction.shard.Pipeline): decode threads, how many
+            batches are decoded ahead of the model
   batch     --batch-size
   threads   TensorFlow's intra-/inter-op thread pools (each setting in a fresh process, as
             they can only be set before TensorFlow starts)
@@ -35,12 +35,11 @@ sys.path.insert(0, str(REPO / "benchmarks"))
 
 PIPELINES = {
     "default": {},
-    "decode 1 at a time": {"parallel_calls": 1},
-    "decode 2 at a time": {"parallel_calls": 2},
-    "private pool 1": {"threadpool": 1},
-    "private pool 2": {"threadpool": 2},
-    "prefetch 1": {"prefetch": 1},
-    "no prefetch": {"prefetch": 0},
+    "decode 1 thread": {"workers": 1},
+    "decode 3 threads": {"workers": 3},
+    "decode 4 threads": {"workers": 4},
+    "1 batch ahead": {"ahead": 1},
+    "4 batches ahead": {"ahead": 4},
 }
 BATCHES = (16, 32, 64)
 THREADS = {"default": (0, 0), "intra 2 inter 1": (2, 1), "intra 1 inter 2": (1, 2),

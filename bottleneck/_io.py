@@ -6,6 +6,7 @@ reader never sees half a file and a crash leaves only a temp file that the next 
 
 from __future__ import annotations
 
+import glob
 import hashlib
 import json
 import os
@@ -52,12 +53,21 @@ def atomic_path(path: str | Path, fsync: bool = True) -> Iterator[Path]:
     tmp = temp_name(path)
     try:
         yield tmp
-        if fsync:
-            _fsync(tmp)
-        os.replace(tmp, path)
+        install(tmp, path, fsync)
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
+
+
+def install(tmp: Path, path: Path, fsync: bool = True) -> None:
+    """Put the finished file ``tmp`` in place as ``path`` in one rename (fsync'd first).
+
+    The single step where anything this tool writes becomes visible: a reader sees the old
+    file or the new one, never half of either.
+    """
+    if fsync:
+        _fsync(tmp)
+    os.replace(tmp, path)
 
 
 def atomic_write(path: str | Path, data: bytes | str, fsync: bool = True) -> None:
@@ -95,26 +105,67 @@ def read_json(path: str | Path) -> Any:
 
 @contextmanager
 def staging_dir(out: Path) -> Iterator[Path]:
-    """A temp sibling of ``out`` to fill; renamed to ``out`` only when the block succeeds.
+    """A temp sibling of ``out`` to fill; swapped in for ``out`` only when the block succeeds.
 
     An earlier ``out`` (which the caller has checked is ours to replace) is moved aside
-    first and deleted only after the new one is in place; :func:`recover_staging` puts it
-    back if the process died in between.
+    first and deleted only after the new one is in place (see :func:`swap_in`).
     """
     out.parent.mkdir(parents=True, exist_ok=True)
     recover_staging(out)
     tmp = temp_name(out)
-    shutil.rmtree(tmp, ignore_errors=True)
+    _remove(tmp)
     tmp.mkdir()
-    old = _aside_name(out, os.getpid())
     try:
         yield tmp
-        if out.exists():
-            os.replace(out, old)
-        os.replace(tmp, out)
-        shutil.rmtree(old, ignore_errors=True)
+        swap_in(tmp, out)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+
+
+@contextmanager
+def atomic_output(out: Path) -> Iterator[Path]:
+    """A path named like ``out`` in a temp sibling folder, for writers that pick the format
+    by the name (Keras) or make a folder (SavedModel); swapped in for ``out`` on success."""
+    out.parent.mkdir(parents=True, exist_ok=True)
+    recover_staging(out)
+    staging = temp_name(out)
+    _remove(staging)
+    staging.mkdir()
+    try:
+        target = staging / out.name
+        yield target
+        if target.is_file():
+            _fsync(target)
+        swap_in(target, out)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+
+
+def swap_in(new: Path, out: Path) -> None:
+    """Replace ``out`` (a file, a folder or nothing) by ``new``, a sibling of it.
+
+    A folder cannot be renamed over another, so an earlier ``out`` is first moved aside and
+    deleted only once ``new`` is in place; :func:`recover_staging` puts it back if the process
+    died in between.
+    """
+    old = _aside_name(out, os.getpid())
+    moved = out.exists() or out.is_symlink()
+    if moved:
+        os.replace(out, old)
+    try:
+        os.replace(new, out)
+    except BaseException:
+        if moved:  # the new one did not land: the old one goes back
+            os.replace(old, out)
+        raise
+    _remove(old)
+
+
+def _remove(path: Path) -> None:
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path, ignore_errors=True)
+    else:
+        path.unlink(missing_ok=True)
 
 
 def _aside_name(out: Path, pid: int) -> Path:
@@ -122,17 +173,17 @@ def _aside_name(out: Path, pid: int) -> Path:
 
 
 def recover_staging(out: Path) -> None:
-    """Clean up after a writer of ``out`` that died: put a moved-aside ``out`` back if the
-    new one never landed, and delete its half-filled staging folder."""
-    for path in out.parent.glob(f".{out.name}*{TEMP_MARK}*"):
+    """Clean up after a writer of ``out`` that died: put a moved-aside ``out`` (file or
+    folder) back if the new one never landed, and delete its half-filled staging."""
+    for path in out.parent.glob(f".{glob.escape(out.name)}*{TEMP_MARK}*"):
         pid = path.name.rsplit("-", 1)[-1]
-        if not pid.isdigit() or process_alive(int(pid)) or not path.is_dir():
+        if not pid.isdigit() or process_alive(int(pid)):
             continue
-        if path == _aside_name(out, int(pid)) and not out.exists():
+        aside = _aside_name(out, int(pid))
+        if path == aside and not (out.exists() or out.is_symlink()):
             os.replace(path, out)
-        elif path in (_aside_name(out, int(pid)), temp_name(out).with_name(
-                f".{out.name}{TEMP_MARK}{pid}")):
-            shutil.rmtree(path, ignore_errors=True)
+        elif path in (aside, out.with_name(f".{out.name}{TEMP_MARK}{pid}")):
+            _remove(path)
 
 
 def process_alive(pid: int) -> bool:
@@ -146,11 +197,17 @@ def process_alive(pid: int) -> bool:
     return True
 
 
+def is_stale_temp(path: Path) -> bool:
+    """A temp file of this tool whose writer died (its pid no longer runs)."""
+    pid = path.name.rsplit("-", 1)[-1]
+    return path.name.startswith(".") and TEMP_MARK in path.name and pid.isdigit() \
+        and not process_alive(int(pid)) and path.is_file()
+
+
 def remove_stale_temp_files(folder: Path) -> None:
-    """Delete temp files of this tool left by writers that died (their pid no longer runs)."""
+    """Delete temp files of this tool left by writers that died."""
     for tmp in folder.glob(f".*{TEMP_MARK}*"):
-        pid = tmp.name.rsplit("-", 1)[-1]
-        if pid.isdigit() and not process_alive(int(pid)) and tmp.is_file():
+        if is_stale_temp(tmp):
             tmp.unlink(missing_ok=True)
 
 

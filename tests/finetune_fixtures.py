@@ -65,4 +65,4 @@ def finetuned(small_heads: dict[str, Path], tmp_path_factory: pytest.TempPathFac
     from bottleneck.models.finetune import finetune
 
     out = tmp_path_factory.mktemp("finetuned") / "logreg-ft"
-    return finetune(small_heads["logreg"], out, progress=False, **FINETUNE)
+    return finetune(small_heads["logreg"], out, **FINETUNE)  # the API is quiet by default

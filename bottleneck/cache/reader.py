@@ -57,10 +57,11 @@ class Cache:
         """Rows per split."""
         return dict(self.manifest.split_counts or {})
 
-    def verify(self) -> dict[str, Any]:
+    def verify(self, sources: bool = True) -> dict[str, Any]:
         """Check the sha256 of every file the manifest records (shards and targets); a
-        damaged one is a UserError with the advice for its kind. Returns what was checked:
-        ``{"files", "shards", "targets_file", "bytes", "all_sha256_equal"}``."""
+        damaged one is a UserError with the advice for its kind. With ``sources``, also which
+        rows' source files changed since. Returns what was checked: ``{"files", "shards",
+        "targets_file", "bytes", "all_sha256_equal"[, "sources"]}``."""
         recorded = [(path, shard.sha256) for shard, path in
                     zip(self.manifest.shards, self.shard_paths, strict=True)]
         if self.targets_path is not None:
@@ -70,9 +71,15 @@ class Cache:
             if not path.is_file() or sha256_file(path) != expected:
                 raise self._damaged(path)
             size += path.stat().st_size
-        return {"files": len(recorded), "shards": len(self.shard_paths),
-                "targets_file": self.targets_path is not None, "bytes": size,
-                "all_sha256_equal": True}
+        checked: dict[str, Any] = {
+            "files": len(recorded), "shards": len(self.shard_paths),
+            "targets_file": self.targets_path is not None, "bytes": size,
+            "all_sha256_equal": True}
+        if sources:
+            from bottleneck.cache.inputs import source_changes
+
+            checked["sources"] = source_changes(self)
+        return checked
 
     def _damaged(self, path: Path) -> UserError:
         """The error for a recorded file that is missing or whose sha256 differs, with the way

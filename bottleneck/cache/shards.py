@@ -1,12 +1,12 @@
 """One shard file: ``shard-NNNNN.h5``, whose row i of every dataset is the same image.
 
 :class:`ShardWriter` appends rows under a temporary name and renames the file into place
-(after an fsync) when it is complete, so a reader never sees half a shard.
+(fsync, then :func:`bottleneck._io.install`) when it is complete, so a reader never sees half
+a shard.
 """
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -15,7 +15,8 @@ from typing import Any
 import h5py
 import numpy as np
 
-from bottleneck._io import sha256_file, temp_name
+from bottleneck._h5io import Hdf5Output
+from bottleneck._io import install, sha256_file, temp_name
 from bottleneck.errors import UserError
 
 STRING = h5py.string_dtype("utf-8")
@@ -30,10 +31,19 @@ class ShardWriter:
         self.final_path = final_path
         self.tmp_path = temp_name(final_path)
         self.rows = 0
-        self._file = h5py.File(self.tmp_path, "w", track_order=True)
+        self._output = Hdf5Output(self.tmp_path, final_path, track_order=True)
+        self._file = self._output.file
+        try:
+            self._columns = self._create_columns(feature_shape, dtype, capacity, views)
+        except BaseException:
+            self.abort()
+            raise
+
+    def _create_columns(self, feature_shape: tuple[int, ...], dtype: str, capacity: int,
+                        views: bool) -> dict[str, h5py.Dataset]:
         chunk_rows = max(1, min(capacity, 256))
         capacity = max(1, capacity)
-        self._columns = {
+        columns = {
             "features": self._file.create_dataset(
                 "features", shape=(0, *feature_shape), maxshape=(None, *feature_shape),
                 dtype=dtype, chunks=(chunk_rows, *feature_shape), track_times=False),
@@ -41,9 +51,10 @@ class ShardWriter:
         extra = (("view", "uint16"),) if views else ()
         for name, dtype_ in (("labels", "int32"), ("paths", STRING), ("split", STRING),
                              ("content_hash", "uint64"), *extra):
-            self._columns[name] = self._file.create_dataset(
+            columns[name] = self._file.create_dataset(
                 name, shape=(0,), maxshape=(None,), dtype=dtype_, chunks=(capacity,),
                 track_times=False)
+        return columns
 
     def append(self, features: np.ndarray, labels: np.ndarray, paths: list[str],
                splits: list[str], content_hashes: np.ndarray,
@@ -60,24 +71,22 @@ class ShardWriter:
         for name, dataset in self._columns.items():
             dataset.resize(self.rows, axis=0)
             dataset[start:self.rows] = values[name]
+        self._output.check()  # a full disk stops the shard here, not at the end
 
     def commit(self, attrs: dict[str, Any]) -> str:
         """Close the file, fsync, rename it into place and return its sha256."""
         for key, value in attrs.items():
             self._file.attrs[key] = value
-        self._file.close()
-        fd = os.open(self.tmp_path, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-        os.replace(self.tmp_path, self.final_path)
+        self._output.close()
+        install(self.tmp_path, self.final_path)
         return sha256_file(self.final_path)
 
     def abort(self) -> None:
         """Drop the temporary file."""
-        self._file.close()
-        self.tmp_path.unlink(missing_ok=True)
+        try:
+            self._output.close(check=False)
+        finally:
+            self.tmp_path.unlink(missing_ok=True)
 
 
 @contextmanager

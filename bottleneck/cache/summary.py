@@ -9,6 +9,7 @@ from typing import Any
 import numpy as np
 
 from bottleneck._text import plural
+from bottleneck.cache.inputs import describe_changes
 from bottleneck.cache.reader import Cache, open_cache
 
 
@@ -89,6 +90,9 @@ def format_summary(summary: dict[str, Any]) -> str:
                                                       else "")
         lines.append(f"verified   {plural(checked['files'], 'file')} ({parts}), "
                      f"{checked['bytes']:,} bytes: all sha256 equal to the manifest's")
+        note = describe_changes(checked["sources"]) if checked.get("sources") else None
+        lines.append(f"sources    {note.removeprefix('note: ')}" if note else
+                     "sources    every source file the rows were computed from is unchanged")
     classes = summary["classes"]
     width = max(len(c) for c in classes) if classes else 5
     splits = list(summary["splits"])

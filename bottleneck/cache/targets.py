@@ -11,14 +11,14 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 from pathlib import Path
 from typing import Any
 
-import h5py
 import numpy as np
 
-from bottleneck._io import sha256_file, temp_name
+from bottleneck._h5io import Hdf5Output
+from bottleneck._io import install, sha256_file, temp_name
+from bottleneck._machine import machine_errors
 from bottleneck.cache.lock import cache_lock
 from bottleneck.cache.reader import TARGETS_FILE, Cache, open_cache
 from bottleneck.cache.shards import STRING
@@ -47,12 +47,12 @@ def attach_targets(cache: Cache, values: dict[str, float], info: dict[str, Any])
         raise UserError("targets must be finite numbers (found NaN or infinity).")
     tmp = temp_name(cache.root / TARGETS_FILE)
     try:
-        with h5py.File(tmp, "w") as handle:
+        with Hdf5Output(tmp, cache.root) as handle:
             handle.create_dataset("paths", data=keys.astype(object), dtype=STRING)
             handle.create_dataset("targets", data=targets)
         digest = sha256_file(tmp)
         final = cache.root / f"targets-{digest[:12]}.h5"  # a new name: the old file stays
-        os.replace(tmp, final)                            # valid until the manifest moves on
+        install(tmp, final)                               # valid until the manifest moves on
     finally:
         tmp.unlink(missing_ok=True)
     previous = cache.targets_path
@@ -112,6 +112,7 @@ def r2_ceiling(cache: Cache, split: str) -> float | None:
     return float(1 - residual / total) if total > 0 else None
 
 
+@machine_errors("root")
 def set_targets(
     root: str | Path, synthetic: bool = False, sigma: float = DEFAULT_SIGMA, seed: int = 0,
     class_prices_file: str | Path | None = None, csv_file: str | Path | None = None,

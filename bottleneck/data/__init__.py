@@ -26,21 +26,29 @@ register_source_kind(SourceKind(
     lambda d: npz_source(d["path"], d["val_percent"], d["test_percent"], d["limit"])))
 register_source_kind(SourceKind(
     "folder", lambda spec: True,
-    lambda spec, o: FolderSource(spec, o.val_percent, o.test_percent, o.limit),
-    lambda d: FolderSource(d["root"], d["val_percent"], d["test_percent"], d["limit"])))
+    lambda spec, o: FolderSource(spec, o.val_percent, o.test_percent, o.limit, o.exclude),
+    lambda d: FolderSource(d["root"], d["val_percent"], d["test_percent"], d["limit"]),
+    location=("root",)))
 
 
 def open_source(
     spec: str, data_dir: str | None = None, val_percent: float = 10, test_percent: float = 10,
-    limit: int | None = None,
+    limit: int | None = None, exclude: tuple[str, ...] = (),
 ) -> Source:
-    """Open SOURCE with the first registered kind that recognises it."""
-    options = SourceOptions(data_dir, val_percent, test_percent, limit)
+    """Open SOURCE with the first registered kind that recognises it; ``exclude``: paths
+    never read as data (the run's --out, where it lies inside a folder source)."""
+    options = SourceOptions(data_dir, val_percent, test_percent, limit, tuple(map(str, exclude)))
     for kind in SOURCE_KINDS:
         if kind.matches(spec):
             return kind.open(spec, options)
     raise UserError(f"cannot read source {spec!r}; give a folder of class folders, "
                     "fashion-mnist or an .npz file.")
+
+
+def location_fields(description: dict[str, Any]) -> tuple[str, ...]:
+    """The recorded fields (``source.root``) that only say where a source of this kind is."""
+    kind = next((k for k in SOURCE_KINDS if k.name == description.get("kind")), None)
+    return tuple(f"source.{name}" for name in (kind.location if kind else ()))
 
 
 def reopen_source(description: dict[str, Any]) -> Source:
@@ -57,5 +65,5 @@ def reopen_source(description: dict[str, Any]) -> Source:
 
 
 __all__ = ["SOURCE_KINDS", "SPLITS", "FolderSource", "Item", "Source", "SourceKind",
-           "fashion_mnist_source", "npz_source", "open_source", "register_source_kind",
-           "reopen_source"]
+           "fashion_mnist_source", "location_fields", "npz_source", "open_source",
+           "register_source_kind", "reopen_source"]

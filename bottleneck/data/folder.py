@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import os
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from bottleneck._ours import LINEAGE_SUFFIX, what_of_ours
 from bottleneck.data import images
 from bottleneck.data.sources import (
     Item,
@@ -26,7 +29,7 @@ class FolderSource(Source):
 
     def __init__(
         self, root: str | Path, val_percent: float = 10, test_percent: float = 10,
-        limit: int | None = None,
+        limit: int | None = None, exclude: Sequence[str | Path] = (),
     ) -> None:
         self.root = Path(root).expanduser().resolve()
         if self.root.is_file():
@@ -36,12 +39,15 @@ class FolderSource(Source):
             raise UserError(f"source folder not found: {root} (expected a folder per class).")
         self.val_percent, self.test_percent, self.limit = val_percent, test_percent, limit
         check_percents(val_percent, test_percent)
+        # never read as images: the given paths (an --out) and anything bottleneck wrote
+        self.exclude = tuple(Path(p).expanduser().resolve() for p in exclude)
+        self.skipped: list[tuple[Path, str]] = []
         self.split_dirs = self._find_split_dirs()
         class_dirs = {
             child.name
             for base in (self.split_dirs.values() if self.split_dirs else [self.root])
             for child in base.iterdir()
-            if child.is_dir() and not child.name.startswith(".")
+            if child.is_dir() and not child.name.startswith(".") and not self._skip(child)
         }
         self.classes = sorted(class_dirs)
         self._items = stratified_limit(self._list_items(), limit)
@@ -51,11 +57,30 @@ class FolderSource(Source):
                 "(root/CLASS/image.jpg)."
             )
 
+    def _skip(self, path: Path) -> bool:
+        """True (and noted in ``skipped``) when ``path`` is excluded or an output of ours."""
+        if any(p == path for p, _ in self.skipped):
+            return True
+        reason = "the --out of this run" if path in self.exclude else what_of_ours(path)
+        if reason is not None:
+            self.skipped.append((path, reason))
+        return reason is not None
+
+    def excluding(self, paths: Sequence[str | Path]) -> FolderSource:
+        """This source, scanned again without ``paths`` where any lies inside its root."""
+        left_out = {*self.exclude, *(path for path, _ in self.skipped)}
+        inside = [p for p in (Path(p).expanduser().resolve() for p in paths)
+                  if p != self.root and p.is_relative_to(self.root) and p not in left_out]
+        if not inside:
+            return self
+        return FolderSource(self.root, self.val_percent, self.test_percent, self.limit,
+                            (*self.exclude, *inside))
+
     def _find_split_dirs(self) -> dict[str, Path]:
         found: dict[str, Path] = {}
         for split, names in SPLIT_FOLDERS.items():
             for name in names:
-                if (self.root / name).is_dir():
+                if (self.root / name).is_dir() and not self._skip(self.root / name):
                     found[split] = self.root / name
                     break
         return found if "train" in found and len(found) >= 2 else {}
@@ -67,17 +92,32 @@ class FolderSource(Source):
         for split, base in bases:
             for class_name in self.classes:
                 class_dir = base / class_name
-                if not class_dir.is_dir():
+                if not class_dir.is_dir() or self._skip(class_dir):
                     continue
-                for path in sorted(class_dir.rglob("*")):
+                for path in self._files(class_dir):
                     key = path.relative_to(self.root).as_posix()
-                    # hidden below the root only: the root itself may sit under ~/.keras
-                    if path.is_file() and not any(p.startswith(".") for p in key.split("/")):
-                        item_split = split or hash_split(
-                            key, self.val_percent, self.test_percent
-                        )
-                        items.append(Item(key, label_of[class_name], item_split))
+                    item_split = split or hash_split(key, self.val_percent, self.test_percent)
+                    items.append(Item(key, label_of[class_name], item_split))
         return sort_items(items)
+
+    def _files(self, folder: Path) -> Iterator[Path]:
+        """Every visible file under ``folder``, leaving out folders and exports of ours
+        (hidden only below the root: the root itself may sit under ~/.keras)."""
+        for top, dirs, files in os.walk(folder, followlinks=True):
+            here = Path(top)
+            dirs[:] = [d for d in dirs if not d.startswith(".") and not self._skip(here / d)]
+            names = set(files)
+            for name in files:
+                path = here / name
+                if name.startswith(".") or not path.is_file():
+                    continue
+                if name.endswith(LINEAGE_SUFFIX) or name + LINEAGE_SUFFIX in names:
+                    self._skip(path)  # an export and its lineage
+                    continue
+                yield path
+
+    def file_of(self, key: str) -> Path | None:
+        return self.root / key
 
     def items(self) -> list[Item]:
         return self._items

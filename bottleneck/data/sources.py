@@ -11,8 +11,9 @@ from __future__ import annotations
 import hashlib
 from abc import ABC, abstractmethod
 from collections import defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -103,6 +104,18 @@ class Source(ABC):
         """Per-item numeric targets, where the source carries them."""
         return None
 
+    # what a scan left out (path, why), for a note; sources that scan folders fill it
+    skipped: Sequence[tuple[Path, str]] = ()
+
+    def excluding(self, paths: Sequence[str | Path]) -> Source:
+        """This source without anything under ``paths`` (an --out inside a folder source)."""
+        return self
+
+    def file_of(self, key: str) -> Path | None:
+        """The file an item's pixels come from, where there is one (None: arrays), so a
+        re-run can tell whether it changed since its features were cached."""
+        return None
+
 
 def sort_items(items: list[Item]) -> list[Item]:
     """Items in the order shards are planned: by split, then key."""
@@ -118,6 +131,7 @@ class SourceOptions:
     val_percent: float = 10
     test_percent: float = 10
     limit: int | None = None
+    exclude: tuple[str, ...] = ()  # paths never read as data (the run's --out)
 
 
 @dataclass(frozen=True)
@@ -129,6 +143,9 @@ class SourceKind:
     open: Callable[[str, SourceOptions], Source]
     # the source again from what its describe() recorded (a cache manifest's ``source``)
     reopen: Callable[[dict[str, Any]], Source] | None = None
+    # recorded fields that only say where the source is: a source found elsewhere is the same
+    # source (its files' bytes are checked instead, see bottleneck.cache.inputs)
+    location: tuple[str, ...] = ()
 
 
 SOURCE_KINDS: list[SourceKind] = []

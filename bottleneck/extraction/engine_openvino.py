@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from bottleneck._io import TEMP_MARK, user_cache_dir
+from bottleneck._io import TEMP_MARK, install, user_cache_dir
 from bottleneck.errors import UserError
 from bottleneck.extraction.engines import EngineJob, Runner
 
@@ -85,8 +85,8 @@ def converted_model(job: EngineJob) -> Path:
         function = compile_tensorflow(job.model, job.preprocess, job.size)
         model = ov.convert_model(function.get_concrete_function())
         ov.save_model(model, staging / xml.name, compress_to_fp16=False)  # keep fp32 weights
-        os.replace(staging / xml.with_suffix(".bin").name, xml.with_suffix(".bin"))
-        os.replace(staging / xml.name, xml)
+        install(staging / xml.with_suffix(".bin").name, xml.with_suffix(".bin"))
+        install(staging / xml.name, xml)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return xml

@@ -56,6 +56,18 @@ def _run_processes(job: ShardJob, plans: list[ShardPlan], workers: int, gpus: li
         process.start()
         processes.append(process)
         tasks.put(None)  # one stop sign per worker, after the plans
+    try:
+        _collect(plans, processes, results, on_outcome, on_images)
+    finally:  # a run stopped by the driver (a full disk, Ctrl-C) leaves no worker behind
+        for process in processes:
+            if process.is_alive():
+                process.terminate()
+            process.join(timeout=30)
+
+
+def _collect(plans: list[ShardPlan], processes: list[Any], results: Any,
+             on_outcome: Callable[[Outcome], None], on_images: Callable[[int], object]) -> None:
+    """Record outcomes as the workers send them, until every shard has one."""
     pending = {plan.index for plan in plans}
     taken: dict[int, int] = {}  # shard → the worker computing it
     while pending:
@@ -72,8 +84,6 @@ def _run_processes(job: ShardJob, plans: list[ShardPlan], workers: int, gpus: li
             pending.discard(value.index)
             taken.pop(value.index, None)
             on_outcome(value)
-    for process in processes:
-        process.join(timeout=30)
 
 
 def _fail_dead_workers(processes: list[Any], taken: dict[int, int], pending: set[int],

@@ -13,6 +13,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
+from bottleneck._machine import machine_error
+from bottleneck.cache.inputs import identify_all, write_inputs
 from bottleneck.data.sources import Source
 from bottleneck.errors import UserError
 from bottleneck.extraction.config import ExtractConfig
@@ -45,12 +47,17 @@ class ShardJob:
                                 threads=threads or self.threads)
 
 
+KEPT = "finished shards are kept"
+
+
 @dataclass(frozen=True)
 class ShardFailure:
-    """A shard whose computation raised: which one and the traceback."""
+    """A shard whose computation raised: which one and the traceback, or with ``stop`` the
+    one line of an error the machine caused (a full disk), which ends the run."""
 
     index: int
     error: str
+    stop: bool = False
 
 
 Outcome = ShardResult | ShardFailure
@@ -58,10 +65,22 @@ Outcome = ShardResult | ShardFailure
 
 def attempt_shard(job: ShardJob, extractor: FeatureExtractor, plan: ShardPlan,
                   on_batch: Callable[[int], object] | None = None) -> Outcome:
-    """Run one shard; an error becomes a :class:`ShardFailure`, so the other shards go on."""
+    """Run one shard and record which bytes it read (:mod:`bottleneck.cache.inputs`); an error
+    becomes a :class:`ShardFailure`, so the other shards go on (unless the machine caused it:
+    a full disk fails every shard alike)."""
     try:
-        return run_shard(job.source, extractor, plan, job.out, job.batch_size, on_batch)
-    except Exception:  # recorded in the manifest and named at the end of the run
+        files = {item.key: path for item in plan.items
+                 if (path := job.source.file_of(item.key)) is not None}
+        identities = identify_all(files) if files else None  # before the shard reads them
+        result = run_shard(job.source, extractor, plan, job.out, job.batch_size, on_batch)
+        if identities is not None:
+            for folder in job.out:
+                write_inputs(folder, plan.file, plan.inputs_sha256, identities)
+        return result
+    except Exception as exc:  # recorded in the manifest and named at the end of the run
+        line = machine_error(exc, job.out[0], KEPT)
+        if line is not None:
+            return ShardFailure(plan.index, line, stop=True)
         return ShardFailure(plan.index, traceback.format_exc(limit=8))
 
 

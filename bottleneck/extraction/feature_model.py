@@ -23,8 +23,11 @@ from bottleneck.extraction.runtime import (
     check_precision,
     current_device,
     dtype_policy,
+    eager_function,
     runtime_record,
 )
+
+EAGER_BATCHES = 4  # a run of at most this many batches is not worth compiling the model for
 
 
 def weights_digest(model: Any) -> str:
@@ -117,10 +120,20 @@ class FeatureExtractor:
                              f"{backbone.name}-{size}", resolved.precision,
                              threads or default_threads())
         self._run = self.engine.prepare(self.job)
+        self._called = False
         self.runtime = runtime_record(self.device, self.engine.name)
+
+    def expect_images(self, count: int, batch_size: int) -> None:
+        """Told how many images this run computes: a run of at most ``EAGER_BATCHES`` batches
+        on the keras engine calls the model op by op instead of compiling it (the compile
+        costs more than those batches; the features agree within float rounding)."""
+        if self.engine.name == "keras" and count <= EAGER_BATCHES * batch_size \
+                and not self._called:
+            self._run = eager_function(self.model, self.job.preprocess)
 
     def run(self, images: Any) -> list[np.ndarray]:
         """Features of every layer for a batch of float32 RGB images (0..255, at size)."""
+        self._called = True
         batch = np.asarray(images, dtype=np.float32)
         return [np.asarray(f).astype(self.config.dtype, copy=False) for f in self._run(batch)]
 

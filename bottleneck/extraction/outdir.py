@@ -5,11 +5,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from bottleneck._io import sha256_file
+from bottleneck._io import is_stale_temp, sha256_file
+from bottleneck.cache.inputs import remove_inputs
 from bottleneck.cache.lock import LOCK_FILE
 from bottleneck.cache.manifest import MANIFEST, Manifest, ShardRecord, is_cache
 from bottleneck.cache.reader import TARGETS_FILE
 from bottleneck.cache.shards import read_column
+from bottleneck.data import location_fields
 from bottleneck.errors import UserError
 from bottleneck.extraction.config import identity_config
 
@@ -18,15 +20,18 @@ def check_out_dir(out: Path) -> None:
     """Refuse an --out that is a file, or a folder with things in it that is not our cache."""
     if out.exists() and not out.is_dir():
         raise UserError(f"--out {out} is a file; give a directory for the cache.")
-    if out.is_dir() and not is_cache(out) and any(p.name != LOCK_FILE for p in out.iterdir()):
+    if out.is_dir() and not is_cache(out) and any(
+            p.name != LOCK_FILE and not is_stale_temp(p) for p in out.iterdir()):  # killed early
         raise UserError(f"{out} is not empty and is not a bottleneck cache; choose a new or "
                         "empty --out directory.")
 
 
 def remove_cache_files(out: Path, old: Manifest) -> None:
-    """Delete what an earlier cache recorded (shards, targets, manifest), nothing else."""
+    """Delete what an earlier cache recorded (shards and their sidecars, targets, manifest),
+    nothing else."""
     for shard in old.shards:
         (out / shard.file).unlink(missing_ok=True)
+    remove_inputs(out, [shard.file for shard in old.shards])
     if old.targets is not None:
         (out / old.targets.get("file", TARGETS_FILE)).unlink(missing_ok=True)
     (out / MANIFEST).unlink(missing_ok=True)
@@ -38,9 +43,10 @@ def previous_run(out: Path, fresh: Manifest, overwrite: bool) -> Manifest | None
     One made another way is refused, or with ``overwrite`` its recorded files are deleted.
     """
     old = Manifest.load(out)
-    if old is not None and not old.same_identity(fresh, identity_config):
+    moved = location_fields(fresh.source)  # a moved folder: its files are checked instead
+    if old is not None and not old.same_identity(fresh, identity_config, moved):
         if not overwrite:
-            differ = ", ".join(old.differences(fresh, identity_config)[:3])
+            differ = ", ".join(old.differences(fresh, identity_config, moved)[:3])
             raise UserError(f"{out} holds a cache made with a different config or source "
                             f"({differ}); use another --out, or --overwrite (overwrite=True) to "
                             "replace it.")

@@ -22,8 +22,11 @@ import numpy as np
 
 from bottleneck import __version__
 from bottleneck._io import remove_stale_temp_files
+from bottleneck._machine import machine_errors
+from bottleneck._text import plural
 from bottleneck.backbones import get_backbone
 from bottleneck.backend import active_backend, backend_version, import_keras
+from bottleneck.cache.inputs import remove_inputs
 from bottleneck.cache.lock import cache_lock
 from bottleneck.cache.manifest import Manifest, shard_index
 from bottleneck.cache.reader import TARGETS_FILE, Cache
@@ -32,8 +35,15 @@ from bottleneck.cache.targets import attach_targets, reattach_targets
 from bottleneck.data import SPLITS, Source, images, open_source
 from bottleneck.errors import PartialFailure, UserError
 from bottleneck.extraction.config import ExtractConfig
-from bottleneck.extraction.executors import Outcome, ShardFailure, ShardJob, get_executor
+from bottleneck.extraction.executors import (
+    KEPT,
+    Outcome,
+    ShardFailure,
+    ShardJob,
+    get_executor,
+)
 from bottleneck.extraction.feature_model import FeatureExtractor
+from bottleneck.extraction.freshness import check_inputs
 from bottleneck.extraction.layers import layer_dirs, layer_list
 from bottleneck.extraction.outdir import check_out_dir, intact, previous_run, shard_keys
 from bottleneck.extraction.plan import ShardPlan, plan_shards, replan
@@ -98,11 +108,17 @@ def plan_run(outs: list[Path], source: Source, manifests: list[Manifest], shard_
     olds = [previous_run(folder, manifest, overwrite)
             for folder, manifest in zip(outs, manifests, strict=True)]
     old = agreed(olds, outs)
+    changed: list[str] = []
     if old is None:
         plans, kept, dropped = plan_shards(items, shard_size), [], []
     else:
-        found = replan(items, old, shard_keys(outs[0], old), shard_size)
-        plans, kept, dropped = found.plans, found.kept, found.dropped
+        moved = old.source != manifests[0].source
+        fresh = check_inputs(outs, old, shard_keys(outs[0], old), source, moved)
+        found = replan(items, old, fresh.keys, shard_size)
+        plans, kept, dropped, changed = found.plans, found.kept, found.dropped, fresh.changed
+        if moved and progress:
+            print(f"note: the source moved (it was {old.source.get('root')}): its files are "
+                  "compared by content, and the shards of unchanged ones kept", file=sys.stderr)
     kept_files = {record.file for record in kept}
     for folder, manifest, earlier in zip(outs, manifests, olds, strict=True):
         mine = {r.file: r for r in (earlier.shards if earlier else []) if r.file in kept_files}
@@ -114,11 +130,16 @@ def plan_run(outs: list[Path], source: Source, manifests: list[Manifest], shard_
         for record in (earlier.shards if earlier else []):
             if record.file not in planned:
                 (folder / record.file).unlink(missing_ok=True)
+                remove_inputs(folder, [record.file])
     if old is not None and progress:
         new = sum(len(p.items) for p in plans)
-        print(f"kept {len(kept)} finished shards ({sum(r.inputs for r in kept)} images); "
-              f"computing {len(plans)} shards ({new} images)"
-              + (f"; {len(dropped)} shards lost images and are recomputed" if dropped else ""),
+        print(f"kept {plural(len(kept), 'finished shard')} "
+              f"({plural(sum(r.inputs for r in kept), 'image')}); computing "
+              f"{plural(len(plans), 'shard')} ({plural(new, 'image')})"
+              + (f"; {plural(len(dropped), 'shard')} lost or changed images and "
+                 f"{'is' if len(dropped) == 1 else 'are'} recomputed" if dropped else "")
+              + (f" ({plural(len(changed), 'image')} changed since cached, e.g. {changed[0]})"
+                 if changed else ""),
               file=sys.stderr)
     return plans, olds
 
@@ -140,6 +161,9 @@ def record_outcome(manifests: list[Manifest], outs: list[Path], outcome: Outcome
             record.runtime = (outcome.runtime or runtime or {}) | (
                 {"batch_size": outcome.batch_size} if outcome.batch_size else {})
         manifest.save(folder)
+    if isinstance(outcome, ShardFailure) and outcome.stop:
+        kept = any(r.done for r in manifests[0].shards)
+        raise (PartialFailure if kept else UserError)(outcome.error)
 
 
 def finish(out: Path, manifest: Manifest, source: Source,
@@ -176,6 +200,13 @@ def finish(out: Path, manifest: Manifest, source: Source,
     return cache
 
 
+def _kept_shards(out: Path) -> bool:
+    """True when the cache at ``out`` (or a layer's under it) holds a finished shard."""
+    folders = [out, *(p for p in out.iterdir() if p.is_dir())] if out.is_dir() else []
+    return any(m is not None and m.done_shards for m in map(Manifest.load, folders))
+
+
+@machine_errors("out", KEPT, partial=_kept_shards)
 def extract(
     source: Source | str, backbone: str, out: str | Path, weights: str = "imagenet",
     layer: str | Sequence[str] | None = None, pooling: str = "avg",
@@ -202,6 +233,10 @@ def extract(
     choose_devices(devices, backend)
     if isinstance(source, str):
         source = open_source(source)
+    source = source.excluding([out])  # an --out inside its own source is never data
+    if progress:
+        for path, reason in source.skipped:
+            print(f"note: skipped {path} ({reason}): not read as images", file=sys.stderr)
     if batch_size <= 0:
         raise UserError("--batch-size must be a positive number of images.")
     if shard_size <= 0:
@@ -228,6 +263,7 @@ def extract(
         plans, olds = plan_run(outs, source, manifests, shard_size, overwrite, progress)
         job = ShardJob(source, extractor.config, tuple(outs), batch_size, tuple(layers),
                        threads, active_backend())
+        extractor.expect_images(sum(len(p.items) for p in plans) * (1 + augment), batch_size)
         label = f"{extractor.config.backbone} → {out.name}"
         with progress_bar(sum(len(p.items) for p in plans), label, enabled=progress) as bar:
             runner.run(job, plans,

@@ -14,16 +14,13 @@ from __future__ import annotations
 
 import datetime
 import importlib.util
-import os
-import shutil
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from bottleneck._io import TEMP_MARK, read_json, temp_name, write_json
-from bottleneck.backend import import_keras
+from bottleneck._io import atomic_output, read_json, write_json
+from bottleneck._machine import machine_errors
+from bottleneck.backend import import_keras, installed
 from bottleneck.errors import UserError
 from bottleneck.models.assemble import assemble
 from bottleneck.models.lineage import cache_record, model_record, sha256_path
@@ -87,31 +84,6 @@ def serving_model(model: Model) -> Any:
     return keras.Model(image, inner(resized), name="bottleneck_export")
 
 
-@contextmanager
-def _atomic_output(out: Path) -> Iterator[Path]:
-    """A path named like ``out`` in a temp sibling folder, moved over ``out`` on success."""
-    out.parent.mkdir(parents=True, exist_ok=True)
-    staging = temp_name(out)
-    shutil.rmtree(staging, ignore_errors=True)
-    staging.mkdir()
-    old = out.with_name(f".{out.name}.old{TEMP_MARK}{os.getpid()}")
-    try:
-        target = staging / out.name
-        yield target
-        if target.is_file():
-            with open(target, "rb") as handle:
-                os.fsync(handle.fileno())
-        if out.exists():
-            os.replace(out, old)
-        os.replace(target, out)
-        if old.is_dir():
-            shutil.rmtree(old)
-        else:
-            old.unlink(missing_ok=True)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
-
-
 def _check_out(out: Path, overwrite: bool) -> Path:
     sidecar = out.with_name(out.name + LINEAGE_SUFFIX)
     if out.exists() or sidecar.exists():
@@ -135,18 +107,28 @@ def _lineage(model: Model, out: Path, format: str, sha256: str) -> dict[str, Any
     chain["export"] = {"path": str(out.resolve()), "format": format, "sha256": sha256,
                        "created": datetime.datetime.now(datetime.timezone.utc).isoformat(
                            timespec="seconds")}
+    chain["outputs"] = ({"task": "classify", "classes": list(model.classes),
+                         "meaning": "one probability per class, columns in this order"}
+                        if model.task == "classify" else
+                        {"task": "regress", "meaning": "one value per image, in the "
+                                                       "target's own units"})
     return chain
 
 
+@machine_errors("out")
 def export(model_dir: str | Path, out: str | Path, format: str | None = None,
            overwrite: bool = False) -> ExportResult:
     """Write MODEL_DIR as one servable model at ``out`` (see the module docstring)."""
     model = load_model(model_dir)
     out = Path(out).expanduser()
     format = choose_format(out, format)
+    if format != "keras" and not installed("tensorflow"):
+        raise UserError(f"--format {format} is written by TensorFlow, which is not installed: "
+                        "pip install 'bottleneck[tensorflow]', or export a .keras file (any "
+                        "backend writes it).")
     sidecar = _check_out(out, overwrite)
     served = serving_model(model)
-    with _atomic_output(out) as target:
+    with atomic_output(out) as target:
         if format == "keras":
             served.save(target)
         else:

@@ -20,12 +20,19 @@ from typing import Any
 import numpy as np
 
 from bottleneck._io import sha256_file, to_jsonable, write_json
+from bottleneck._machine import machine_errors
 from bottleneck.backend import import_keras
 from bottleneck.cache import open_cache
 from bottleneck.errors import UserError
 from bottleneck.models.assemble import INPUT_IMAGES, KERAS_FILE, assemble
 from bottleneck.models.evaluate import check_compatible, evaluate_split
-from bottleneck.models.finetune_parts import keep_best, parse_augment, trainer, unfreeze
+from bottleneck.models.finetune_parts import (
+    epoch_lines,
+    keep_best,
+    parse_augment,
+    trainer,
+    unfreeze,
+)
 from bottleneck.models.image_data import cache_images, score_split, split_dataset
 from bottleneck.models.lineage import cache_record, model_record
 from bottleneck.models.metrics import headline
@@ -99,11 +106,12 @@ def _check_settings(epochs: int, batch_size: int, learning_rate: float | None, o
                         f"{', '.join(OPTIMIZERS)}.")
 
 
+@machine_errors("out")
 def finetune(
     model_dir: str | Path, out: str | Path, unfreeze_from: str | int | None = None,
     unfreeze_top: int | None = None, epochs: int = 10, learning_rate: float | None = None,
     optimizer: str = "rmsprop", augment: str | None = None, batch_size: int = 32,
-    patience: int = 3, seed: int = 0, overwrite: bool = False, progress: bool = True,
+    patience: int = 3, seed: int = 0, overwrite: bool = False, progress: bool = False,
 ) -> FinetuneResult:
     """Fine-tune the head in ``model_dir`` with the top of its backbone; write MODEL_DIR ``out``.
 
@@ -157,8 +165,9 @@ def finetune(
     start_loss = (before["val"]["log_loss" if classify else "mse"] if val is not None
                   else np.inf)
     keeper = keep_best(monitor, start_loss, patience)
-    history = model.fit(train, validation_data=val, epochs=epochs, callbacks=[keeper],
-                        shuffle=False, verbose=2 if progress else 0).history
+    callbacks = [keeper] + ([epoch_lines(epochs)] if progress else [])
+    history = model.fit(train, validation_data=val, epochs=epochs, callbacks=callbacks,
+                        shuffle=False, verbose=0).history
     metrics = {s: score_split(assembled.model, source, data[s], size, task, classes)
                for s in EVAL_SPLITS if s in data}
     seconds = time.perf_counter() - start

@@ -115,6 +115,28 @@ def trainer(preprocess: Any, backbone: Any, head: Any) -> Any:
     return FineTuner()
 
 
+def epoch_lines(epochs: int) -> Any:
+    """A callback that prints ``Epoch i/n - 41s - loss 0.4123 - accuracy 0.8512 - val_loss …``
+    to stderr after each epoch (the Python API prints nothing unless asked)."""
+    import sys
+    import time
+
+    keras = import_keras()
+
+    class EpochLines(keras.callbacks.Callback):
+        def on_epoch_begin(self, epoch: int, logs: Any = None) -> None:
+            self.start = time.perf_counter()
+
+        def on_epoch_end(self, epoch: int, logs: Any = None) -> None:
+            seconds = time.perf_counter() - self.start
+            values = " - ".join(f"{k} {float(v):.4f}" for k, v in (logs or {}).items()
+                                if k != "learning_rate")
+            print(f"Epoch {epoch + 1}/{epochs} - {seconds:.0f}s - {values}", file=sys.stderr,
+                  flush=True)
+
+    return EpochLines()
+
+
 def keep_best(monitor: str, start: float, patience: int) -> Any:
     """A callback that stops after ``patience`` epochs without improving ``monitor`` and
     restores the best trainable weights, where the starting weights (``start``) count."""

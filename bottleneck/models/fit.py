@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 
 from bottleneck._io import to_jsonable, write_json
+from bottleneck._machine import machine_errors
 from bottleneck.backend import import_keras
 from bottleneck.cache import Cache
 from bottleneck.cache.batches import feature_batches
@@ -132,6 +133,7 @@ def _fit_head(estimator: Any, spec: HeadSpec, cache: Cache, task: str, stream: b
     return False
 
 
+@machine_errors("out")
 def fit(
     cache: str | Path | Cache, head: str, out: str | Path, task: str | None = None,
     params: Mapping[str, Any] | None = None, seed: int | None = 0, overwrite: bool = False,

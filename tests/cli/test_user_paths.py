@@ -58,11 +58,16 @@ def test_info_verify_says_what_it_checked(priced: Cache) -> None:
     size = sum(p.stat().st_size for p in files)
     line = (f"verified   4 files (3 shards + targets), {size:,} bytes: all sha256 equal to "
             "the manifest's")
-    assert verified.splitlines() == [*plain.splitlines()[:7], line, *plain.splitlines()[7:]]
+    sources = "sources    every source file the rows were computed from is unchanged"
+    assert verified.splitlines() == [*plain.splitlines()[:7], line, sources,
+                                     *plain.splitlines()[7:]]
     code, out, _ = invoke("info", priced.root, "--json", "--verify")
     assert code == 0
-    assert json.loads(out)["verification"] == {
+    verification = json.loads(out)["verification"]
+    sources = verification.pop("sources")
+    assert verification == {
         "files": 4, "shards": 3, "targets_file": True, "bytes": size, "all_sha256_equal": True}
+    assert sources["changed"] == [] and sources["missing"] == [] and sources["checked"] > 0
     assert json.loads(invoke("info", priced.root, "--json")[1])["verification"] is None
 
 

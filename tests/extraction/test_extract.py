@@ -324,3 +324,28 @@ def test_progress_is_silent_without_a_terminal(image_folder, vgg16_he_weights, t
     )
     assert run.returncode == 0, run.stderr
     assert "img/s" not in run.stderr and "%|" not in run.stderr
+
+
+def test_a_small_run_calls_the_model_eagerly_and_agrees_with_the_compiled_one(
+        image_folder, vgg16_he_weights, tmp_path):
+    """A run of a few batches skips compiling the model; a longer one compiles it: the
+    features agree within float rounding, so a cache may mix the two (grown, resumed)."""
+    from bottleneck.extraction import ExtractConfig, FeatureExtractor
+    from bottleneck.extraction.feature_model import EAGER_BATCHES
+
+    small = bottleneck.extract(str(image_folder), backbone="vgg16",
+                               weights=str(vgg16_he_weights), image_size=32,
+                               out=tmp_path / "eager", progress=False, batch_size=32)
+    rows = small.rows
+    assert rows <= EAGER_BATCHES * 32
+    compiled = bottleneck.extract(str(image_folder), backbone="vgg16",
+                                  weights=str(vgg16_he_weights), image_size=32,
+                                  out=tmp_path / "compiled", progress=False, batch_size=2)
+    assert rows > EAGER_BATCHES * 2  # so this one compiled
+    a, b = small.load(with_paths=True), compiled.load(with_paths=True)
+    assert list(a["paths"]) == list(b["paths"])
+    scale = np.linalg.norm(b["features"], axis=1)
+    assert np.max(np.linalg.norm(a["features"] - b["features"], axis=1) / scale) <= 1e-5
+    extractor = FeatureExtractor(ExtractConfig("vgg16", str(vgg16_he_weights), image_size=32))
+    extractor.expect_images(1000, 32)
+    assert extractor._run is not None and "eager" not in extractor._run.__qualname__

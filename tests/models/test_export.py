@@ -120,6 +120,9 @@ def test_each_export_records_its_lineage(exports: dict[str, Any], finetuned: Any
         assert lineage["head"] == head_info["lineage"]["head"]
         assert lineage["finetuned"]["model_keras_sha256"] == \
             head_info["lineage"]["finetuned"]["model_keras_sha256"]
+        # a plain Keras user finds what the output columns are beside the file
+        assert lineage["outputs"]["task"] == "classify"
+        assert lineage["outputs"]["classes"] == bottleneck.load_model(finetuned.model_dir).classes
     recorded = json.loads((finetuned.model_dir / "exports.json").read_text())
     assert {r["format"] for r in recorded} == set(FORMATS)
     # the record lies outside the checksummed files: the model still loads

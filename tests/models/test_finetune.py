@@ -36,7 +36,7 @@ def test_assembled_model_equals_the_head_on_cached_rows(
     cache = open_cache(model.info["cache"])
     source, data = cache_images(cache, task, ("val",), assembled.image_size)
     stream, order = split_dataset(source, data["val"], assembled.image_size, batch_size=10)
-    got = assembled.model.predict(stream.map(lambda x, y: x), verbose=0)
+    got = assembled.model.predict(stream, verbose=0)
     rows = cache.load("val")["features"][order]
     expected = reference(model.head, task, rows, len(model.classes))
     scale = 1.0 if task == "classify" else float(np.abs(expected).max())
@@ -156,10 +156,10 @@ def test_cli_finetune_keeps_the_start_when_training_only_hurts(
         small_heads: dict[str, Path], tmp_path: Path) -> None:
     result = CliRunner().invoke(main, [
         "finetune", str(small_heads["dense"]), "--out", str(tmp_path / "ft"), "--optimizer",
-        "sgd", "--learning-rate", "1000", "--epochs", "1", "--unfreeze-from", "block3_conv3",
-        "-q"])
+        "sgd", "--learning-rate", "1000", "--epochs", "1", "--unfreeze-from", "block3_conv3"])
     assert result.exit_code == 0, result.output
     assert "best epoch 0/1" in result.stdout and "top 2 of 11" in result.stdout
+    assert "Epoch 1/1 - " in result.stderr and "val_loss" in result.stderr  # one header line
     after = json.loads((tmp_path / "ft" / "metrics.json").read_text())
     before = json.loads((tmp_path / "ft" / "metrics_before.json").read_text())
     assert after == before
@@ -251,3 +251,11 @@ def test_summary_says_why_a_memorising_head_kept_its_start(finetuned: Any) -> No
     assert "note:" not in improved.summary()
     underfit = replace(kept, settings=kept.settings | {"head_train": {"accuracy": 0.9}})
     assert "note:" not in underfit.summary()
+
+
+def test_the_python_api_is_quiet_unless_asked(small_heads: dict[str, Path], tmp_path: Path,
+                                              capfd: pytest.CaptureFixture[str]) -> None:
+    bottleneck.finetune(small_heads["dense"], tmp_path / "quiet", epochs=1,
+                        unfreeze_from="block3_conv3")
+    captured = capfd.readouterr()
+    assert "Epoch" not in captured.out + captured.err and "loss" not in captured.err

@@ -31,7 +31,8 @@ def test_predict_refuses_a_weights_file_that_changed(tmp_path: Path) -> None:
         bottleneck.predict(model, [images / "circle" / "000.jpg"])
 
 
-def test_api_errors_name_the_keyword(feature_cache: Cache, tmp_path: Path) -> None:
+def test_api_errors_name_the_keyword(feature_cache: Cache, tmp_path: Path,
+                                     image_folder: Path) -> None:
     out = tmp_path / "m"
     bottleneck.fit(feature_cache, "logreg", out, progress=False)
     with pytest.raises(UserError, match=r"overwrite=True"):
@@ -39,5 +40,5 @@ def test_api_errors_name_the_keyword(feature_cache: Cache, tmp_path: Path) -> No
     copy = tmp_path / "cache"
     shutil.copytree(feature_cache.root, copy)
     with pytest.raises(UserError, match=r"overwrite=True"):
-        bottleneck.extract(str(tmp_path), backbone="vgg16", weights="none", image_size=32,
-                           out=copy, progress=False)
+        bottleneck.extract(str(image_folder), backbone="vgg16", weights="none", image_size=48,
+                           out=copy, progress=False)  # another config into the same --out
