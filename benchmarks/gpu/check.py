@@ -44,7 +44,7 @@ DEVICE = {"budget_s": 285, "devices": "gpu", "precisions": "bf16,fp32", "batch_s
           "fmnist_limit": None, "dense_epochs": 15}
 QUICK = {"budget_s": 170, "devices": "cpu", "precisions": "fp32", "batch_size": 4,
          "e2e_images": 4, "jpeg_size": [96, 128], "min_seconds": 0.0, "fmnist_size": 32,
-         "fmnist_epochs": 1, "fmnist_limit": 16, "dense_epochs": 2}
+         "fmnist_epochs": 1, "fmnist_limit": 8, "dense_epochs": 1}
 
 
 def plan(backends: list[str], quick: bool = False) -> list[tuple[str, list[str]]]:
@@ -59,8 +59,9 @@ def plan(backends: list[str], quick: bool = False) -> list[tuple[str, list[str]]
     return [("host", list(HOST)), keras[0], ("reference", ["reference"]), *tune, *keras[1:]]
 
 
-def cap(section: str, quick: bool) -> float:
-    return CAPS[section.split("_")[0]][int(quick)]
+def cap(section: str, args: argparse.Namespace) -> float:
+    """The section's time cap in seconds (``--cap-scale`` times the table's)."""
+    return CAPS[section.split("_")[0]][int(args.quick)] * args.cap_scale
 
 
 class Run:
@@ -107,7 +108,7 @@ class Run:
                 ctx = Context(self.args, self.args.kit, self.kit_info, self.args.work, None)
                 for name in wanted:
                     state = run_section(ctx, name, _host_function(name),
-                                        cap(name, self.args.quick))
+                                        cap(name, self.args))
                     self._report(name, state)
                     self.save()
             else:
@@ -121,7 +122,7 @@ class Run:
 
     def _worker(self, worker: str, names: list[str]) -> None:
         left = self.args.deadline - time.time() - 3
-        limit = min(sum(cap(n, self.args.quick) for n in names), left)
+        limit = min(sum(cap(n, self.args) for n in names), left)
         if limit < 10:
             for name in names:
                 self.notes[name] = {"status": "not run", "reason": "the budget was spent"}
@@ -156,6 +157,7 @@ class Run:
             state = read_json(self.args.work / "state" / f"{name}.json") or {}
             if state.get("status") == "running":
                 self.notes[name] = {"status": "timeout" if "cap" in why else "error",
+                                    "seconds": round(time.time() - state["started"], 1),
                                     "error": f"the {worker} worker {why} during this section",
                                     "log_tail": _tail(self.args.log)}
             elif not state:
@@ -193,7 +195,7 @@ def worker_main(args: argparse.Namespace, kit_info: dict[str, Any]) -> int:
     for name in args.sections:
         kind = name.split("_")[0]
         function = check_host.SECTIONS.get(kind) or check_sections.SECTIONS[kind]
-        run_section(ctx, name, function, cap(name, args.quick))
+        run_section(ctx, name, function, cap(name, args))
     return 0
 
 
@@ -207,6 +209,8 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--backends", default="jax,torch")
     parser.add_argument("--sections", default=None, help="comma-separated subset to run")
     parser.add_argument("--keep-work", action="store_true")
+    parser.add_argument("--cap-scale", type=float, default=1.0,
+                        help="multiply every section's time cap (e.g. to rerun one section)")
     for name, value in DEVICE.items():
         kind = int if isinstance(value, int) else float if isinstance(value, float) else str
         parser.add_argument("--" + name.replace("_", "-"), type=kind, default=None,

@@ -36,7 +36,8 @@ def _min_cosine(parity: dict[str, Any], precision: str) -> tuple[float | None, s
     if not found:
         return None, "no parity figures"
     worst = min(found, key=found.__getitem__)
-    return found[worst], f"worst: {worst} of {len(found)}"
+    return found[worst], (f"worst: {worst} of {len(found)} (its median row: "
+                          f"{parity[worst].get('cosine_median')})")
 
 
 def targets(sections: dict[str, Any], backends: list[str]) -> list[dict[str, Any]]:
