@@ -30,6 +30,7 @@ def main(backend: str, work: Path, mnv2_weights: str, vgg_weights: str, images: 
     np.savez(work / f"{backend}.npz", **features)
     cache = bottleneck.extract(images, backbone="vgg16", weights=vgg_weights, image_size=32,
                                out=work / f"cache-{backend}", shard_size=16, progress=False)
+    tensorflow_imported = "tensorflow" in sys.modules  # decode, hash, model, shards: none
     predictions = {}
     for head in ("dense", "logreg"):
         model = work / f"model-{backend}-{head}"
@@ -38,7 +39,7 @@ def main(backend: str, work: Path, mnv2_weights: str, vgg_weights: str, images: 
         predictions[head] = [r["class"] for r in bottleneck.predict(model, files)]
     report = {"backend": active_backend(), "runtime": cache.manifest.runtime,
               "rows": cache.rows, "predictions": predictions,
-              "tensorflow_imported": "tensorflow" in sys.modules}
+              "tensorflow_imported": tensorflow_imported}
     (work / f"{backend}.json").write_text(json.dumps(report))
 
 
