@@ -55,8 +55,10 @@ def choose_devices(devices: str, backend: str | None = None) -> None:
 def check_device(devices: str, device: Device) -> None:
     """``--devices gpu`` on a process that found no GPU is one line, not a silent CPU run."""
     if devices == "gpu" and device.kind != "gpu":
+        builds = {"tensorflow": "pip install 'tensorflow[and-cuda]'",
+                  "jax": "pip install 'jax[cuda13]'", "torch": "a CUDA build of torch"}
         raise UserError(f"--devices gpu, but the {active_backend()} backend sees no GPU here; "
-                        "install its CUDA build (e.g. pip install 'jax[cuda13]') or use "
+                        f"install its CUDA build ({builds[active_backend()]}) or use "
                         "--devices auto or cpu.")
 
 

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from bottleneck._text import plural
 from bottleneck.errors import UserError
 
 __all__ = ["ReportResult", "report"]
@@ -35,8 +36,8 @@ class ReportResult:
         doc = self.document
         size = self.out.stat().st_size / (1 << 20)
         models = sum(len(c["models"]) for c in doc["caches"]) + len(doc["orphans"])
-        parts = [f"{len(doc['caches'])} cache(s)", f"{models} model(s)",
-                 f"{len(doc['benches'])} bench(es)"]
+        parts = [plural(len(doc["caches"]), "cache"), plural(models, "model"),
+                 plural(len(doc["benches"]), "bench", "benches")]
         sampled = [c["root"] for c in doc["caches"] if c["rows"]["sampled"]]
         note = f"; sampled {', '.join(sampled)} (too big for memory)" if sampled else ""
         also = f" and {self.json_out}" if self.json_out else ""

@@ -71,7 +71,7 @@ def test_page_is_strict_html_with_no_network_reference(made: dict[str, Any]) -> 
     assert not re.search(r"https?://", made["html"])
     assert "<link" not in made["html"] and "@import" not in made["html"]
     assert made["out"].stat().st_size < 8 << 20
-    assert "report of 2 cache(s), 4 model(s), 1 bench(es)" in made["result"].summary()
+    assert "report of 2 caches, 4 models, 1 bench" in made["result"].summary()
 
 
 def test_every_embedded_image_decodes(made: dict[str, Any]) -> None:
@@ -246,7 +246,7 @@ def test_cli_report_and_its_one_line_refusals(made: dict[str, Any], tmp_path: Pa
     result = run(main, ["report", str(made["models"]["svm"]), "--out", str(out), "--json",
                         str(tmp_path / "cli.json")])
     assert result.exit_code == 0, result.output
-    assert result.output.startswith("report of 1 cache(s), 1 model(s), 0 bench(es) → ")
+    assert result.output.startswith("report of 1 cache, 1 model, 0 benches → ")
     assert json.loads((tmp_path / "cli.json").read_text())["caches"][0]["models"]
     (tmp_path / "plain").mkdir()
     for args, message in (
