@@ -37,7 +37,8 @@ from check_ctx import Context, read_json, run_section, write_json  # noqa: E402
 
 HOST = ("environment", "jpegs", "decode")
 CAPS = {"environment": (20, 20), "jpegs": (30, 15), "decode": (20, 10), "parity": (60, 40),
-        "model": (25, 15), "extract": (45, 20), "reference": (35, 15), "finetune": (130, 40)}
+        "model": (25, 15), "extract": (45, 20), "reference": (35, 15), "finetune": (130, 40),
+        "gpudecode": (45, 10)}
 DEVICE = {"budget_s": 285, "devices": "gpu", "precisions": "bf16,fp32", "batch_size": 256,
           "e2e_images": 2048,
           "jpeg_size": None, "min_seconds": 1.5, "fmnist_size": 96, "fmnist_epochs": 3,
@@ -52,7 +53,8 @@ def plan(backends: list[str], quick: bool = False) -> list[tuple[str, list[str]]
     torchvision, the fine-tune (first backend; in the same worker with --quick, where
     starting processes is what costs), then the other backends."""
     first = backends[0]
-    keras = [(b, [f"{s}_{b}" for s in ("parity", "model", "extract")]) for b in backends]
+    keras = [(b, [f"{s}_{b}" for s in ("parity", "model", "extract")]
+              + (["gpudecode_torch"] if b == "torch" else [])) for b in backends]
     if quick:
         keras[0][1].append("finetune")
     tune = [] if quick else [(f"finetune:{first}", ["finetune"])]

@@ -18,7 +18,7 @@ PRECISIONS = ("fp32", "bf16")
 
 
 def _extract(ctx: Context, source: Any, out: Path, ref: kitlib.Reference, precision: str,
-             batch_size: int) -> tuple[Any, float]:
+             batch_size: int, decode: str = "cpu") -> tuple[Any, float]:
     import bottleneck
 
     weights = kitlib.weights_arg(ref, ctx.kit, ctx.work)
@@ -26,7 +26,7 @@ def _extract(ctx: Context, source: Any, out: Path, ref: kitlib.Reference, precis
     cache = bottleneck.extract(source, backbone=ref.backbone, weights=weights,
                                image_size=ref.image_size, out=out, backend=ctx.backend,
                                devices=ctx.devices, precision=precision,
-                               batch_size=batch_size, progress=False)
+                               batch_size=batch_size, progress=False, decode=decode)
     return cache, time.perf_counter() - start
 
 
@@ -237,5 +237,48 @@ def finetune(ctx: Context) -> dict[str, Any]:
     return results
 
 
+def gpu_decode(ctx: Context) -> dict[str, Any]:
+    """``--decode gpu`` (nvJPEG, PyTorch backend): Lite0 fp32 features of the kit's JPEGs
+    against the CPU reference (its pixels differ from libjpeg-turbo's), and end-to-end rates
+    over the ImageNet-size JPEGs, GPU against CPU decode, as the extract section measures."""
+    from bottleneck.data.decode_gpu import gpu_decode_problem
+
+    problem = gpu_decode_problem()
+    if problem:
+        raise Skip(problem)
+    ref = next(kitlib.Reference(**{k: r[k] for k in ("name", "backbone", "image_size",
+                                                      "weights")})
+               for r in ctx.kit_info["references"] if r["backbone"] == "efficientnet_lite0")
+    reference = np.load(ctx.kit / kitlib.REFERENCE)
+    cache, seconds = _extract(ctx, str(ctx.kit / kitlib.IMAGES), ctx.work / "gpudecode-parity",
+                              ref, "fp32", 32, decode="gpu")
+    data = cache.load(with_paths=True)
+    rows = np.argsort(data["paths"].astype(str))
+    results: dict[str, Any] = {"parity_fp32": kitlib.parity(data["features"][rows],
+                                                            reference[ref.name])
+                               | {"seconds": round(seconds, 2)}}
+    ctx.partial(results)
+    small, big = ctx.work / "jpegs" / "small", ctx.work / "jpegs" / "big"
+    if not big.is_dir():
+        return results | {"rates": "no JPEGs: the jpegs section did not run"}
+    n_small, n_big = (sum(1 for _ in f.rglob("*.jpg")) for f in (small, big))
+    lite0 = kitlib.Reference("lite0", "efficientnet_lite0", ctx.lite0_size, "imagenet")
+    precision = ctx.args.precisions[0]
+    for decode in ("gpu", "cpu"):
+        if ctx.left() < 10:
+            results[decode] = {"skipped": "the section's time cap was reached"}
+            continue
+        times = [_extract(ctx, str(folder), ctx.work / f"gpudecode-{decode}-{i}", lite0,
+                          precision, ctx.batch_size, decode=decode)[1]
+                 for i, folder in enumerate((small, big))]
+        steady = (n_big - n_small) / (times[1] - times[0]) if times[1] > times[0] else None
+        results[decode] = {"precision": precision, "seconds": [round(t, 2) for t in times],
+                           "steady_img_s": round(steady, 1) if steady else None,
+                           "end_to_end_img_s": round(n_big / times[1], 1),
+                           **gpu_memory(ctx.backend)}
+        ctx.partial(results)
+    return results
+
+
 SECTIONS = {"parity": parity, "model": model_only, "extract": extract_rate,
-            "finetune": finetune}
+            "finetune": finetune, "gpudecode": gpu_decode}

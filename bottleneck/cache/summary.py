@@ -52,7 +52,8 @@ def runtime_line(cache: Cache) -> str:
     where = (f" on {runtime['backend']} {runtime.get('backend_version', '')}".rstrip()
              + f", {runtime.get('device', 'cpu')}") if runtime.get("backend") else ""
     return f"{engine} {config.get('precision', 'fp32')}{where}" + (
-        ", fast decode" if config.get("fast_decode") else "")
+        ", fast decode" if config.get("fast_decode") else "") + (
+        ", GPU decode (nvJPEG)" if config.get("decode") == "gpu" else "")
 
 
 def _rows_per_view(cache: Cache) -> dict[str, int]:

@@ -49,6 +49,10 @@ from bottleneck.cli._options import (
               help="Decode JPEGs at 1/2, 1/4 or 1/8 scale from the DCT (never below "
                    "--image-size) before the resize: faster on large photos, features differ "
                    "slightly from the default; predict does the same.")
+@click.option("--decode", type=click.Choice(["cpu", "gpu"]), default="cpu", show_default=True,
+              help="gpu: JPEGs decoded by nvJPEG on the GPU (PyTorch backend with "
+                   "torchvision); its pixels differ slightly from the CPU's, so the cache is "
+                   "another config, and predict decodes the same way.")
 @click.option("--threads", type=int, help=THREADS_HELP)
 @click.option("--overwrite", is_flag=True, help="Replace a cache made with another config.")
 @click.option("--executor", type=click.Choice(["local", "ray"]), default="local",
@@ -68,7 +72,8 @@ def extract(source: str, backbone: str, out: str, weights: str, layers: tuple[st
             val_percent: float, test_percent: float, limit: int | None, data_dir: str | None,
             engine: str, precision: str, fast_decode: bool, threads: int | None,
             overwrite: bool, executor: str, workers: int | None, ray_address: str | None,
-            augment: int, augment_ops: str | None, devices: str, quiet: bool) -> None:
+            augment: int, augment_ops: str | None, devices: str, decode: str,
+            quiet: bool) -> None:
     """Run a frozen BACKBONE once over SOURCE and cache the features.
 
     SOURCE is a folder with a subfolder per class (optionally under train/, val/, test/),
@@ -86,7 +91,8 @@ def extract(source: str, backbone: str, out: str, weights: str, layers: tuple[st
                                 overwrite=overwrite, progress=not quiet, engine=engine,
                                 precision=precision, fast_decode=fast_decode, threads=threads,
                                 executor=executor, workers=workers, ray_address=ray_address,
-                                augment=augment, augment_ops=augment_ops, devices=devices)
+                                augment=augment, augment_ops=augment_ops, devices=devices,
+                                decode=decode)
     caches = list(result.values()) if isinstance(result, dict) else [result]
     for cache in caches:
         counts = ", ".join(f"{k} {v}" for k, v in cache.split_counts().items())

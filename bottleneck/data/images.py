@@ -28,6 +28,7 @@ from bottleneck.data.decode import (  # noqa: F401 - the names callers know
     pil_to_rgb_array,
     to_rgb,
 )
+from bottleneck.data.decode_gpu import GPU_DECODE, load_image_gpu
 from bottleneck.data.fingerprint import content_hash  # noqa: F401
 from bottleneck.data.resize import resize_bilinear
 
@@ -42,9 +43,11 @@ FAST_DECODE = ("JPEG decoded at 1/2, 1/4 or 1/8 scale from the DCT, the smallest
 CHANNELS = (1, 2, 3, 4)  # grey, grey + alpha, RGB, RGBA: what an array source may hold
 
 
-def preprocessing(fast_decode: bool = False) -> dict[str, str]:
-    """What the manifest records about decoding and resizing."""
-    return PREPROCESSING | ({"fast_decode": FAST_DECODE} if fast_decode else {})
+def preprocessing(fast_decode: bool = False, decode: str = "cpu") -> dict[str, str]:
+    """What the manifest records about decoding and resizing (``decode``: ``cpu`` or ``gpu``,
+    see :mod:`.decode_gpu`)."""
+    return (PREPROCESSING | ({"fast_decode": FAST_DECODE} if fast_decode else {})
+            | ({"decode": GPU_DECODE} if decode == "gpu" else {}))
 
 
 def resize(image: np.ndarray, image_size: int) -> np.ndarray:
@@ -53,6 +56,10 @@ def resize(image: np.ndarray, image_size: int) -> np.ndarray:
     return resize_bilinear(image, image_size)
 
 
-def load_image(path: str | Path, image_size: int, fast_decode: bool = False) -> np.ndarray:
-    """Decode and resize one file exactly as extraction does (float32, 0..255)."""
+def load_image(path: str | Path, image_size: int, fast_decode: bool = False,
+               decode: str = "cpu") -> np.ndarray:
+    """Decode and resize one file exactly as extraction does (float32, 0..255); ``decode``
+    ``gpu``: as ``--decode gpu`` does (:mod:`.decode_gpu`)."""
+    if decode == "gpu":
+        return load_image_gpu(path, image_size)
     return resize(decode_file(path, image_size if fast_decode else None), image_size)

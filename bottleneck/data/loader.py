@@ -16,12 +16,13 @@ R = TypeVar("R")
 
 
 def ordered_map(function: Callable[[T], R], items: Iterable[T], workers: int,
-                ahead: int) -> Iterator[R]:
+                ahead: int, threaded: bool = False) -> Iterator[R]:
     """``function(item)`` for each item, in order, on ``workers`` threads, never more than
     ``ahead`` results computed ahead of the consumer (memory stays bounded). An exception
-    raised by ``function`` is raised here, at its item's turn."""
+    raised by ``function`` is raised here, at its item's turn. One worker runs in the
+    consumer's thread unless ``threaded``."""
     ahead = max(1, ahead)
-    if workers <= 1:
+    if workers < 1 or workers == 1 and not threaded:
         yield from map(function, items)
         return
     pending: deque[Future[R]] = deque()

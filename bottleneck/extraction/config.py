@@ -14,6 +14,7 @@ from typing import Any
 
 from bottleneck.backbones import ResolvedWeights, get_backbone, preprocess_mode
 from bottleneck.data.augment import AUGMENT_RNG, Augment
+from bottleneck.data.decode_gpu import DECODES
 from bottleneck.errors import UserError
 from bottleneck.extraction.engines import check_engine
 
@@ -40,6 +41,7 @@ class ExtractConfig:
     engine: str = "keras"  # what runs the feature function (recorded; see engines.py)
     precision: str = "fp32"  # fp32 (exact), bf16 or fp16 (where the device runs them)
     fast_decode: bool = False  # JPEGs decoded at a DCT scale >= image_size (data/images.py)
+    decode: str = "cpu"  # "cpu" (libjpeg-turbo) or "gpu" (nvJPEG; data/decode_gpu.py)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -53,7 +55,7 @@ class ExtractConfig:
 
 # Fields added after format_version 1 first shipped, with the value every older cache had.
 LATER_FIELDS = {"engine": "tf", "precision": "fp32", "fast_decode": False, "augment": 0,
-                "augment_ops": None, "augment_rng": None}
+                "augment_ops": None, "augment_rng": None, "decode": "cpu"}
 
 
 # Recorded for people and for serving, but not what decides a feature's value.
@@ -68,7 +70,8 @@ def with_later_fields(config: dict[str, Any]) -> dict[str, Any]:
 def identity_config(config: dict[str, Any]) -> dict[str, Any]:
     """The part of a recorded config that decides the features, by stable names: the
     preprocessing as the backbone's mode (``tf``, ``caffe``, ``lite0``; the module paths of
-    every earlier version read as their mode), the decode rule as ``fast_decode``."""
+    every earlier version read as their mode), the decode rule as ``fast_decode`` and
+    ``decode`` (``cpu``: libjpeg-turbo, ``gpu``: nvJPEG)."""
     full = with_later_fields(dict(config))
     recorded = full.get("preprocessing") or {}
     identity = {k: v for k, v in full.items() if k not in RECORDED_ONLY}
@@ -99,6 +102,7 @@ def resolve_config(config: ExtractConfig) -> tuple[ExtractConfig, ResolvedWeight
     if config.augment and not ops:
         raise UserError("--augment needs at least one op in --augment-ops.")
     engine = check_engine(config.engine, config.precision)
+    check_decode(config)
     weights = backbone.resolve_weights(config.weights)
     if config.weights_sha256 and weights.sha256 and weights.sha256 != config.weights_sha256:
         raise UserError(
@@ -111,3 +115,19 @@ def resolve_config(config: ExtractConfig) -> tuple[ExtractConfig, ResolvedWeight
                        weights_sha256=weights.sha256 or config.weights_sha256,
                        augment_ops=ops, augment_rng=AUGMENT_RNG if config.augment else None)
     return resolved, weights
+
+
+def check_decode(config: ExtractConfig) -> None:
+    """``--decode gpu`` hands pixels from nvJPEG straight to the model on the GPU: it does not
+    combine with what runs on the CPU between them."""
+    if config.decode not in DECODES:
+        raise UserError(f"unknown --decode '{config.decode}'; choose one of: "
+                        f"{', '.join(DECODES)}.")
+    if config.decode != "gpu":
+        return
+    engine = check_engine(config.engine, config.precision).name
+    clash = ("--augment (its views are made on the CPU)" if config.augment
+             else "--fast-decode (nvJPEG decodes at full size)" if config.fast_decode
+             else f"--engine {engine} (it runs on the CPU)" if engine != "keras" else None)
+    if clash:
+        raise UserError(f"--decode gpu does not combine with {clash}; drop one of them.")

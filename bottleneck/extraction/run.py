@@ -32,9 +32,9 @@ from bottleneck.cache.manifest import Manifest, shard_index
 from bottleneck.cache.reader import TARGETS_FILE, Cache
 from bottleneck.cache.shards import read_column
 from bottleneck.cache.targets import attach_targets, reattach_targets
-from bottleneck.data import SPLITS, Source, images, open_source
+from bottleneck.data import SPLITS, Source, decode_gpu, images, open_source
 from bottleneck.errors import PartialFailure, UserError
-from bottleneck.extraction.config import ExtractConfig
+from bottleneck.extraction.config import ExtractConfig, check_decode
 from bottleneck.extraction.executors import (
     KEPT,
     Outcome,
@@ -71,7 +71,7 @@ def fresh_manifest(source: Source, extractor: FeatureExtractor, output: int = 0)
     backbone = get_backbone(config.backbone)
     recorded = config.to_dict() | {
         "feature_shape": list(extractor.feature_shapes[output]),
-        "preprocessing": images.preprocessing(config.fast_decode)
+        "preprocessing": images.preprocessing(config.fast_decode, config.decode)
         | {"preprocess": backbone.preprocess_mode},
     }
     if config.augment:
@@ -200,6 +200,17 @@ def finish(out: Path, manifest: Manifest, source: Source,
     return cache
 
 
+def check_gpu_decode(source: Source, config: ExtractConfig) -> None:
+    """``--decode gpu`` needs its GPU decoder here, a source of image files, and nothing on
+    the CPU between decoder and model."""
+    check_decode(config)
+    decode_gpu.check_gpu_decode()
+    items = source.items()
+    if items and source.file_of(items[0].key) is None:
+        raise UserError("--decode gpu decodes image files, and this source holds decoded "
+                        "arrays; use --decode cpu.")
+
+
 def _kept_shards(out: Path) -> bool:
     """True when the cache at ``out`` (or a layer's under it) holds a finished shard."""
     folders = [out, *(p for p in out.iterdir() if p.is_dir())] if out.is_dir() else []
@@ -215,7 +226,7 @@ def extract(
     engine: str = "keras", precision: str = "fp32", fast_decode: bool = False,
     threads: int | None = None, executor: str = "local", workers: int | None = None,
     ray_address: str | None = None, augment: int = 0, augment_ops: str | None = None,
-    backend: str | None = None, devices: str = "auto",
+    backend: str | None = None, devices: str = "auto", decode: str = "cpu",
 ) -> Cache | dict[str, Cache]:
     """Extract features of every image in ``source`` into a cache at ``out``; resumable and
     incremental.
@@ -228,7 +239,8 @@ def extract(
     ``augment``: K seeded views of each train image besides itself (``augment_ops``, see
     :mod:`bottleneck.data.augment`). ``backend``: the Keras backend (``tensorflow``, ``jax``,
     ``torch``; default: Keras' own setting), fixed for the process once Keras is imported;
-    ``devices``: ``auto`` (the GPUs if any), ``cpu`` or ``gpu``.
+    ``devices``: ``auto`` (the GPUs if any), ``cpu`` or ``gpu``; ``decode``: ``cpu``
+    (libjpeg-turbo) or ``gpu`` (nvJPEG on the PyTorch backend's GPU, another config).
     """
     choose_devices(devices, backend)
     if isinstance(source, str):
@@ -248,7 +260,9 @@ def extract(
     config = ExtractConfig(backbone=backbone, weights=weights, layer=layers[0], pooling=pooling,
                            image_size=image_size, dtype=dtype, engine=engine,
                            precision=precision, fast_decode=fast_decode, augment=augment,
-                           augment_ops=augment_ops)
+                           augment_ops=augment_ops, decode=decode)
+    if decode == "gpu":  # refused before the model is built
+        check_gpu_decode(source, config)
     extractor = FeatureExtractor(config, layers=layers, threads=threads)
     check_device(devices, extractor.device)
     manifests = [fresh_manifest(source, extractor, i) for i in range(len(outs))]

@@ -2,7 +2,9 @@
 file, rename it.
 
 Decoding runs in threads (the JPEG decoder and Pillow release the GIL) a bounded number of
-images ahead of the model, so the next batch decodes while this one computes.
+images ahead of the model, so the next batch decodes while this one computes. With
+``--decode gpu`` the threads read the files and a batch at a time is decoded on the GPU
+(:mod:`bottleneck.data.decode_gpu`), its pixels staying there for the model.
 
 :func:`run_shard` knows nothing of the manifest or of who scheduled it; it returns a
 :class:`ShardResult` that the driver records. A feature model with several layers writes the
@@ -14,12 +16,14 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from bottleneck.cache.shards import ShardWriter
 from bottleneck.data import images
 from bottleneck.data.augment import Augment, key_seed, views
+from bottleneck.data.decode_gpu import GpuDecoder
 from bottleneck.data.loader import ordered_map
 from bottleneck.data.sources import Source
 from bottleneck.extraction.config import ExtractConfig
@@ -59,7 +63,7 @@ class Rows:
     """One image's rows: its resized pixels (one per view), content hash and view indices."""
 
     position: int
-    pixels: np.ndarray  # V × size × size × 3 float32
+    pixels: Any  # V × size × size × 3 float32: NumPy, or a torch tensor on the GPU
     content_hash: int
     views: np.ndarray  # V uint16
 
@@ -100,15 +104,61 @@ def _decoded(source: Source, plan: ShardPlan, rows_of: _Views, decode_size: int 
                            ahead=max(workers, pipeline.ahead * batch_size))
 
 
+def _decoded_on_gpu(source: Source, plan: ShardPlan, decoder: GpuDecoder, pipeline: Pipeline,
+                    batch_size: int) -> Iterator[Rows | dict[str, str]]:
+    """As :func:`_decoded`, decoding ``batch_size`` files at a time on the GPU, in a thread of
+    its own a batch ahead; threads read the files."""
+
+    def read(position: int) -> bytes | dict[str, str]:
+        item, path = plan.items[position], source.file_of(plan.items[position].key)
+        if path is None:
+            return {"path": item.key, "reason": "not a file: --decode gpu decodes image files"}
+        try:
+            return path.read_bytes()
+        except OSError as exc:
+            return {"path": item.key, "reason": f"cannot read the file ({exc.strerror or exc})"}
+
+    def chunks() -> Iterator[list[tuple[int, bytes | dict[str, str]]]]:
+        chunk: list[tuple[int, bytes | dict[str, str]]] = []
+        workers = pipeline.workers or default_threads()
+        for position, data in enumerate(ordered_map(read, range(len(plan.items)), workers,
+                                                    ahead=max(workers, 2 * batch_size))):
+            chunk.append((position, data))
+            if len(chunk) == batch_size:
+                yield chunk
+                chunk = []
+        if chunk:
+            yield chunk
+
+    def decode(chunk: list[tuple[int, bytes | dict[str, str]]]) -> list[Rows | dict[str, str]]:
+        readable = [(p, d) for p, d in chunk if isinstance(d, bytes)]
+        found = dict(zip([p for p, _ in readable], decoder.rows([d for _, d in readable]),
+                         strict=True))
+        out: list[Rows | dict[str, str]] = []
+        for position, data in chunk:
+            got = found.get(position, data)
+            if isinstance(got, str):
+                got = {"path": plan.items[position].key, "reason": got}
+            out.append(got if isinstance(got, dict) else
+                       Rows(position, got[0][None], got[1], np.zeros(1, np.uint16)))
+        return out
+
+    for rows in ordered_map(decode, chunks(), 1, ahead=2, threaded=True):
+        yield from rows
+
+
 def run_shard(
     source: Source, extractor: FeatureExtractor, plan: ShardPlan,
     out_dir: Path | Sequence[Path], batch_size: int,
     on_batch: Callable[[int], object] | None = None, pipeline: Pipeline = PIPELINE,
+    gpu_decoder: GpuDecoder | None = None,
 ) -> ShardResult:
     """Compute one shard and rename it into place; bad images become failure records.
 
     ``out_dir``: the cache folder, or one folder per layer of ``extractor``. A batch that
     runs the device out of memory is retried in halves; the result records the size that ran.
+    ``gpu_decoder``: what decodes a ``decode="gpu"`` config's files (default: nvJPEG on the
+    current CUDA device).
     """
     out_dirs = [Path(out_dir)] if isinstance(out_dir, str | Path) else list(out_dir)
     if len(out_dirs) != len(extractor.feature_shapes):
@@ -123,7 +173,11 @@ def run_shard(
         for folder, shape in zip(out_dirs, extractor.feature_shapes, strict=True):
             writers.append(ShardWriter(folder / plan.file, shape, config.dtype,
                                        capacity=len(plan.items), views=bool(rows_of.k)))
-        for rows in _decoded(source, plan, rows_of, decode_size, pipeline, batch_size):
+        decoded = (_decoded(source, plan, rows_of, decode_size, pipeline, batch_size)
+                   if config.decode != "gpu" else _decoded_on_gpu(
+                       source, plan, gpu_decoder or GpuDecoder(config.image_size), pipeline,
+                       batch_size))
+        for rows in decoded:
             if isinstance(rows, dict):
                 failures.append(rows)
                 if on_batch:
@@ -163,7 +217,7 @@ class _Batcher:
         if not self.pending:
             return 0
         pending, self.pending, self.count = self.pending, [], 0
-        batch = np.concatenate([r.pixels for r in pending])
+        batch = _concatenate([r.pixels for r in pending])
         positions = np.concatenate([np.full(len(r.views), r.position) for r in pending])
         hashes = np.concatenate([np.full(len(r.views), r.content_hash, np.uint64)
                                  for r in pending])
@@ -188,6 +242,15 @@ class _Batcher:
                 continue
             start += len(piece)
         return [np.concatenate(parts) for parts in zip(*outputs, strict=True)]
+
+
+def _concatenate(parts: list[Any]) -> Any:
+    """NumPy pixels, or torch tensors already on the GPU (``--decode gpu``), in one batch."""
+    if isinstance(parts[0], np.ndarray):
+        return np.concatenate(parts)
+    import torch
+
+    return torch.cat(parts)
 
 
 def _append(writers: list[ShardWriter], plan: ShardPlan, positions: np.ndarray,

@@ -48,6 +48,10 @@ def cache_images(cache: Cache, task: str, splits: tuple[str, ...], image_size: i
     Refuses, in one line, a source whose classes, keys, splits or labels no longer match the
     cache, or (``verify_pixels``) whose images decode to other pixels than were cached.
     """
+    if cache.config.get("decode") == "gpu":
+        raise UserError("this cache was decoded by nvJPEG (--decode gpu) and models that take "
+                        "pixels decode on the CPU, to other pixels; extract a cache with "
+                        "--decode cpu to fine-tune or score one.")
     source = reopen_source(cache.manifest.source)
     where = cache.manifest.source.get("root") or cache.manifest.source.get("path") or \
         cache.manifest.source.get("kind")

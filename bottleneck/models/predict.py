@@ -18,6 +18,7 @@ import numpy as np
 
 from bottleneck._text import plural
 from bottleneck.data import images
+from bottleneck.data.decode_gpu import check_gpu_decode
 from bottleneck.errors import UserError
 from bottleneck.extraction import ExtractConfig, FeatureExtractor
 from bottleneck.extraction.engines import get_engine
@@ -99,12 +100,15 @@ def predict(model_dir: str | Path, inputs: Sequence[str | Path], top: int = 1,
     if top < 1 or batch_size < 1:
         raise UserError("--top and --batch-size must be positive.")
     model = load_model(model_dir)
+    if model.config.get("decode") == "gpu":  # the cache's photos were decoded by nvJPEG
+        check_gpu_decode()
     files = list_inputs(inputs)
     if not files:
         raise UserError("no image files found in the given folders.")
     if model.takes_images:  # fine-tuned: the model holds its backbone, and takes pixels
         size = int(model.config["image_size"])
         fast_decode = bool(model.config.get("fast_decode", False))
+        decode = model.config.get("decode", "cpu")
 
         def extractor(pixels: Any) -> Any:
             return pixels
@@ -115,13 +119,15 @@ def predict(model_dir: str | Path, inputs: Sequence[str | Path], top: int = 1,
             raise UserError(f"the rebuilt backbone gives {extractor.feature_shape} features but "
                             f"the model expects {model.feature_shape}; re-run fit.")
         size, fast_decode = extractor.config.image_size, extractor.config.fast_decode
+        decode = extractor.config.decode
     results: list[dict[str, Any]] = [{"path": str(path)} for path, _ in files]
     for chunk in _chunks(list(enumerate(files)), batch_size):  # one batch in memory at a time
         readable = []
         for index, (path, error) in chunk:
             if error is None:
                 try:
-                    readable.append((index, images.load_image(path, size, fast_decode)))
+                    readable.append((index, images.load_image(path, size, fast_decode,
+                                                                 decode)))
                     continue
                 except ValueError as exc:
                     error = str(exc)

@@ -89,7 +89,8 @@ class CacheAnalysis:
             "runtime": " ".join(str(v) for v in (
                 config.get("engine", "tf"), config.get("backend"),
                 config.get("precision", "fp32")) if v)
-            + (", fast decode" if config.get("fast_decode") else ""),
+            + (", fast decode" if config.get("fast_decode") else "")
+            + (", GPU decode (nvJPEG)" if config.get("decode") == "gpu" else ""),
             "source": ", ".join(f"{k} {v}" for k, v in summary["source"].items()),
         }
         if config.get("augment"):

@@ -40,7 +40,42 @@ def main(backend: str, work: Path, mnv2_weights: str, vgg_weights: str, images: 
     report = {"backend": active_backend(), "runtime": cache.manifest.runtime,
               "rows": cache.rows, "predictions": predictions,
               "tensorflow_imported": tensorflow_imported}
+    if backend == "torch":
+        report["gpu_decode"] = gpu_decode_shard(work, images, vgg_weights)
     (work / f"{backend}.json").write_text(json.dumps(report))
+
+
+def gpu_decode_shard(work: Path, images: str, vgg_weights: str) -> dict[str, object]:
+    """A ``decode="gpu"`` shard on torch's CPU device, the CPU JPEG decoder standing in for
+    the batched nvJPEG call: torch tensors from the decoder through the model to the file."""
+    import h5py
+    import torch
+
+    from bottleneck.data import open_source
+    from bottleneck.data.decode import decode_bytes
+    from bottleneck.data.decode_gpu import GpuDecoder, gpu_decode_problem
+    from bottleneck.extraction import ExtractConfig, FeatureExtractor
+    from bottleneck.extraction.plan import plan_shards
+    from bottleneck.extraction.shard import run_shard
+
+    def jpeg_batch(datas: list) -> list:
+        return [torch.from_numpy(decode_bytes(d.numpy().tobytes())).permute(2, 0, 1)
+                for d in datas]
+
+    source = open_source(images)
+    extractor = FeatureExtractor(ExtractConfig("vgg16", vgg_weights, image_size=32,
+                                               decode="gpu"))
+    plan = plan_shards(source.items(), 1000)[0]
+    out = work / "gpu-decode"
+    out.mkdir()
+    result = run_shard(source, extractor, plan, out, 8,
+                       gpu_decoder=GpuDecoder(32, "cpu", jpeg_batch))
+    with h5py.File(out / plan.file) as f:
+        rows = {"paths": [p.decode() for p in f["paths"][:]],
+                "features": f["features"][:].tolist(),
+                "content_hash": [str(h) for h in f["content_hash"][:]]}
+    return {"rows": result.rows, "failures": len(result.failures), **rows,
+            "problem": gpu_decode_problem()}
 
 
 if __name__ == "__main__":

@@ -88,3 +88,19 @@ def test_a_cache_made_on_one_backend_resumes_on_another(probes, backend, image_f
     assert [s.sha256 for s in resumed.manifest.shards] == before  # nothing recomputed
     assert resumed.manifest.runtime["backend"] == "tensorflow"
     assert {s.runtime["backend"] for s in resumed.manifest.shards} == {backend}
+
+
+@pytest.mark.skipif("torch" not in OTHERS, reason="torch is not installed")
+def test_a_gpu_decode_shard_runs_tensors_through_the_torch_backend(probes):
+    """--decode gpu's pipeline on torch's CPU device (the CPU JPEG decoder in nvJPEG's place):
+    the same rows, hashes and, within the resize's float rounding, features."""
+    import bottleneck
+
+    got = json.loads((probes / "torch.json").read_text())["gpu_decode"]
+    cache = bottleneck.open_cache(probes / "cache-torch")
+    theirs = cache.load(with_paths=True)
+    assert got["rows"] == len(theirs["paths"]) and got["paths"] == list(theirs["paths"])
+    assert got["content_hash"] == [str(h) for h in cache.column("content_hash")]
+    assert _relative(np.array(got["features"]), theirs["features"]) <= 1e-4
+    # here: a torch without CUDA (and without torchvision) is named as the reason
+    assert "--decode gpu needs" in got["problem"]
