@@ -1,9 +1,10 @@
 """Which bytes each shard was computed from: ``shard-NNNNN.inputs.json`` beside the shard.
 
 For every input file of the shard (its rows and its skipped files): ``[size, mtime_ns,
-sha256]`` taken just before the shard read it (stat first, then the hash, then the decode: a
-file that changes in between shows up as changed next time, never the other way round), or
-``null`` for a file that could not be read. Written by the worker after the shard file and
+sha256]``, the stat taken just before the shard read the file and the sha256 of the very bytes
+it decoded (:func:`read_identified`: each file is read once; a file that changes after its
+stat shows up as moved next time, and is then compared by content), or ``null`` for a file
+that could not be read. Written by the worker after the shard file and
 before the driver records the shard as done, so a done shard of a source with files always has
 one; it is the shard's only per-image record beside the HDF5 file, and the manifest stays
 one record per shard. Sources of arrays have no files and no sidecars.
@@ -15,6 +16,7 @@ recorded), other bytes make the shard recompute.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 from collections.abc import Iterable
@@ -52,10 +54,15 @@ def identify(path: Path) -> FileIdentity | None:
         return None
 
 
-def identify_all(paths: dict[str, Path]) -> dict[str, FileIdentity | None]:
-    """:func:`identify` of each path (hashed on a few threads: hashlib releases the GIL)."""
-    with ThreadPoolExecutor(min(8, os.cpu_count() or 1)) as pool:
-        return dict(zip(paths, pool.map(identify, paths.values()), strict=True))
+def read_identified(path: Path) -> tuple[FileIdentity | None, bytes | OSError]:
+    """Stat, then read ``path``: its identity (the sha256 of exactly the bytes returned) and
+    its bytes, or ``(None, the error)``."""
+    try:
+        stat = os.stat(path)
+        data = path.read_bytes()
+    except OSError as exc:
+        return None, exc
+    return FileIdentity(stat.st_size, stat.st_mtime_ns, hashlib.sha256(data).hexdigest()), data
 
 
 def write_inputs(folder: Path, shard_file: str, inputs_sha256: str,

@@ -73,7 +73,8 @@ class ArraySource(Source):
         part, index = item.key.rsplit("/", 1)
         return self._arrays[part][0][int(index)]
 
-    def load_image(self, item: Item, decode_size: int | None = None) -> np.ndarray:
+    def load_image(self, item: Item, decode_size: int | None = None,
+                   data: bytes | None = None) -> np.ndarray:
         return images.to_rgb(self._pixels(item))
 
     def targets(self) -> dict[str, float] | None:

@@ -130,5 +130,8 @@ class FolderSource(Source):
             "limit": self.limit,
         }
 
-    def load_image(self, item: Item, decode_size: int | None = None) -> np.ndarray:
+    def load_image(self, item: Item, decode_size: int | None = None,
+                   data: bytes | None = None) -> np.ndarray:
+        if data is not None:
+            return images.decode_bytes(data, decode_size)
         return images.decode_file(self.root / item.key, decode_size)

@@ -93,11 +93,13 @@ class Source(ABC):
         """What the manifest records about this source."""
 
     @abstractmethod
-    def load_image(self, item: Item, decode_size: int | None = None) -> np.ndarray:
+    def load_image(self, item: Item, decode_size: int | None = None,
+                   data: bytes | None = None) -> np.ndarray:
         """One item as uint8 H×W×3; raises ``ValueError`` with the reason it cannot be read.
 
         ``decode_size``: fast decode, where the source holds encoded files (see
-        :mod:`bottleneck.data.images`); sources of decoded arrays ignore it.
+        :mod:`bottleneck.data.images`); sources of decoded arrays ignore it. ``data``: the
+        bytes of the item's file (:meth:`file_of`), where the caller has read them already.
         """
 
     def targets(self) -> dict[str, float] | None:

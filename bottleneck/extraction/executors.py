@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from bottleneck._machine import machine_error
-from bottleneck.cache.inputs import identify_all, write_inputs
+from bottleneck.cache.inputs import write_inputs
 from bottleneck.data.sources import Source
 from bottleneck.errors import UserError
 from bottleneck.extraction.config import ExtractConfig
@@ -69,13 +69,11 @@ def attempt_shard(job: ShardJob, extractor: FeatureExtractor, plan: ShardPlan,
     becomes a :class:`ShardFailure`, so the other shards go on (unless the machine caused it:
     a full disk fails every shard alike)."""
     try:
-        files = {item.key: path for item in plan.items
-                 if (path := job.source.file_of(item.key)) is not None}
-        identities = identify_all(files) if files else None  # before the shard reads them
         result = run_shard(job.source, extractor, plan, job.out, job.batch_size, on_batch)
-        if identities is not None:
+        if result.inputs is not None:  # each file's identity, hashed from the bytes it read
             for folder in job.out:
-                write_inputs(folder, plan.file, plan.inputs_sha256, identities)
+                write_inputs(folder, plan.file, plan.inputs_sha256, result.inputs)
+            result.inputs = None  # the sidecar has them; the driver does not need them
         return result
     except Exception as exc:  # recorded in the manifest and named at the end of the run
         line = machine_error(exc, job.out[0], KEPT)

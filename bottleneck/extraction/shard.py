@@ -20,6 +20,7 @@ from typing import Any
 
 import numpy as np
 
+from bottleneck.cache.inputs import FileIdentity, read_identified
 from bottleneck.cache.shards import ShardWriter
 from bottleneck.data import images
 from bottleneck.data.augment import Augment, key_seed, views
@@ -56,6 +57,8 @@ class ShardResult:
     sha256s: list[str] = field(default_factory=list)  # one per layer, in order
     batch_size: int | None = None  # the batch size that ran (halved after out-of-memory)
     runtime: dict[str, str] | None = None  # what computed it (engine, backend, device)
+    # each input file's identity as it was read (cache/inputs.py); None: a source of arrays
+    inputs: dict[str, FileIdentity | None] | None = None
 
 
 @dataclass(frozen=True)
@@ -87,15 +90,32 @@ class _Views:
         return Rows(position, stacked, digest, indices.astype(np.uint16))
 
 
+def _read(source: Source, key: str, inputs: dict[str, FileIdentity | None]
+          ) -> bytes | dict[str, str] | None:
+    """The bytes of ``key``'s file, its identity noted in ``inputs``; its failure record if it
+    cannot be read; None for a source of arrays."""
+    path = source.file_of(key)
+    if path is None:
+        return None
+    inputs[key], data = read_identified(path)
+    if isinstance(data, OSError):
+        return {"path": key, "reason": f"cannot read the file ({data.strerror or data})"}
+    return data
+
+
 def _decoded(source: Source, plan: ShardPlan, rows_of: _Views, decode_size: int | None,
-             pipeline: Pipeline, batch_size: int) -> Iterator[Rows | dict[str, str]]:
+             pipeline: Pipeline, batch_size: int, inputs: dict[str, FileIdentity | None]
+             ) -> Iterator[Rows | dict[str, str]]:
     """Each planned image's rows, in order, decoded in threads a bounded distance ahead;
     an image that cannot be read is its failure record instead."""
 
     def load(position: int) -> Rows | dict[str, str]:
         item = plan.items[position]
+        data = _read(source, item.key, inputs)
+        if isinstance(data, dict):
+            return data
         try:
-            return rows_of(position, source.load_image(item, decode_size))
+            return rows_of(position, source.load_image(item, decode_size, data))
         except ValueError as exc:
             return {"path": item.key, "reason": str(exc)}
 
@@ -105,18 +125,16 @@ def _decoded(source: Source, plan: ShardPlan, rows_of: _Views, decode_size: int 
 
 
 def _decoded_on_gpu(source: Source, plan: ShardPlan, decoder: GpuDecoder, pipeline: Pipeline,
-                    batch_size: int) -> Iterator[Rows | dict[str, str]]:
+                    batch_size: int, inputs: dict[str, FileIdentity | None]
+                    ) -> Iterator[Rows | dict[str, str]]:
     """As :func:`_decoded`, decoding ``batch_size`` files at a time on the GPU, in a thread of
     its own a batch ahead; threads read the files."""
 
     def read(position: int) -> bytes | dict[str, str]:
-        item, path = plan.items[position], source.file_of(plan.items[position].key)
-        if path is None:
-            return {"path": item.key, "reason": "not a file: --decode gpu decodes image files"}
-        try:
-            return path.read_bytes()
-        except OSError as exc:
-            return {"path": item.key, "reason": f"cannot read the file ({exc.strerror or exc})"}
+        key = plan.items[position].key
+        data = _read(source, key, inputs)
+        return {"path": key, "reason": "not a file: --decode gpu decodes image files"} \
+            if data is None else data
 
     def chunks() -> Iterator[list[tuple[int, bytes | dict[str, str]]]]:
         chunk: list[tuple[int, bytes | dict[str, str]]] = []
@@ -166,6 +184,7 @@ def run_shard(
     config = extractor.config
     decode_size = config.image_size if config.fast_decode else None
     rows_of = _Views(plan, config)
+    inputs: dict[str, FileIdentity | None] = {}
     writers: list[ShardWriter] = []
     failures: list[dict[str, str]] = []
     batcher = _Batcher(extractor, writers, plan, batch_size)
@@ -173,10 +192,10 @@ def run_shard(
         for folder, shape in zip(out_dirs, extractor.feature_shapes, strict=True):
             writers.append(ShardWriter(folder / plan.file, shape, config.dtype,
                                        capacity=len(plan.items), views=bool(rows_of.k)))
-        decoded = (_decoded(source, plan, rows_of, decode_size, pipeline, batch_size)
+        decoded = (_decoded(source, plan, rows_of, decode_size, pipeline, batch_size, inputs)
                    if config.decode != "gpu" else _decoded_on_gpu(
                        source, plan, gpu_decoder or GpuDecoder(config.image_size), pipeline,
-                       batch_size))
+                       batch_size, inputs))
         for rows in decoded:
             if isinstance(rows, dict):
                 failures.append(rows)
@@ -195,7 +214,9 @@ def run_shard(
             writer.abort()
         raise
     return ShardResult(plan.index, writers[0].rows, shas[0], failures, shas, batcher.size,
-                       extractor.runtime)
+                       extractor.runtime,
+                       {item.key: inputs.get(item.key) for item in plan.items}
+                       if inputs else None)
 
 
 class _Batcher:

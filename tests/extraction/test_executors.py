@@ -140,10 +140,10 @@ def test_a_grown_folder_computes_only_its_new_images(weights, tmp_path: Path) ->
 class FlakyDisk(FolderSource):
     """A folder whose storage fails while one shard's images are read (a real OSError)."""
 
-    def load_image(self, item, decode_size=None):
+    def load_image(self, item, decode_size=None, data=None):
         if item.key.endswith("square/001.jpg"):
             raise OSError("Input/output error reading the network drive")
-        return super().load_image(item, decode_size)
+        return super().load_image(item, decode_size, data)
 
 
 def test_a_failing_shard_is_recorded_and_the_others_go_on(weights, tmp_path: Path) -> None:
