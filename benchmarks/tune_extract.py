@@ -8,11 +8,14 @@ through ``run_shard``, HDF5 included):
   threads   TensorFlow's intra-/inter-op thread pools (each setting in a fresh process, as
             they can only be set before TensorFlow starts)
   engine    the openvino engine's inference threads (if OpenVINO is installed)
+  budget    the openvino engine's threads and the decode threads together (they share the
+            cores: issue 18), each pair against the defaults (2 + the cores)
 
 This machine's speed drifts from minute to minute, so every variant runs right after the default
 in each round, and what is printed is the median of those paired ratios (variant / default).
 
     python benchmarks/tune_extract.py [--images 256] [--rounds 5] [--parts pipeline,batch,threads]
+    python benchmarks/tune_extract.py --parts budget --photo 480x360 --images 384 --rounds 3
 """
 
 from __future__ import annotations
@@ -110,6 +113,24 @@ def tune_engine_threads(folder: Path, args, out: Path) -> dict:
                   args.rounds)
 
 
+def tune_budget(folder: Path, args, out: Path) -> dict:
+    from bottleneck.extraction.engines import default_threads
+    from bottleneck.extraction.shard import Pipeline
+
+    cores = default_threads()
+    extractors = {}
+    for n in sorted({1, cores}):
+        source, extractors[n], plan = setup(folder, args.backbone, args.image_size, "openvino", n)
+    variants = {"default": (cores, cores)}
+    for engine in sorted({1, cores}):
+        for decode in sorted({1, cores, cores + 1}):
+            if (engine, decode) != (cores, cores):
+                variants[f"engine {engine} + decode {decode}"] = (engine, decode)
+    return paired(variants, lambda v: one_pass(source, extractors[v[0]], plan, out,
+                                               args.batch_size, Pipeline(workers=v[1])),
+                  args.rounds)
+
+
 def child(args) -> None:
     """In a fresh process: set the thread pools, then print the best of a few passes."""
     import tensorflow as tf
@@ -143,6 +164,8 @@ def main() -> None:
     parser.add_argument("--images", type=int, default=256)
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--parts", default="pipeline,batch,threads,engine")
+    parser.add_argument("--photo", default="320x240",
+                        help="WIDTHxHEIGHT of the generated JPEGs (ImageNet-size: 480x360).")
     parser.add_argument("--json", type=Path, help="Also write the figures here.")
     parser.add_argument("--child", type=int, nargs=2, help=argparse.SUPPRESS)
     parser.add_argument("--folder", type=Path, help=argparse.SUPPRESS)
@@ -157,7 +180,8 @@ def main() -> None:
 
     results = {}
     with tempfile.TemporaryDirectory(prefix="tune-extract-") as work:
-        folder = write_jpegs(Path(work) / "jpegs", args.images)
+        width, height = (int(v) for v in args.photo.lower().split("x"))
+        folder = write_jpegs(Path(work) / "jpegs", args.images, shape=(height, width))
         out = Path(work) / "out"
         out.mkdir()
         parts = args.parts.split(",")
@@ -172,7 +196,9 @@ def main() -> None:
                 results["engine"] = tune_engine_threads(folder, args, out)
             except Exception as exc:  # noqa: BLE001 - OpenVINO missing: report and go on
                 print(f"engine: skipped ({exc})")
-    print(f"\n{args.backbone} @ {args.image_size}px, {args.images} JPEGs, batch "
+        if "budget" in parts:
+            results["budget"] = tune_budget(folder, args, out)
+    print(f"\n{args.backbone} @ {args.image_size}px, {args.images} JPEGs of ~{args.photo}, batch "
           f"{args.batch_size}: median of {args.rounds} paired rounds (variant / default)")
     for part, table in results.items():
         print(f"\n  {part}")
