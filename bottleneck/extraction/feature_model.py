@@ -135,7 +135,8 @@ class FeatureExtractor:
         """Features of every layer for a batch of float32 RGB images (0..255, at size)."""
         self._called = True
         # pixels decoded on the GPU (--decode gpu) are torch tensors there already
-        batch = images if hasattr(images, "device") else np.asarray(images, dtype=np.float32)
+        on_device = hasattr(images, "device") and not isinstance(images, np.ndarray | list)
+        batch = images if on_device else np.asarray(images, dtype=np.float32)
         return [np.asarray(f).astype(self.config.dtype, copy=False) for f in self._run(batch)]
 
     def __call__(self, images: Any) -> np.ndarray:
