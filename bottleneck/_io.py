@@ -103,6 +103,16 @@ def read_json(path: str | Path) -> Any:
     return json.loads(Path(path).read_text(encoding="utf-8"))
 
 
+def _fresh_staging(out: Path) -> Path:
+    """An empty temp sibling of ``out``, after recovering what an interrupted swap left."""
+    out.parent.mkdir(parents=True, exist_ok=True)
+    recover_staging(out)
+    staging = temp_name(out)
+    _remove(staging)
+    staging.mkdir()
+    return staging
+
+
 @contextmanager
 def staging_dir(out: Path) -> Iterator[Path]:
     """A temp sibling of ``out`` to fill; swapped in for ``out`` only when the block succeeds.
@@ -110,11 +120,7 @@ def staging_dir(out: Path) -> Iterator[Path]:
     An earlier ``out`` (which the caller has checked is ours to replace) is moved aside
     first and deleted only after the new one is in place (see :func:`swap_in`).
     """
-    out.parent.mkdir(parents=True, exist_ok=True)
-    recover_staging(out)
-    tmp = temp_name(out)
-    _remove(tmp)
-    tmp.mkdir()
+    tmp = _fresh_staging(out)
     try:
         yield tmp
         swap_in(tmp, out)
@@ -126,11 +132,7 @@ def staging_dir(out: Path) -> Iterator[Path]:
 def atomic_output(out: Path) -> Iterator[Path]:
     """A path named like ``out`` in a temp sibling folder, for writers that pick the format
     by the name (Keras) or make a folder (SavedModel); swapped in for ``out`` on success."""
-    out.parent.mkdir(parents=True, exist_ok=True)
-    recover_staging(out)
-    staging = temp_name(out)
-    _remove(staging)
-    staging.mkdir()
+    staging = _fresh_staging(out)
     try:
         target = staging / out.name
         yield target

@@ -157,36 +157,44 @@ def model_only(ctx: Context) -> dict[str, Any]:
     return results
 
 
-def extract_rate(ctx: Context) -> dict[str, Any]:
-    """End to end: ``bottleneck.extract`` of Lite0 over ImageNet-size JPEGs (made by the
-    jpegs section) on n and 4n images; steady = 3n / (t(4n) − t(n)) leaves out the fixed cost
-    of building and compiling the model."""
+def _jpeg_folders(ctx: Context) -> tuple[Path, Path, int, int]:
+    """The jpegs section's n and 4n folders and their sizes."""
     small, big = ctx.work / "jpegs" / "small", ctx.work / "jpegs" / "big"
     if not big.is_dir():
         raise Skip("no JPEGs: the jpegs section did not run")
     n_small, n_big = (sum(1 for _ in f.rglob("*.jpg")) for f in (small, big))
+    return small, big, n_small, n_big
+
+
+def _steady(ctx: Context, label: str, precision: str, decode: str = "cpu") -> dict[str, Any]:
+    """Extract Lite0 over the n and 4n JPEGs; steady = 3n / (t(4n) − t(n)) leaves out the
+    fixed cost of building and compiling the model."""
+    small, big, n_small, n_big = _jpeg_folders(ctx)
     ref = kitlib.Reference("lite0", "efficientnet_lite0", ctx.lite0_size, "imagenet")
-    results: dict[str, Any] = {"images": [n_small, n_big], "image_size": ref.image_size,
+    reset_gpu_peak(ctx.backend)
+    t_small, t_big = (_extract(ctx, str(folder), ctx.work / f"{label}-{precision}-{name}", ref,
+                               precision, ctx.batch_size, decode)[1]
+                      for folder, name in ((small, "n"), (big, "4n")))
+    steady = (n_big - n_small) / (t_big - t_small) if t_big > t_small else None
+    return {"seconds": [round(t_small, 2), round(t_big, 2)],
+            "steady_img_s": round(steady, 1) if steady else None,
+            "end_to_end_img_s": round(n_big / t_big, 1), **gpu_memory(ctx.backend)}
+
+
+def extract_rate(ctx: Context) -> dict[str, Any]:
+    """End to end: ``bottleneck.extract`` of Lite0 over ImageNet-size JPEGs (made by the
+    jpegs section) on n and 4n images, per precision (see :func:`_steady`)."""
+    _, _, n_small, n_big = _jpeg_folders(ctx)
+    results: dict[str, Any] = {"images": [n_small, n_big], "image_size": ctx.lite0_size,
                                "batch": ctx.batch_size}
     for precision in ctx.args.precisions:
         if ctx.left() < 10:
             results[precision] = {"skipped": "the section's time cap was reached"}
             continue
         try:
-            reset_gpu_peak(ctx.backend)
-            _, t_small = _extract(ctx, str(small), ctx.work / f"e2e-{ctx.backend}-{precision}-n",
-                                  ref, precision, ctx.batch_size)
-            _, t_big = _extract(ctx, str(big), ctx.work / f"e2e-{ctx.backend}-{precision}-4n",
-                                ref, precision, ctx.batch_size)
+            results[precision] = _steady(ctx, f"e2e-{ctx.backend}", precision)
         except Exception as exc:
             results[precision] = {"error": f"{type(exc).__name__}: {exc}"}
-            ctx.partial(results)
-            continue
-        steady = (n_big - n_small) / (t_big - t_small) if t_big > t_small else None
-        results[precision] = {"seconds": [round(t_small, 2), round(t_big, 2)],
-                              "steady_img_s": round(steady, 1) if steady else None,
-                              "end_to_end_img_s": round(n_big / t_big, 1),
-                              **gpu_memory(ctx.backend)}
         ctx.partial(results)
     return results
 
@@ -258,24 +266,15 @@ def gpu_decode(ctx: Context) -> dict[str, Any]:
                                                             reference[ref.name])
                                | {"seconds": round(seconds, 2)}}
     ctx.partial(results)
-    small, big = ctx.work / "jpegs" / "small", ctx.work / "jpegs" / "big"
-    if not big.is_dir():
+    if not (ctx.work / "jpegs" / "big").is_dir():
         return results | {"rates": "no JPEGs: the jpegs section did not run"}
-    n_small, n_big = (sum(1 for _ in f.rglob("*.jpg")) for f in (small, big))
-    lite0 = kitlib.Reference("lite0", "efficientnet_lite0", ctx.lite0_size, "imagenet")
     precision = ctx.args.precisions[0]
     for decode in ("gpu", "cpu"):
         if ctx.left() < 10:
             results[decode] = {"skipped": "the section's time cap was reached"}
             continue
-        times = [_extract(ctx, str(folder), ctx.work / f"gpudecode-{decode}-{i}", lite0,
-                          precision, ctx.batch_size, decode=decode)[1]
-                 for i, folder in enumerate((small, big))]
-        steady = (n_big - n_small) / (times[1] - times[0]) if times[1] > times[0] else None
-        results[decode] = {"precision": precision, "seconds": [round(t, 2) for t in times],
-                           "steady_img_s": round(steady, 1) if steady else None,
-                           "end_to_end_img_s": round(n_big / times[1], 1),
-                           **gpu_memory(ctx.backend)}
+        results[decode] = {"precision": precision} | _steady(ctx, f"gpudecode-{decode}",
+                                                            precision, decode)
         ctx.partial(results)
     return results
 
