@@ -290,7 +290,7 @@ def main() -> None:
     finally:
         shutil.rmtree(work, ignore_errors=True)
     if args.json:
-        from bottleneck._io import write_json
+        from bottleneck.storage.atomic import write_json
 
         write_json(args.json, figures)
 

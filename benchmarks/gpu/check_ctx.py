@@ -28,7 +28,7 @@ def write_json(path: Path, data: Any) -> None:
     """Atomic JSON (bottleneck's own helper where installed; check.py's orchestrator may run
     before it is)."""
     try:
-        from bottleneck._io import write_json as atomic
+        from bottleneck.storage.atomic import write_json as atomic
     except ImportError:  # pragma: no cover - the kit's wheels not installed
         tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
         tmp.write_text(json.dumps(data, indent=2, default=str) + "\n")

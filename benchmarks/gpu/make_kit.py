@@ -203,7 +203,7 @@ def build(out: Path, quick: bool, images: int, max_mib: float, fashion: Path,
                 if fmnist else None,
                 "wheels": listing, "resolver_check": check, "size_mib": round(size, 2),
                 "max_mib": max_mib}
-        from bottleneck._io import write_json
+        from bottleneck.storage.atomic import write_json
 
         write_json(kit / kitlib.KIT_JSON, info)
         print(f"resolver check: {_resolver_line(check)}")

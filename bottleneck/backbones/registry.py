@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from bottleneck._io import sha256_file
+from bottleneck.storage.atomic import sha256_file
 from bottleneck.errors import UserError
 
 RANDOM_WEIGHTS_SEED = 0

@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from bottleneck._machine import machine_errors
+from bottleneck.storage.machine import machine_errors
 from bottleneck._text import plural
 from bottleneck.benching.leaderboard import write_reports
 from bottleneck.benching.leaks import cross_split_duplicates

@@ -8,7 +8,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from bottleneck._io import atomic_path, atomic_write
+from bottleneck.storage.atomic import atomic_path, atomic_write
 from bottleneck._text import plural
 
 FILES = ("leaderboard.csv", "leaderboard.json", "leaderboard.md", "score_vs_fit_time.png")

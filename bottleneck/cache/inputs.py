@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from bottleneck._io import atomic_write, read_json, sha256_file
+from bottleneck.storage.atomic import atomic_write, read_json, sha256_file
 
 FORMAT = "bottleneck-shard-inputs"
 SUFFIX = ".inputs.json"

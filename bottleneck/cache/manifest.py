@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from bottleneck._io import write_json
+from bottleneck.storage.atomic import write_json
 from bottleneck.errors import UserError
 
 MANIFEST = "manifest.json"

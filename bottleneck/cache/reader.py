@@ -12,7 +12,7 @@ from typing import Any
 import h5py
 import numpy as np
 
-from bottleneck._io import sha256_file
+from bottleneck.storage.atomic import sha256_file
 from bottleneck._text import plural
 from bottleneck.cache.manifest import Manifest
 from bottleneck.cache.shards import open_shard, read_column

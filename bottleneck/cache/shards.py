@@ -1,7 +1,7 @@
 """One shard file: ``shard-NNNNN.h5``, whose row i of every dataset is the same image.
 
 :class:`ShardWriter` appends rows under a temporary name and renames the file into place
-(fsync, then :func:`bottleneck._io.install`) when it is complete, so a reader never sees half
+(fsync, then :func:`bottleneck.storage.atomic.install`) when it is complete, so a reader never sees half
 a shard.
 """
 
@@ -15,8 +15,8 @@ from typing import Any
 import h5py
 import numpy as np
 
-from bottleneck._h5io import Hdf5Output
-from bottleneck._io import install, sha256_file, temp_name
+from bottleneck.storage.hdf5 import Hdf5Output
+from bottleneck.storage.atomic import install, sha256_file, temp_name
 from bottleneck.errors import UserError
 
 STRING = h5py.string_dtype("utf-8")

@@ -9,7 +9,7 @@ from typing import Any
 
 import numpy as np
 
-from bottleneck._ours import LINEAGE_SUFFIX, what_of_ours
+from bottleneck.storage.ours import LINEAGE_SUFFIX, what_of_ours
 from bottleneck.data import images
 from bottleneck.data.sources import (
     Item,

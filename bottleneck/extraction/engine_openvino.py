@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from bottleneck._io import TEMP_MARK, install, user_cache_dir
+from bottleneck.storage.atomic import TEMP_MARK, install, user_cache_dir
 from bottleneck.errors import UserError
 from bottleneck.extraction.engines import EngineJob, Runner
 

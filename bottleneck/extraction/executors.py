@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
-from bottleneck._machine import machine_error
+from bottleneck.storage.machine import machine_error
 from bottleneck.cache.inputs import write_inputs
 from bottleneck.data.sources import Source
 from bottleneck.errors import UserError

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from bottleneck._io import is_stale_temp, sha256_file
+from bottleneck.storage.atomic import is_stale_temp, sha256_file
 from bottleneck.cache.inputs import remove_inputs
-from bottleneck.cache.lock import LOCK_FILE
+from bottleneck.storage.lock import LOCK_FILE
 from bottleneck.cache.manifest import MANIFEST, Manifest, ShardRecord, is_cache
 from bottleneck.cache.reader import TARGETS_FILE
 from bottleneck.cache.shards import read_column

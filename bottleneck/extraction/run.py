@@ -21,13 +21,13 @@ from typing import Any
 import numpy as np
 
 from bottleneck import __version__
-from bottleneck._io import remove_stale_temp_files
-from bottleneck._machine import machine_errors
+from bottleneck.storage.atomic import remove_stale_temp_files
+from bottleneck.storage.machine import machine_errors
 from bottleneck._text import plural
 from bottleneck.backbones import get_backbone
 from bottleneck.backend import active_backend, backend_version, import_keras
 from bottleneck.cache.inputs import remove_inputs
-from bottleneck.cache.lock import cache_lock
+from bottleneck.storage.lock import cache_lock
 from bottleneck.cache.manifest import Manifest, shard_index
 from bottleneck.cache.reader import TARGETS_FILE, Cache
 from bottleneck.cache.shards import read_column

@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from bottleneck._io import atomic_write, to_jsonable
+from bottleneck.storage.atomic import atomic_write, to_jsonable
 from bottleneck.backend import import_keras
 from bottleneck.heads.registry import HeadFileError, HeadFormat
 

@@ -28,7 +28,7 @@ from typing import Any
 import numpy as np
 from sklearn.base import BaseEstimator
 
-from bottleneck._io import atomic_write
+from bottleneck.storage.atomic import atomic_write
 from bottleneck.heads.registry import HeadFileError, HeadFormat
 
 SKOPS_FILE = "head.skops"

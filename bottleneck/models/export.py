@@ -18,8 +18,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from bottleneck._io import atomic_output, read_json, write_json
-from bottleneck._machine import machine_errors
+from bottleneck.storage.atomic import atomic_output, read_json, write_json
+from bottleneck.storage.machine import machine_errors
 from bottleneck.backend import import_keras, installed
 from bottleneck.errors import UserError
 from bottleneck.models.assemble import assemble

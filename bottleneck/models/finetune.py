@@ -19,8 +19,8 @@ from typing import Any
 
 import numpy as np
 
-from bottleneck._io import sha256_file, to_jsonable, write_json
-from bottleneck._machine import machine_errors
+from bottleneck.storage.atomic import sha256_file, to_jsonable, write_json
+from bottleneck.storage.machine import machine_errors
 from bottleneck.backend import import_keras
 from bottleneck.cache import open_cache
 from bottleneck.errors import UserError

@@ -18,8 +18,8 @@ from typing import Any
 
 import numpy as np
 
-from bottleneck._io import to_jsonable, write_json
-from bottleneck._machine import machine_errors
+from bottleneck.storage.atomic import to_jsonable, write_json
+from bottleneck.storage.machine import machine_errors
 from bottleneck.backend import import_keras
 from bottleneck.cache import Cache
 from bottleneck.cache.batches import feature_batches

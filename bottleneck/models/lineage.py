@@ -12,7 +12,7 @@ import hashlib
 from pathlib import Path
 from typing import Any
 
-from bottleneck._io import sha256_file
+from bottleneck.storage.atomic import sha256_file
 from bottleneck.cache import Cache
 from bottleneck.cache.manifest import MANIFEST
 

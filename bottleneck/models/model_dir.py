@@ -39,8 +39,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from bottleneck import _io
-from bottleneck._io import sha256_file, write_json
+from bottleneck.storage import atomic as _io
+from bottleneck.storage.atomic import sha256_file, write_json
 from bottleneck.errors import UserError
 from bottleneck.heads import HeadFileError, get_head_spec
 from bottleneck.models.assemble import INPUT_IMAGES, KERAS_FILE

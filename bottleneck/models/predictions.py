@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from bottleneck._io import atomic_path, sha256_file, to_jsonable
+from bottleneck.storage.atomic import atomic_path, sha256_file, to_jsonable
 from bottleneck.cache import Cache
 from bottleneck.cache.manifest import MANIFEST
 from bottleneck.heads import class_scores

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from bottleneck._io import read_json, sha256_file
+from bottleneck.storage.atomic import read_json, sha256_file
 from bottleneck.cache import Cache, open_cache
 from bottleneck.cache.manifest import MANIFEST, Manifest
 from bottleneck.errors import UserError

@@ -8,7 +8,7 @@ import re
 from pathlib import Path
 from typing import Any
 
-from bottleneck._io import atomic_write, to_jsonable
+from bottleneck.storage.atomic import atomic_write, to_jsonable
 
 TEMPLATE = "report.html.j2"
 DATA_URI = re.compile(r"^data:image/")

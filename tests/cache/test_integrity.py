@@ -17,7 +17,7 @@ import pytest
 
 import bottleneck
 from bottleneck.cache import open_cache
-from bottleneck.cache.lock import LOCK_FILE, cache_lock
+from bottleneck.storage.lock import LOCK_FILE, cache_lock
 from bottleneck.errors import UserError
 from tests.conftest import write_class_folder
 

@@ -15,7 +15,7 @@ import pytest
 from click.testing import CliRunner
 
 import bottleneck
-from bottleneck import _ours
+from bottleneck.storage import ours as _ours
 from bottleneck.cli import main
 from bottleneck.data import FolderSource
 from tests.conftest import write_class_folder
@@ -141,7 +141,7 @@ def test_folders_that_only_look_like_ours_are_read(tmp_path):
 
 
 def test_markers_are_the_writers_own():
-    from bottleneck.cache.lock import LOCK_FILE
+    from bottleneck.storage.lock import LOCK_FILE
     from bottleneck.cache.manifest import FORMAT, MANIFEST
     from bottleneck.models.export import LINEAGE_SUFFIX
     from bottleneck.models.model_dir import FORMAT as MODEL_FORMAT

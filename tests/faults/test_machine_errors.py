@@ -22,7 +22,7 @@ import pytest
 from click.testing import CliRunner
 
 import bottleneck
-from bottleneck._machine import machine_error
+from bottleneck.storage.machine import machine_error
 from bottleneck.cache import Cache, open_cache
 from bottleneck.cli import main
 from bottleneck.errors import PartialFailure, UserError

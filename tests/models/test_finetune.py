@@ -14,7 +14,7 @@ from click.testing import CliRunner
 from PIL import Image
 
 import bottleneck
-from bottleneck._io import sha256_file
+from bottleneck.storage.atomic import sha256_file
 from bottleneck.cache import Cache, open_cache
 from bottleneck.cli import main
 from bottleneck.errors import UserError

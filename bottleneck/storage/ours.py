@@ -20,7 +20,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from bottleneck._io import TEMP_MARK
+from bottleneck.storage.atomic import TEMP_MARK
 
 CACHE_MANIFEST, CACHE_FORMAT = "manifest.json", "bottleneck-cache"
 LOCK_FILE = ".bottleneck.lock"

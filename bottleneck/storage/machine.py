@@ -16,7 +16,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
-from bottleneck._io import TEMP_MARK
+from bottleneck.storage.atomic import TEMP_MARK
 from bottleneck.errors import PartialFailure, UserError
 
 F = TypeVar("F", bound=Callable[..., Any])

@@ -15,7 +15,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from bottleneck._io import process_alive
+from bottleneck.storage.atomic import process_alive
 from bottleneck.errors import UserError
 
 LOCK_FILE = ".bottleneck.lock"
