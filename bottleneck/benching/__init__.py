@@ -14,7 +14,6 @@ from typing import Any
 
 import numpy as np
 
-from bottleneck.storage.machine import machine_errors
 from bottleneck._text import plural
 from bottleneck.benching.leaderboard import write_reports
 from bottleneck.benching.leaks import cross_split_duplicates
@@ -32,6 +31,7 @@ from bottleneck.errors import UserError
 from bottleneck.heads import HEADS, check_rows, get_head_spec
 from bottleneck.models.fit import head_errors
 from bottleneck.models.model_dir import check_out_dir
+from bottleneck.storage.machine import machine_errors
 
 BEST_MODEL = "best-model"  # OUT/best-model/: the top-ranked variant as a MODEL_DIR
 

@@ -13,8 +13,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from bottleneck.storage.atomic import write_json
 from bottleneck.errors import UserError
+from bottleneck.storage.atomic import write_json
 
 MANIFEST = "manifest.json"
 FORMAT = "bottleneck-cache"

@@ -12,11 +12,11 @@ from typing import Any
 import h5py
 import numpy as np
 
-from bottleneck.storage.atomic import sha256_file
 from bottleneck._text import plural
 from bottleneck.cache.manifest import Manifest
 from bottleneck.cache.shards import open_shard, read_column
 from bottleneck.errors import UserError
+from bottleneck.storage.atomic import sha256_file
 
 TARGETS_FILE = "targets.h5"
 

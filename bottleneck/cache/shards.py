@@ -1,8 +1,8 @@
 """One shard file: ``shard-NNNNN.h5``, whose row i of every dataset is the same image.
 
 :class:`ShardWriter` appends rows under a temporary name and renames the file into place
-(fsync, then :func:`bottleneck.storage.atomic.install`) when it is complete, so a reader never sees half
-a shard.
+(fsync, then :func:`bottleneck.storage.atomic.install`) when it is complete, so a reader never
+sees half a shard.
 """
 
 from __future__ import annotations
@@ -15,9 +15,9 @@ from typing import Any
 import h5py
 import numpy as np
 
-from bottleneck.storage.hdf5 import Hdf5Output
-from bottleneck.storage.atomic import install, sha256_file, temp_name
 from bottleneck.errors import UserError
+from bottleneck.storage.atomic import install, sha256_file, temp_name
+from bottleneck.storage.hdf5 import Hdf5Output
 
 STRING = h5py.string_dtype("utf-8")
 COLUMNS = ("features", "labels", "paths", "split", "content_hash")

@@ -16,14 +16,14 @@ from typing import Any
 
 import numpy as np
 
-from bottleneck.storage.hdf5 import Hdf5Output
-from bottleneck.storage.atomic import install, sha256_file, temp_name
-from bottleneck.storage.machine import machine_errors
-from bottleneck.storage.lock import cache_lock
 from bottleneck.cache.reader import TARGETS_FILE, Cache, open_cache
 from bottleneck.cache.shards import STRING
 from bottleneck.cache.targets_csv import read_targets_csv
 from bottleneck.errors import UserError
+from bottleneck.storage.atomic import install, sha256_file, temp_name
+from bottleneck.storage.hdf5 import Hdf5Output
+from bottleneck.storage.lock import cache_lock
+from bottleneck.storage.machine import machine_errors
 
 # The price tutorial's table: one price per Fashion-MNIST class, in dollars.
 FASHION_MNIST_PRICES = {

@@ -9,7 +9,6 @@ from typing import Any
 
 import numpy as np
 
-from bottleneck.storage.ours import LINEAGE_SUFFIX, what_of_ours
 from bottleneck.data import images
 from bottleneck.data.sources import (
     Item,
@@ -20,6 +19,7 @@ from bottleneck.data.sources import (
     stratified_limit,
 )
 from bottleneck.errors import UserError
+from bottleneck.storage.ours import LINEAGE_SUFFIX, what_of_ours
 
 SPLIT_FOLDERS = {"train": ("train",), "val": ("validation", "val"), "test": ("test",)}
 

@@ -19,9 +19,9 @@ from typing import Any
 
 import numpy as np
 
-from bottleneck.storage.atomic import TEMP_MARK, install, user_cache_dir
 from bottleneck.errors import UserError
 from bottleneck.extraction.engines import EngineJob, Runner
+from bottleneck.storage.atomic import TEMP_MARK, install, user_cache_dir
 
 PIN = "openvino==2026.4.1"
 OV_PRECISION = {"fp32": "f32", "bf16": "bf16"}  # the hint's values, also openvino.Type's names

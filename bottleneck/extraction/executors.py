@@ -13,7 +13,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
-from bottleneck.storage.machine import machine_error
 from bottleneck.cache.inputs import write_inputs
 from bottleneck.data.sources import Source
 from bottleneck.errors import UserError
@@ -21,6 +20,7 @@ from bottleneck.extraction.config import ExtractConfig
 from bottleneck.extraction.feature_model import FeatureExtractor
 from bottleneck.extraction.plan import ShardPlan
 from bottleneck.extraction.shard import ShardResult, run_shard
+from bottleneck.storage.machine import machine_error
 
 EXECUTORS = {
     "local": "bottleneck.extraction.executor_local:LocalExecutor",

@@ -12,9 +12,9 @@ from typing import Any
 
 import numpy as np
 
-from bottleneck.storage.atomic import atomic_write, to_jsonable
 from bottleneck.backend import import_keras
 from bottleneck.heads.registry import HeadFileError, HeadFormat
+from bottleneck.storage.atomic import atomic_write, to_jsonable
 
 MODEL_FILE = "model.keras"
 PARAMS_FILE = "dense.json"

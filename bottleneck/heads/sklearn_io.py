@@ -28,8 +28,8 @@ from typing import Any
 import numpy as np
 from sklearn.base import BaseEstimator
 
-from bottleneck.storage.atomic import atomic_write
 from bottleneck.heads.registry import HeadFileError, HeadFormat
+from bottleneck.storage.atomic import atomic_write
 
 SKOPS_FILE = "head.skops"
 # skops node loaders that rebuild plain data or an object of an allowed class from its state.

@@ -18,13 +18,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from bottleneck.storage.atomic import atomic_output, read_json, write_json
-from bottleneck.storage.machine import machine_errors
 from bottleneck.backend import import_keras, installed
 from bottleneck.errors import UserError
 from bottleneck.models.assemble import assemble
 from bottleneck.models.lineage import cache_record, model_record, sha256_path
 from bottleneck.models.model_dir import Model, load_model
+from bottleneck.storage.atomic import atomic_output, read_json, write_json
+from bottleneck.storage.machine import machine_errors
 
 FORMATS = ("keras", "saved_model", "tflite", "onnx")
 SUFFIXES = {"keras": ".keras", "tflite": ".tflite", "onnx": ".onnx"}

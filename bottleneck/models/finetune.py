@@ -19,8 +19,6 @@ from typing import Any
 
 import numpy as np
 
-from bottleneck.storage.atomic import sha256_file, to_jsonable, write_json
-from bottleneck.storage.machine import machine_errors
 from bottleneck.backend import import_keras
 from bottleneck.cache import open_cache
 from bottleneck.errors import UserError
@@ -46,6 +44,8 @@ from bottleneck.models.model_dir import (
     staging_dir,
     write_checksums,
 )
+from bottleneck.storage.atomic import sha256_file, to_jsonable, write_json
+from bottleneck.storage.machine import machine_errors
 
 OPTIMIZERS = ("rmsprop", "adam", "sgd")
 TUTORIAL_RATE = 1e-4  # the TensorFlow tutorial's head rate, for heads trained without one

@@ -18,8 +18,6 @@ from typing import Any
 
 import numpy as np
 
-from bottleneck.storage.atomic import to_jsonable, write_json
-from bottleneck.storage.machine import machine_errors
 from bottleneck.backend import import_keras
 from bottleneck.cache import Cache
 from bottleneck.cache.batches import feature_batches
@@ -46,6 +44,8 @@ from bottleneck.models.model_dir import (
     write_checksums,
 )
 from bottleneck.models.tasks import target_key
+from bottleneck.storage.atomic import to_jsonable, write_json
+from bottleneck.storage.machine import machine_errors
 
 EVAL_SPLITS = ("val", "test")
 

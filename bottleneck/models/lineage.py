@@ -12,9 +12,9 @@ import hashlib
 from pathlib import Path
 from typing import Any
 
-from bottleneck.storage.atomic import sha256_file
 from bottleneck.cache import Cache
 from bottleneck.cache.manifest import MANIFEST
+from bottleneck.storage.atomic import sha256_file
 
 
 def sha256_path(path: Path) -> str:

@@ -39,11 +39,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from bottleneck.storage import atomic as _io
-from bottleneck.storage.atomic import sha256_file, write_json
 from bottleneck.errors import UserError
 from bottleneck.heads import HeadFileError, get_head_spec
 from bottleneck.models.assemble import INPUT_IMAGES, KERAS_FILE
+from bottleneck.storage import atomic as _io
+from bottleneck.storage.atomic import sha256_file, write_json
 
 FORMAT = "bottleneck-model"
 # 3: head.skops holds the head estimator; 2: its bare pipeline; 1: a head.joblib pickle

@@ -20,13 +20,13 @@ from typing import Any
 
 import numpy as np
 
-from bottleneck.storage.atomic import atomic_path, sha256_file, to_jsonable
 from bottleneck.cache import Cache
 from bottleneck.cache.manifest import MANIFEST
 from bottleneck.heads import class_scores
 from bottleneck.models.metrics import classification_metrics, regression_metrics
 from bottleneck.models.model_dir import CHECKSUMS_JSON, PREDICTIONS_DIR, Model
 from bottleneck.models.tasks import READ_BATCH, target_key
+from bottleneck.storage.atomic import atomic_path, sha256_file, to_jsonable
 
 FORMAT = "bottleneck-predictions"
 FORMAT_VERSION = 1

@@ -8,11 +8,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from bottleneck.storage.atomic import read_json, sha256_file
 from bottleneck.cache import Cache, open_cache
 from bottleneck.cache.manifest import MANIFEST, Manifest
 from bottleneck.errors import UserError
 from bottleneck.models.model_dir import Model, is_model_dir, load_model
+from bottleneck.storage.atomic import read_json, sha256_file
 
 LEADERBOARD = "leaderboard.json"
 EXPORTS = "exports.json"

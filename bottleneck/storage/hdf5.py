@@ -1,6 +1,7 @@
 """HDF5 files written through a Python file object that keeps the first write error, so a
 full disk fails with one clear OSError and HDF5 can still close the file (it would otherwise
-crash the process at exit). Part of the atomic-write floor beside :mod:`bottleneck.storage.atomic`."""
+crash the process at exit). Part of the atomic-write floor beside
+:mod:`bottleneck.storage.atomic`."""
 
 from __future__ import annotations
 

@@ -15,8 +15,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from bottleneck.storage.atomic import process_alive
 from bottleneck.errors import UserError
+from bottleneck.storage.atomic import process_alive
 
 LOCK_FILE = ".bottleneck.lock"
 

@@ -16,8 +16,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
-from bottleneck.storage.atomic import TEMP_MARK
 from bottleneck.errors import PartialFailure, UserError
+from bottleneck.storage.atomic import TEMP_MARK
 
 F = TypeVar("F", bound=Callable[..., Any])
 

@@ -17,8 +17,8 @@ import pytest
 
 import bottleneck
 from bottleneck.cache import open_cache
-from bottleneck.storage.lock import LOCK_FILE, cache_lock
 from bottleneck.errors import UserError
+from bottleneck.storage.lock import LOCK_FILE, cache_lock
 from tests.conftest import write_class_folder
 
 ARGS = {"backbone": "vgg16", "weights": "none", "image_size": 32, "progress": False}

@@ -15,9 +15,9 @@ import pytest
 from click.testing import CliRunner
 
 import bottleneck
-from bottleneck.storage import ours as _ours
 from bottleneck.cli import main
 from bottleneck.data import FolderSource
+from bottleneck.storage import ours as _ours
 from tests.conftest import write_class_folder
 
 pytest_plugins = ["tests.heads_fixtures"]
@@ -141,11 +141,11 @@ def test_folders_that_only_look_like_ours_are_read(tmp_path):
 
 
 def test_markers_are_the_writers_own():
-    from bottleneck.storage.lock import LOCK_FILE
     from bottleneck.cache.manifest import FORMAT, MANIFEST
     from bottleneck.models.export import LINEAGE_SUFFIX
     from bottleneck.models.model_dir import FORMAT as MODEL_FORMAT
     from bottleneck.models.model_dir import HEAD_JSON
+    from bottleneck.storage.lock import LOCK_FILE
 
     assert (_ours.CACHE_MANIFEST, _ours.CACHE_FORMAT) == (MANIFEST, FORMAT)
     assert (_ours.MODEL_HEAD, _ours.MODEL_FORMAT) == (HEAD_JSON, MODEL_FORMAT)

@@ -17,10 +17,10 @@ from click.testing import CliRunner
 from PIL import Image
 
 import bottleneck
-from bottleneck.storage.atomic import sha256_file
 from bottleneck.cache import open_cache
 from bottleneck.cli import main
 from bottleneck.errors import UserError
+from bottleneck.storage.atomic import sha256_file
 from tests.conftest import write_class_folder
 
 REPO = Path(__file__).resolve().parents[2]

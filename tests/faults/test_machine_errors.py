@@ -22,10 +22,10 @@ import pytest
 from click.testing import CliRunner
 
 import bottleneck
-from bottleneck.storage.machine import machine_error
 from bottleneck.cache import Cache, open_cache
 from bottleneck.cli import main
 from bottleneck.errors import PartialFailure, UserError
+from bottleneck.storage.machine import machine_error
 
 pytest_plugins = ["tests.heads_fixtures"]
 

@@ -14,7 +14,6 @@ from click.testing import CliRunner
 from PIL import Image
 
 import bottleneck
-from bottleneck.storage.atomic import sha256_file
 from bottleneck.cache import Cache, open_cache
 from bottleneck.cli import main
 from bottleneck.errors import UserError
@@ -23,6 +22,7 @@ from bottleneck.models.assemble import assemble
 from bottleneck.models.finetune_parts import trainer
 from bottleneck.models.image_data import cache_images, split_dataset
 from bottleneck.models.model_dir import load_model
+from bottleneck.storage.atomic import sha256_file
 from tests.finetune_fixtures import FINETUNE, KERAS_HEADS, reference
 
 pytest_plugins = ["tests.heads_fixtures", "tests.finetune_fixtures"]
