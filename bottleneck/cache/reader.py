@@ -9,14 +9,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import h5py
 import numpy as np
 
-from bottleneck.storage.atomic import sha256_file
 from bottleneck._text import plural
-from bottleneck.cache.manifest import Manifest
-from bottleneck.cache.shards import open_shard, read_column
+from bottleneck.cache.manifest import Manifest, ShardRecord
+from bottleneck.cache.shards import open_shard
 from bottleneck.errors import UserError
+from bottleneck.storage.atomic import sha256_file
+from bottleneck.storage.hdf5 import Column, open_checked
 
 TARGETS_FILE = "targets.h5"
 
@@ -92,20 +92,33 @@ class Cache:
                          f"repaired: extract again into a new --out (the same command with "
                          f"another -o), then remove {self.root}.")
 
+    def shards(self) -> Iterator[tuple[Path, ShardRecord]]:
+        """Each shard's path and its manifest record, in order."""
+        for record in self.manifest.shards:
+            yield self.root / record.file, record
+
     def column(self, name: str, split: str | None = None) -> np.ndarray:
         """One column (``paths``, ``labels``, ``split``, ``content_hash``) of every row, in
         shard order, without reading features; ``split`` keeps that split's rows."""
         parts = []
-        for path in self.shard_paths:
-            values = read_column(path, name)
-            if split is not None:
-                values = values[read_column(path, "split") == split]
+        for path, record in self.shards():
+            with open_shard(path, self.manifest, record) as handle:
+                values = _whole(handle[name])
+                if split is not None:
+                    values = values[_whole(handle["split"]) == split]
             parts.append(values)
         if not parts:
             return np.zeros(0, dtype=object if name in ("paths", "split") else np.int64)
         return np.concatenate(parts)
 
-    def _split_rows(self, handle: h5py.File, split: str | None) -> np.ndarray:
+    def has_column(self, name: str) -> bool:
+        """Whether the shards hold ``name`` (``content_hash`` is absent in older caches)."""
+        for path, record in self.shards():
+            with open_shard(path, self.manifest, record) as handle:
+                return name in handle
+        return False
+
+    def _split_rows(self, handle: Any, split: str | None) -> np.ndarray:
         if split is None:
             return np.arange(handle["labels"].shape[0])
         return np.flatnonzero(handle["split"].asstr()[:] == split)
@@ -122,8 +135,8 @@ class Cache:
         targets = self._targets_by_row()
         extra = (("paths",) if with_paths else ()) + tuple(columns)
         offset = 0
-        for path in self.shard_paths:
-            with open_shard(path) as handle:
+        for path, record in self.shards():
+            with open_shard(path, self.manifest, record) as handle:
                 n = handle["labels"].shape[0]
                 rows = self._split_rows(handle, split)
                 for start in range(0, len(rows), batch_size):
@@ -188,7 +201,9 @@ class Cache:
             path = self.targets_path
             if not path.is_file() or sha256_file(path) != self.manifest.targets.get("sha256"):
                 raise self._damaged(path)
-            with h5py.File(path, "r") as handle:
+            columns = {"paths": Column("string"), "targets": Column("float64")}
+            repair = f"attach targets again with `bottleneck targets {self.root} ...`."
+            with open_checked(path, columns, self.rows, repair) as handle:
                 self._targets = handle["targets"][:]
         return self._targets
 
@@ -208,6 +223,11 @@ class Cache:
         return tf.data.Dataset.from_generator(
             generate, output_signature=(feature_spec, tf.TensorSpec((None,), label_dtype))
         ).prefetch(2)
+
+
+def _whole(dataset: Any) -> np.ndarray:
+    """A whole dataset, strings decoded."""
+    return (dataset.asstr() if dataset.dtype.kind == "O" else dataset)[:]
 
 
 def open_cache(root: str | Path) -> Cache:

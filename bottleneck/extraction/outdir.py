@@ -5,15 +5,15 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from bottleneck.storage.atomic import is_stale_temp, sha256_file
 from bottleneck.cache.inputs import remove_inputs
-from bottleneck.storage.lock import LOCK_FILE
 from bottleneck.cache.manifest import MANIFEST, Manifest, ShardRecord, is_cache
 from bottleneck.cache.reader import TARGETS_FILE
 from bottleneck.cache.shards import read_column
 from bottleneck.data import location_fields
 from bottleneck.errors import UserError
 from bottleneck.extraction.config import identity_config
+from bottleneck.storage.atomic import is_stale_temp, sha256_file
+from bottleneck.storage.lock import LOCK_FILE
 
 
 def check_out_dir(out: Path) -> None:
@@ -70,6 +70,6 @@ def shard_keys(out: Path, old: Manifest) -> dict[str, list[str]]:
     keys = {}
     for shard in old.shards:
         if shard.done and intact(out, shard):
-            keys[shard.file] = [*map(str, read_column(out / shard.file, "paths")),
+            keys[shard.file] = [*map(str, read_column(out / shard.file, "paths", old, shard)),
                                 *(f["path"] for f in shard.failures)]
     return keys

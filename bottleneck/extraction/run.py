@@ -21,13 +21,10 @@ from typing import Any
 import numpy as np
 
 from bottleneck import __version__
-from bottleneck.storage.atomic import remove_stale_temp_files
-from bottleneck.storage.machine import machine_errors
 from bottleneck._text import plural
 from bottleneck.backbones import get_backbone
 from bottleneck.backend import active_backend, backend_version, import_keras
 from bottleneck.cache.inputs import remove_inputs
-from bottleneck.storage.lock import cache_lock
 from bottleneck.cache.manifest import Manifest, shard_index
 from bottleneck.cache.reader import TARGETS_FILE, Cache
 from bottleneck.cache.shards import read_column
@@ -49,6 +46,9 @@ from bottleneck.extraction.outdir import check_out_dir, intact, previous_run, sh
 from bottleneck.extraction.plan import ShardPlan, plan_shards, replan
 from bottleneck.extraction.progress import progress_bar
 from bottleneck.extraction.runtime import check_device, choose_devices
+from bottleneck.storage.atomic import remove_stale_temp_files
+from bottleneck.storage.lock import cache_lock
+from bottleneck.storage.machine import machine_errors
 
 
 def library_versions() -> dict[str, str]:
@@ -178,7 +178,8 @@ def finish(out: Path, manifest: Manifest, source: Source,
                            f"traceback is in {out / 'manifest.json'}).")
     counts = dict.fromkeys(SPLITS, 0)
     for shard in manifest.shards:
-        splits, n = np.unique(read_column(out / shard.file, "split"), return_counts=True)
+        splits, n = np.unique(read_column(out / shard.file, "split", manifest, shard),
+                              return_counts=True)
         for split, count in zip(splits, n, strict=True):
             counts[str(split)] += int(count)
     manifest.complete = True
