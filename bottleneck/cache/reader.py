@@ -17,6 +17,7 @@ from bottleneck.cache.shards import open_shard
 from bottleneck.errors import UserError
 from bottleneck.storage.atomic import sha256_file
 from bottleneck.storage.hdf5 import Column, open_checked
+from bottleneck.storage.lock import describe_writer, live_writer
 
 TARGETS_FILE = "targets.h5"
 
@@ -234,6 +235,8 @@ def open_cache(root: str | Path) -> Cache:
     """Open a complete cache directory for reading."""
     root = Path(root).expanduser()
     manifest = Manifest.load(root)
+    if manifest is None or not manifest.complete:
+        _refuse_while_written(root)
     if manifest is None:
         inside = caches_inside(root)
         if inside:
@@ -249,6 +252,18 @@ def open_cache(root: str | Path) -> Cache:
             "re-run the same extract command to finish it."
         )
     return Cache(root, manifest)
+
+
+def _refuse_while_written(root: Path) -> None:
+    """A cache not (yet) complete while a writer holds its lock: say who writes it and what to
+    do, rather than advise a re-run that would only be refused."""
+    holder = live_writer(root)
+    if holder is None:
+        return
+    pid, host = holder.get("pid"), holder.get("host")
+    raise UserError(f"{describe_writer(root, holder)} and is not complete yet: wait for it to "
+                    f"finish and run this again, or check that process (`ps -p {pid}` on "
+                    f"{host}) if it seems stuck.")
 
 
 def caches_inside(root: Path) -> list[str]:
