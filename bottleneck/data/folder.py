@@ -9,7 +9,6 @@ from typing import Any
 
 import numpy as np
 
-from bottleneck.storage.ours import LINEAGE_SUFFIX, what_of_ours
 from bottleneck.data import images
 from bottleneck.data.sources import (
     Item,
@@ -20,6 +19,7 @@ from bottleneck.data.sources import (
     stratified_limit,
 )
 from bottleneck.errors import UserError
+from bottleneck.storage.ours import LINEAGE_SUFFIX, what_of_ours
 
 SPLIT_FOLDERS = {"train": ("train",), "val": ("validation", "val"), "test": ("test",)}
 
@@ -42,7 +42,11 @@ class FolderSource(Source):
         # never read as images: the given paths (an --out) and anything bottleneck wrote
         self.exclude = tuple(Path(p).expanduser().resolve() for p in exclude)
         self.skipped: list[tuple[Path, str]] = []
+        self._read_dirs: dict[tuple[int, int], Path] = {}  # (device, inode) → its first path
+        self._claim(self.root)
         self.split_dirs = self._find_split_dirs()
+        for base in self.split_dirs.values():
+            self._claim(base)
         class_dirs = {
             child.name
             for base in (self.split_dirs.values() if self.split_dirs else [self.root])
@@ -65,6 +69,21 @@ class FolderSource(Source):
         if reason is not None:
             self.skipped.append((path, reason))
         return reason is not None
+
+    def _claim(self, path: Path) -> bool:
+        """True the first time the real folder at ``path`` (its device and inode, through any
+        link) is met; after that, the path is noted in ``skipped`` (once) as a link to a
+        folder already read, and not followed: a link loop is read once."""
+        try:
+            stat = os.stat(path)
+        except OSError:  # vanished, or a dangling link: nothing to read there
+            return False
+        first = self._read_dirs.setdefault((stat.st_dev, stat.st_ino), path)
+        if first == path:
+            return True
+        if all(p != path for p, _ in self.skipped):
+            self.skipped.append((path, f"the folder {first} again, through a link: read once"))
+        return False
 
     def excluding(self, paths: Sequence[str | Path]) -> FolderSource:
         """This source, scanned again without ``paths`` where any lies inside its root."""
@@ -89,23 +108,24 @@ class FolderSource(Source):
         label_of = {name: i for i, name in enumerate(self.classes)}
         items = []
         bases = self.split_dirs.items() if self.split_dirs else [(None, self.root)]
-        for split, base in bases:
-            for class_name in self.classes:
-                class_dir = base / class_name
-                if not class_dir.is_dir() or self._skip(class_dir):
-                    continue
-                for path in self._files(class_dir):
-                    key = path.relative_to(self.root).as_posix()
-                    item_split = split or hash_split(key, self.val_percent, self.test_percent)
-                    items.append(Item(key, label_of[class_name], item_split))
+        class_dirs = [(split, base / name) for split, base in bases for name in self.classes
+                      if (base / name).is_dir() and not self._skip(base / name)]
+        class_dirs = [(split, folder) for split, folder in class_dirs if self._claim(folder)]
+        for split, class_dir in class_dirs:
+            for path in self._files(class_dir):
+                key = path.relative_to(self.root).as_posix()
+                item_split = split or hash_split(key, self.val_percent, self.test_percent)
+                items.append(Item(key, label_of[class_dir.name], item_split))
         return sort_items(items)
 
     def _files(self, folder: Path) -> Iterator[Path]:
         """Every visible file under ``folder``, leaving out folders and exports of ours
-        (hidden only below the root: the root itself may sit under ~/.keras)."""
+        (hidden only below the root: the root itself may sit under ~/.keras). Links are
+        followed, each real folder read once (see :meth:`_claim`)."""
         for top, dirs, files in os.walk(folder, followlinks=True):
             here = Path(top)
-            dirs[:] = [d for d in dirs if not d.startswith(".") and not self._skip(here / d)]
+            dirs[:] = [d for d in dirs if not d.startswith(".") and not self._skip(here / d)
+                       and self._claim(here / d)]
             names = set(files)
             for name in files:
                 path = here / name
