@@ -54,3 +54,13 @@ def test_links_to_folders_outside_the_root_are_still_read(tmp_path: Path) -> Non
     os.symlink(outside / "circle", root / "circle")
     source = FolderSource(root)
     assert len(source.items()) == 4 and source.skipped == []
+
+
+def test_a_link_from_one_class_into_another_keeps_each_image_in_its_own_class(
+        tmp_path: Path) -> None:
+    root = write_class_folder(tmp_path / "images", per_class=2, classes=("circle", "square"))
+    os.symlink("../square", root / "circle" / "also")  # circle is read first
+    source = FolderSource(root)
+    labels = {item.key: source.classes[item.label] for item in source.items()}
+    assert labels == {"circle/000.jpg": "circle", "circle/001.jpg": "circle",
+                      "square/000.jpg": "square", "square/001.jpg": "square"}
