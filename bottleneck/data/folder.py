@@ -1,4 +1,10 @@
-"""A folder per class, optionally under ``train/``, ``validation/`` (``val/``), ``test/``."""
+"""A folder per class, optionally under ``train/``, ``validation/`` (``val/``), ``test/``.
+
+Keys (and class names) are the paths below the root in one Unicode form (NFC, see
+:mod:`bottleneck.storage.names`), so a file keeps its key, split and cached row when its name
+is rewritten in another form (copied through macOS, unzipped elsewhere); :meth:`file_of`
+finds the file as it is named on disk.
+"""
 
 from __future__ import annotations
 
@@ -19,9 +25,17 @@ from bottleneck.data.sources import (
     stratified_limit,
 )
 from bottleneck.errors import UserError
+from bottleneck.storage.names import name_key
 from bottleneck.storage.ours import LINEAGE_SUFFIX, what_of_ours
 
 SPLIT_FOLDERS = {"train": ("train",), "val": ("validation", "val"), "test": ("test",)}
+
+
+def _order(name: str) -> tuple[str, bool]:
+    """Names in the order read: by :func:`name_key`, the one already in that form first (the
+    one read when two names differ only in their Unicode form)."""
+    key = name_key(name)
+    return key, key != name
 
 
 class FolderSource(Source):
@@ -47,13 +61,9 @@ class FolderSource(Source):
         self.split_dirs = self._find_split_dirs()
         for base in self.split_dirs.values():
             self._claim(base)
-        class_dirs = {
-            child.name
-            for base in (self.split_dirs.values() if self.split_dirs else [self.root])
-            for child in base.iterdir()
-            if child.is_dir() and not child.name.startswith(".") and not self._skip(child)
-        }
-        self.classes = sorted(class_dirs)
+        self._class_dirs = self._find_class_dirs()
+        self.classes = sorted({name for _, name, _ in self._class_dirs})
+        self._on_disk: dict[str, Path] = {}  # key → file, where the name is not in NFC
         self._items = stratified_limit(self._list_items(), limit)
         if not self._items:
             raise UserError(
@@ -104,18 +114,44 @@ class FolderSource(Source):
                     break
         return found if "train" in found and len(found) >= 2 else {}
 
+    def _same_name(self, met: dict[str, Path], key: str, path: Path) -> bool:
+        """True (and noted) when ``key`` was met before as another name: one that looks the
+        same, written in another Unicode form; the first one met is read."""
+        first = met.setdefault(key, path)
+        if first != path:
+            self.skipped.append((path, f"the same name as {first.name} in another Unicode "
+                                       "form: rename one of them"))
+        return first != path
+
+    def _find_class_dirs(self) -> list[tuple[str | None, str, Path]]:
+        """``(split, class name, folder)`` per class folder of each base; class names (like
+        keys) are compared in one Unicode form (:func:`name_key`)."""
+        bases = self.split_dirs.items() if self.split_dirs else [(None, self.root)]
+        found = []
+        for split, base in bases:
+            met: dict[str, Path] = {}
+            for child in sorted(base.iterdir(), key=lambda c: _order(c.name)):
+                if child.is_dir() and not child.name.startswith(".") and \
+                        not self._skip(child) and not self._same_name(met, name_key(child.name),
+                                                                      child):
+                    found.append((split, name_key(child.name), child))
+        return found
+
     def _list_items(self) -> list[Item]:
         label_of = {name: i for i, name in enumerate(self.classes)}
         items = []
-        bases = self.split_dirs.items() if self.split_dirs else [(None, self.root)]
-        class_dirs = [(split, base / name) for split, base in bases for name in self.classes
-                      if (base / name).is_dir() and not self._skip(base / name)]
-        class_dirs = [(split, folder) for split, folder in class_dirs if self._claim(folder)]
-        for split, class_dir in class_dirs:
+        met: dict[str, Path] = {}
+        claimed = [entry for entry in self._class_dirs if self._claim(entry[2])]  # first
+        for split, class_name, class_dir in claimed:
             for path in self._files(class_dir):
-                key = path.relative_to(self.root).as_posix()
+                name = path.relative_to(self.root).as_posix()
+                key = name_key(name)
+                if self._same_name(met, key, path):
+                    continue
+                if key != name:
+                    self._on_disk[key] = path
                 item_split = split or hash_split(key, self.val_percent, self.test_percent)
-                items.append(Item(key, label_of[class_dir.name], item_split))
+                items.append(Item(key, label_of[class_name], item_split))
         return sort_items(items)
 
     def _files(self, folder: Path) -> Iterator[Path]:
@@ -127,7 +163,7 @@ class FolderSource(Source):
             dirs[:] = [d for d in dirs if not d.startswith(".") and not self._skip(here / d)
                        and self._claim(here / d)]
             names = set(files)
-            for name in files:
+            for name in sorted(files, key=_order):
                 path = here / name
                 if name.startswith(".") or not path.is_file():
                     continue
@@ -137,7 +173,9 @@ class FolderSource(Source):
                 yield path
 
     def file_of(self, key: str) -> Path | None:
-        return self.root / key
+        """The file of ``key``, whichever Unicode form its name is written in on disk."""
+        key = name_key(key)
+        return self._on_disk.get(key, self.root / key)
 
     def items(self) -> list[Item]:
         return self._items
@@ -154,4 +192,4 @@ class FolderSource(Source):
                    data: bytes | None = None) -> np.ndarray:
         if data is not None:
             return images.decode_bytes(data, decode_size)
-        return images.decode_file(self.root / item.key, decode_size)
+        return images.decode_file(self.file_of(item.key), decode_size)
