@@ -14,6 +14,7 @@ from bottleneck.errors import UserError
 from bottleneck.extraction.config import identity_config
 from bottleneck.storage.atomic import is_stale_temp, sha256_file
 from bottleneck.storage.lock import LOCK_FILE
+from bottleneck.storage.names import name_key
 
 
 def check_out_dir(out: Path) -> None:
@@ -47,6 +48,9 @@ def previous_run(out: Path, fresh: Manifest, overwrite: bool) -> Manifest | None
     if old is not None and not old.same_identity(fresh, identity_config, moved):
         if not overwrite:
             differ = ", ".join(old.differences(fresh, identity_config, moved)[:3])
+            if differ == "classes" and list(map(name_key, old.classes)) == fresh.classes:
+                differ = ("class names recorded in another Unicode form, by a version that "
+                          "did not compare names in NFC")
             raise UserError(f"{out} holds a cache made with a different config or source "
                             f"({differ}); use another --out, or --overwrite (overwrite=True) to "
                             "replace it.")

@@ -14,6 +14,7 @@ from PIL import Image
 
 import bottleneck
 from bottleneck.cache import open_cache
+from bottleneck.cache.manifest import Manifest
 from bottleneck.cache.targets import set_targets
 from bottleneck.data import FolderSource
 from bottleneck.errors import UserError
@@ -122,3 +123,19 @@ def test_two_files_whose_names_differ_only_in_form_are_read_once(tmp_path: Path)
     assert [(path.name, reason) for path, reason in source.skipped] == [  # the NFC one read
         (nfd("été-0.jpg"),
          f"the same name as {nfc('été-0.jpg')} in another Unicode form: rename one of them")]
+
+
+def test_a_cache_whose_classes_an_older_version_recorded_in_nfd(tmp_path: Path) -> None:
+    """Caches made before names were compared in NFC recorded NFD folder names as they were:
+    a re-run says why it refuses, and --overwrite recomputes."""
+    images = write_accented(tmp_path / "images", "NFD", per_class=1)
+    out = tmp_path / "cache"
+    bottleneck.extract(str(images), out=out, **ARGS)
+    manifest = Manifest.load(out)
+    manifest.classes = sorted(map(nfd, CLASSES))  # as the older version wrote them
+    manifest.save(out)
+    with pytest.raises(UserError, match="class names recorded in another Unicode form.*"
+                                        "--overwrite"):
+        bottleneck.extract(str(images), out=out, **ARGS)
+    cache = bottleneck.extract(str(images), out=out, overwrite=True, **ARGS)
+    assert cache.classes == sorted(map(nfc, CLASSES))
