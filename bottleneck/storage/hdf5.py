@@ -159,7 +159,7 @@ def _member_problem(handle: Any, name: str) -> tuple[str | None, Any]:
         return f"{name} is a link of an unknown kind", None
     item = handle[name]
     if not isinstance(item, h5py.Dataset):
-        return f"{name} is a group, not a dataset", None
+        return f"{name} is a {type(item).__name__.lower()}, not a dataset", None
     if item.is_virtual:
         return f"{name} is a virtual dataset (its rows live in other files)", None
     if item.external:
