@@ -70,10 +70,16 @@ def intact(out: Path, shard: ShardRecord) -> bool:
 
 
 def shard_keys(out: Path, old: Manifest) -> dict[str, list[str]]:
-    """The keys each intact done shard was planned with: its rows and its skipped files."""
+    """The keys each intact done shard was planned with: its rows and its skipped files. A
+    shard unlike its record (see :func:`~bottleneck.cache.shards.open_shard`) is left out,
+    to be computed again like one that is not intact."""
     keys = {}
     for shard in old.shards:
-        if shard.done and intact(out, shard):
-            keys[shard.file] = [*map(str, read_column(out / shard.file, "paths", old, shard)),
-                                *(f["path"] for f in shard.failures)]
+        if not (shard.done and intact(out, shard)):
+            continue
+        try:
+            paths = read_column(out / shard.file, "paths", old, shard)
+        except UserError:  # damaged, or not what the manifest records: never trusted
+            continue
+        keys[shard.file] = [*map(str, paths), *(f["path"] for f in shard.failures)]
     return keys

@@ -16,6 +16,7 @@ from click.testing import CliRunner
 
 import bottleneck
 from bottleneck.cache import open_cache
+from bottleneck.cache.manifest import Manifest
 from bottleneck.cache.summary import cache_summary
 from bottleneck.cli import main
 from bottleneck.errors import UserError
@@ -157,3 +158,21 @@ def test_only_storage_opens_hdf5_files() -> None:
                  for n, line in enumerate(path.read_text().splitlines(), 1)
                  if "h5py.File(" in line.split("#")[0]]
     assert offenders == []
+
+
+def test_a_rerun_computes_again_a_shard_unlike_its_record(pristine: Path, cache: Path,
+                                                         tmp_path: Path) -> None:
+    """A shard of the same size as recorded but unlike its record is not kept by a re-run."""
+    shard = cache / "shard-00001.h5"
+    with h5py.File(shard, "r+") as handle:
+        soft_link(handle, tmp_path)
+    manifest = Manifest.load(cache)
+    manifest.shards[1].bytes = shard.stat().st_size  # as if it were the recorded size
+    manifest.save(cache)
+    images = Path(manifest.source["root"])
+    again = bottleneck.extract(str(images), out=cache, **ARGS)
+    np.testing.assert_array_equal(again.load()["features"], open_cache(pristine).load()["features"])
+    assert not shard.exists() and len(again.shard_paths) == 2  # its rows went to a new shard
+    for path in again.shard_paths:
+        with h5py.File(path, "r") as handle:
+            assert isinstance(handle.get("labels", getlink=True), h5py.HardLink)
