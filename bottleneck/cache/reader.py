@@ -9,14 +9,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import h5py
 import numpy as np
 
 from bottleneck._text import plural
-from bottleneck.cache.manifest import Manifest
-from bottleneck.cache.shards import open_shard, read_column
+from bottleneck.cache.manifest import Manifest, ShardRecord
+from bottleneck.cache.shards import open_shard
 from bottleneck.errors import UserError
 from bottleneck.storage.atomic import sha256_file
+from bottleneck.storage.hdf5 import Column, open_checked
+from bottleneck.storage.lock import describe_writer, live_writer
 
 TARGETS_FILE = "targets.h5"
 
@@ -92,20 +93,33 @@ class Cache:
                          f"repaired: extract again into a new --out (the same command with "
                          f"another -o), then remove {self.root}.")
 
+    def shards(self) -> Iterator[tuple[Path, ShardRecord]]:
+        """Each shard's path and its manifest record, in order."""
+        for record in self.manifest.shards:
+            yield self.root / record.file, record
+
     def column(self, name: str, split: str | None = None) -> np.ndarray:
         """One column (``paths``, ``labels``, ``split``, ``content_hash``) of every row, in
         shard order, without reading features; ``split`` keeps that split's rows."""
         parts = []
-        for path in self.shard_paths:
-            values = read_column(path, name)
-            if split is not None:
-                values = values[read_column(path, "split") == split]
+        for path, record in self.shards():
+            with open_shard(path, self.manifest, record) as handle:
+                values = _whole(handle[name])
+                if split is not None:
+                    values = values[_whole(handle["split"]) == split]
             parts.append(values)
         if not parts:
             return np.zeros(0, dtype=object if name in ("paths", "split") else np.int64)
         return np.concatenate(parts)
 
-    def _split_rows(self, handle: h5py.File, split: str | None) -> np.ndarray:
+    def has_column(self, name: str) -> bool:
+        """Whether the shards hold ``name`` (``content_hash`` is absent in older caches)."""
+        for path, record in self.shards():
+            with open_shard(path, self.manifest, record) as handle:
+                return name in handle
+        return False
+
+    def _split_rows(self, handle: Any, split: str | None) -> np.ndarray:
         if split is None:
             return np.arange(handle["labels"].shape[0])
         return np.flatnonzero(handle["split"].asstr()[:] == split)
@@ -122,8 +136,8 @@ class Cache:
         targets = self._targets_by_row()
         extra = (("paths",) if with_paths else ()) + tuple(columns)
         offset = 0
-        for path in self.shard_paths:
-            with open_shard(path) as handle:
+        for path, record in self.shards():
+            with open_shard(path, self.manifest, record) as handle:
                 n = handle["labels"].shape[0]
                 rows = self._split_rows(handle, split)
                 for start in range(0, len(rows), batch_size):
@@ -188,7 +202,9 @@ class Cache:
             path = self.targets_path
             if not path.is_file() or sha256_file(path) != self.manifest.targets.get("sha256"):
                 raise self._damaged(path)
-            with h5py.File(path, "r") as handle:
+            columns = {"paths": Column("string"), "targets": Column("float64")}
+            repair = f"attach targets again with `bottleneck targets {self.root} ...`."
+            with open_checked(path, columns, self.rows, repair) as handle:
                 self._targets = handle["targets"][:]
         return self._targets
 
@@ -210,10 +226,17 @@ class Cache:
         ).prefetch(2)
 
 
+def _whole(dataset: Any) -> np.ndarray:
+    """A whole dataset, strings decoded."""
+    return (dataset.asstr() if dataset.dtype.kind == "O" else dataset)[:]
+
+
 def open_cache(root: str | Path) -> Cache:
     """Open a complete cache directory for reading."""
     root = Path(root).expanduser()
     manifest = Manifest.load(root)
+    if manifest is None or not manifest.complete:
+        _refuse_while_written(root)
     if manifest is None:
         inside = caches_inside(root)
         if inside:
@@ -229,6 +252,18 @@ def open_cache(root: str | Path) -> Cache:
             "re-run the same extract command to finish it."
         )
     return Cache(root, manifest)
+
+
+def _refuse_while_written(root: Path) -> None:
+    """A cache not (yet) complete while a writer holds its lock: say who writes it and what to
+    do, rather than advise a re-run that would only be refused."""
+    holder = live_writer(root)
+    if holder is None:
+        return
+    pid, host = holder.get("pid"), holder.get("host")
+    raise UserError(f"{describe_writer(root, holder)} and is not complete yet: wait for it to "
+                    f"finish and run this again, or check that process (`ps -p {pid}` on "
+                    f"{host}) if it seems stuck.")
 
 
 def caches_inside(root: Path) -> list[str]:

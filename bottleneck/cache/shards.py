@@ -2,7 +2,7 @@
 
 :class:`ShardWriter` appends rows under a temporary name and renames the file into place
 (fsync, then :func:`bottleneck.storage.atomic.install`) when it is complete, so a reader never
-sees half a shard.
+sees half a shard. :func:`open_shard` reads one only once it is what the manifest records.
 """
 
 from __future__ import annotations
@@ -15,9 +15,9 @@ from typing import Any
 import h5py
 import numpy as np
 
-from bottleneck.errors import UserError
+from bottleneck.cache.manifest import Manifest, ShardRecord
 from bottleneck.storage.atomic import install, sha256_file, temp_name
-from bottleneck.storage.hdf5 import Hdf5Output
+from bottleneck.storage.hdf5 import Column, Hdf5Output, open_checked
 
 STRING = h5py.string_dtype("utf-8")
 COLUMNS = ("features", "labels", "paths", "split", "content_hash")
@@ -89,22 +89,37 @@ class ShardWriter:
             self.tmp_path.unlink(missing_ok=True)
 
 
+def shard_columns(config: dict[str, Any]) -> dict[str, Column]:
+    """What every shard of a cache made with ``config`` holds (:class:`ShardWriter`'s
+    layout): the features of the recorded shape and dtype, and the bookkeeping columns
+    (``content_hash`` is absent in caches made before it was written; ``view`` is there
+    exactly when the cache has augmented views)."""
+    columns = {"features": Column(str(config["dtype"]), tuple(config["feature_shape"])),
+               "labels": Column("int"), "paths": Column("string"), "split": Column("string"),
+               "content_hash": Column("uint", optional=True)}
+    if config.get("augment"):
+        columns["view"] = Column("uint")
+    return columns
+
+
+def repair_advice(root: Path) -> str:
+    """What to do about a damaged shard of the cache at ``root``."""
+    return (f"the cache is damaged: `bottleneck info {root} --verify` checks every file; "
+            "then extract again into a new --out (the same command with another -o).")
+
+
 @contextmanager
-def open_shard(path: Path) -> Iterator[h5py.File]:
-    """A shard opened for reading; a missing or damaged file is one line saying what to do."""
-    try:
-        handle = h5py.File(path, "r")
-    except OSError as exc:
-        reason = str(exc).split("(")[-1].rstrip(")") if "(" in str(exc) else str(exc)
-        raise UserError(f"{path} cannot be read ({reason}); the cache is damaged: re-run the "
-                        "extract command into a new --out (`bottleneck info CACHE --verify` "
-                        "checks every file).") from None
-    with handle:
+def open_shard(path: Path, manifest: Manifest, record: ShardRecord) -> Iterator[h5py.File]:
+    """The shard ``record`` of ``manifest`` at ``path``, opened for reading once its datasets
+    (names, shapes, dtypes, rows) are those the manifest records and it holds no HDF5 link;
+    a missing, damaged or mismatched file is one line naming it and the repair."""
+    with open_checked(path, shard_columns(manifest.config), record.rows,
+                      repair_advice(path.parent)) as handle:
         yield handle
 
 
-def read_column(path: Path, name: str) -> np.ndarray:
-    """One whole column of a shard (strings decoded)."""
-    with open_shard(path) as handle:
+def read_column(path: Path, name: str, manifest: Manifest, record: ShardRecord) -> np.ndarray:
+    """One whole column of a shard (strings decoded), checked as :func:`open_shard` does."""
+    with open_shard(path, manifest, record) as handle:
         dataset = handle[name]
         return (dataset.asstr() if dataset.dtype.kind == "O" else dataset)[:]

@@ -24,6 +24,7 @@ from bottleneck.storage.atomic import install, sha256_file, temp_name
 from bottleneck.storage.hdf5 import Hdf5Output
 from bottleneck.storage.lock import cache_lock
 from bottleneck.storage.machine import machine_errors
+from bottleneck.storage.names import name_key
 
 # The price tutorial's table: one price per Fashion-MNIST class, in dollars.
 FASHION_MNIST_PRICES = {
@@ -34,15 +35,17 @@ DEFAULT_SIGMA = 5.0
 
 
 def attach_targets(cache: Cache, values: dict[str, float], info: dict[str, Any]) -> None:
-    """Write the targets file aligned with the cache's rows and record it in the manifest."""
+    """Write the targets file aligned with the cache's rows and record it in the manifest.
+    ``values`` match the rows' keys whichever Unicode form either is written in."""
     keys = cache.column("paths")
-    missing = [key for key in keys if key not in values]
+    values = {name_key(key): value for key, value in values.items()}
+    missing = [key for key in keys if name_key(key) not in values]
     if missing:
         raise UserError(
             f"{len(missing)} cached images have no target (e.g. {missing[0]}); every row of the "
             "cache needs one."
         )
-    targets = np.array([values[key] for key in keys], dtype=np.float64)
+    targets = np.array([values[name_key(key)] for key in keys], dtype=np.float64)
     if not np.all(np.isfinite(targets)):
         raise UserError("targets must be finite numbers (found NaN or infinity).")
     tmp = temp_name(cache.root / TARGETS_FILE)

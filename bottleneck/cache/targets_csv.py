@@ -4,7 +4,9 @@ A sheet saved as CSV may start with a UTF-8 byte-order mark, end its lines with 
 its fields, end with empty lines (or rows of empty cells), use ``;`` or a tab between fields
 and a decimal comma (``12,5``) when the separator is not a comma. All of these read. What
 cannot be read (not UTF-8 text, no header naming the columns, a value that is no number, one
-image given two values) is one line naming the file and, where there is one, the line.
+image given two values) is one line naming the file and, where there is one, the line. Keys
+are returned in one Unicode form (:func:`~bottleneck.storage.names.name_key`): a sheet written
+on one system matches file names written on another.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from bottleneck.errors import UserError
+from bottleneck.storage.names import name_key
 
 KEY_COLUMNS = ("path", "id")
 VALUE_COLUMNS = ("target", "price", "value")
@@ -83,7 +86,7 @@ def _read(path: Path, handle: TextIO) -> dict[str, float]:
                 continue  # an empty line, or a row of empty cells
             line = reader.line_num
             cell = row[value_col] if value_col < len(row) else None
-            key = row[key_col].strip() if key_col < len(row) else ""
+            key = name_key(row[key_col].strip()) if key_col < len(row) else ""
             try:
                 value = _number(cell, decimal_comma)
             except ValueError:

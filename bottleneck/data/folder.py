@@ -1,4 +1,10 @@
-"""A folder per class, optionally under ``train/``, ``validation/`` (``val/``), ``test/``."""
+"""A folder per class, optionally under ``train/``, ``validation/`` (``val/``), ``test/``.
+
+Keys (and class names) are the paths below the root in one Unicode form (NFC, see
+:mod:`bottleneck.storage.names`), so a file keeps its key, split and cached row when its name
+is rewritten in another form (copied through macOS, unzipped elsewhere); :meth:`file_of`
+finds the file as it is named on disk.
+"""
 
 from __future__ import annotations
 
@@ -19,9 +25,17 @@ from bottleneck.data.sources import (
     stratified_limit,
 )
 from bottleneck.errors import UserError
+from bottleneck.storage.names import name_key
 from bottleneck.storage.ours import LINEAGE_SUFFIX, what_of_ours
 
 SPLIT_FOLDERS = {"train": ("train",), "val": ("validation", "val"), "test": ("test",)}
+
+
+def _order(name: str) -> tuple[str, bool]:
+    """Names in the order read: by :func:`name_key`, the one already in that form first (the
+    one read when two names differ only in their Unicode form)."""
+    key = name_key(name)
+    return key, key != name
 
 
 class FolderSource(Source):
@@ -42,14 +56,14 @@ class FolderSource(Source):
         # never read as images: the given paths (an --out) and anything bottleneck wrote
         self.exclude = tuple(Path(p).expanduser().resolve() for p in exclude)
         self.skipped: list[tuple[Path, str]] = []
+        self._read_dirs: dict[tuple[int, int], Path] = {}  # (device, inode) → its first path
+        self._claim(self.root)
         self.split_dirs = self._find_split_dirs()
-        class_dirs = {
-            child.name
-            for base in (self.split_dirs.values() if self.split_dirs else [self.root])
-            for child in base.iterdir()
-            if child.is_dir() and not child.name.startswith(".") and not self._skip(child)
-        }
-        self.classes = sorted(class_dirs)
+        for base in self.split_dirs.values():
+            self._claim(base)
+        self._class_dirs = self._find_class_dirs()
+        self.classes = sorted({name for _, name, _ in self._class_dirs})
+        self._on_disk: dict[str, Path] = {}  # key → file, where the name is not in NFC
         self._items = stratified_limit(self._list_items(), limit)
         if not self._items:
             raise UserError(
@@ -65,6 +79,21 @@ class FolderSource(Source):
         if reason is not None:
             self.skipped.append((path, reason))
         return reason is not None
+
+    def _claim(self, path: Path) -> bool:
+        """True the first time the real folder at ``path`` (its device and inode, through any
+        link) is met; after that, the path is noted in ``skipped`` (once) as a link to a
+        folder already read, and not followed: a link loop is read once."""
+        try:
+            stat = os.stat(path)
+        except OSError:  # vanished, or a dangling link: nothing to read there
+            return False
+        first = self._read_dirs.setdefault((stat.st_dev, stat.st_ino), path)
+        if first == path:
+            return True
+        if all(p != path for p, _ in self.skipped):
+            self.skipped.append((path, f"the folder {first} again, through a link: read once"))
+        return False
 
     def excluding(self, paths: Sequence[str | Path]) -> FolderSource:
         """This source, scanned again without ``paths`` where any lies inside its root."""
@@ -85,29 +114,56 @@ class FolderSource(Source):
                     break
         return found if "train" in found and len(found) >= 2 else {}
 
+    def _same_name(self, met: dict[str, Path], key: str, path: Path) -> bool:
+        """True (and noted) when ``key`` was met before as another name: one that looks the
+        same, written in another Unicode form; the first one met is read."""
+        first = met.setdefault(key, path)
+        if first != path:
+            self.skipped.append((path, f"the same name as {first.name} in another Unicode "
+                                       "form: rename one of them"))
+        return first != path
+
+    def _find_class_dirs(self) -> list[tuple[str | None, str, Path]]:
+        """``(split, class name, folder)`` per class folder of each base; class names (like
+        keys) are compared in one Unicode form (:func:`name_key`)."""
+        bases = self.split_dirs.items() if self.split_dirs else [(None, self.root)]
+        found = []
+        for split, base in bases:
+            met: dict[str, Path] = {}
+            for child in sorted(base.iterdir(), key=lambda c: _order(c.name)):
+                if child.is_dir() and not child.name.startswith(".") and \
+                        not self._skip(child) and not self._same_name(met, name_key(child.name),
+                                                                      child):
+                    found.append((split, name_key(child.name), child))
+        return found
+
     def _list_items(self) -> list[Item]:
         label_of = {name: i for i, name in enumerate(self.classes)}
         items = []
-        bases = self.split_dirs.items() if self.split_dirs else [(None, self.root)]
-        for split, base in bases:
-            for class_name in self.classes:
-                class_dir = base / class_name
-                if not class_dir.is_dir() or self._skip(class_dir):
+        met: dict[str, Path] = {}
+        claimed = [entry for entry in self._class_dirs if self._claim(entry[2])]  # first
+        for split, class_name, class_dir in claimed:
+            for path in self._files(class_dir):
+                name = path.relative_to(self.root).as_posix()
+                key = name_key(name)
+                if self._same_name(met, key, path):
                     continue
-                for path in self._files(class_dir):
-                    key = path.relative_to(self.root).as_posix()
-                    item_split = split or hash_split(key, self.val_percent, self.test_percent)
-                    items.append(Item(key, label_of[class_name], item_split))
+                if key != name:
+                    self._on_disk[key] = path
+                item_split = split or hash_split(key, self.val_percent, self.test_percent)
+                items.append(Item(key, label_of[class_name], item_split))
         return sort_items(items)
 
     def _files(self, folder: Path) -> Iterator[Path]:
         """Every visible file under ``folder``, leaving out folders and exports of ours
-        (hidden only below the root: the root itself may sit under ~/.keras)."""
+        (hidden only below the root: the root itself may sit under ~/.keras). Links are
+        followed, each real folder read once (see :meth:`_claim`)."""
         for top, dirs, files in os.walk(folder, followlinks=True):
             here = Path(top)
-            dirs[:] = [d for d in dirs if not d.startswith(".") and not self._skip(here / d)]
+            dirs[:] = [d for d in dirs if not d.startswith(".") and not self._skip(here / d)
+                       and self._claim(here / d)]
             names = set(files)
-            for name in files:
+            for name in sorted(files, key=_order):
                 path = here / name
                 if name.startswith(".") or not path.is_file():
                     continue
@@ -117,7 +173,9 @@ class FolderSource(Source):
                 yield path
 
     def file_of(self, key: str) -> Path | None:
-        return self.root / key
+        """The file of ``key``, whichever Unicode form its name is written in on disk."""
+        key = name_key(key)
+        return self._on_disk.get(key, self.root / key)
 
     def items(self) -> list[Item]:
         return self._items
@@ -134,4 +192,4 @@ class FolderSource(Source):
                    data: bytes | None = None) -> np.ndarray:
         if data is not None:
             return images.decode_bytes(data, decode_size)
-        return images.decode_file(self.root / item.key, decode_size)
+        return images.decode_file(self.file_of(item.key), decode_size)

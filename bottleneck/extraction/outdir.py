@@ -14,6 +14,7 @@ from bottleneck.errors import UserError
 from bottleneck.extraction.config import identity_config
 from bottleneck.storage.atomic import is_stale_temp, sha256_file
 from bottleneck.storage.lock import LOCK_FILE
+from bottleneck.storage.names import name_key
 
 
 def check_out_dir(out: Path) -> None:
@@ -47,6 +48,9 @@ def previous_run(out: Path, fresh: Manifest, overwrite: bool) -> Manifest | None
     if old is not None and not old.same_identity(fresh, identity_config, moved):
         if not overwrite:
             differ = ", ".join(old.differences(fresh, identity_config, moved)[:3])
+            if differ == "classes" and list(map(name_key, old.classes)) == fresh.classes:
+                differ = ("class names recorded in another Unicode form, by a version that "
+                          "did not compare names in NFC")
             raise UserError(f"{out} holds a cache made with a different config or source "
                             f"({differ}); use another --out, or --overwrite (overwrite=True) to "
                             "replace it.")
@@ -66,10 +70,16 @@ def intact(out: Path, shard: ShardRecord) -> bool:
 
 
 def shard_keys(out: Path, old: Manifest) -> dict[str, list[str]]:
-    """The keys each intact done shard was planned with: its rows and its skipped files."""
+    """The keys each intact done shard was planned with: its rows and its skipped files. A
+    shard unlike its record (see :func:`~bottleneck.cache.shards.open_shard`) is left out,
+    to be computed again like one that is not intact."""
     keys = {}
     for shard in old.shards:
-        if shard.done and intact(out, shard):
-            keys[shard.file] = [*map(str, read_column(out / shard.file, "paths")),
-                                *(f["path"] for f in shard.failures)]
+        if not (shard.done and intact(out, shard)):
+            continue
+        try:
+            paths = read_column(out / shard.file, "paths", old, shard)
+        except UserError:  # damaged, or not what the manifest records: never trusted
+            continue
+        keys[shard.file] = [*map(str, paths), *(f["path"] for f in shard.failures)]
     return keys

@@ -178,7 +178,8 @@ def finish(out: Path, manifest: Manifest, source: Source,
                            f"traceback is in {out / 'manifest.json'}).")
     counts = dict.fromkeys(SPLITS, 0)
     for shard in manifest.shards:
-        splits, n = np.unique(read_column(out / shard.file, "split"), return_counts=True)
+        splits, n = np.unique(read_column(out / shard.file, "split", manifest, shard),
+                              return_counts=True)
         for split, count in zip(splits, n, strict=True):
             counts[str(split)] += int(count)
     manifest.complete = True

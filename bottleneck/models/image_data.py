@@ -25,6 +25,7 @@ from bottleneck.errors import UserError
 from bottleneck.extraction.engines import default_threads
 from bottleneck.models.metrics import classification_metrics, regression_metrics
 from bottleneck.models.tasks import READ_BATCH, target_key
+from bottleneck.storage.names import name_key
 
 
 @dataclass
@@ -59,20 +60,20 @@ def cache_images(cache: Cache, task: str, splits: tuple[str, ...], image_size: i
     if source.classes != cache.classes:
         raise UserError(f"the classes of {where} are now {source.classes}, not the cache's "
                         f"{cache.classes}; {redo}")
-    by_key = {item.key: item for item in source.items()}
+    by_key = {name_key(item.key): item for item in source.items()}
     result, matched = {}, set()
     for split in splits:
         rows = _rows(cache, split, task)
-        chosen = [by_key.get(key) for key in rows["paths"]]
+        chosen = [by_key.get(name_key(key)) for key in rows["paths"]]
         changed = sum(item is None or item.split != split or item.label != label
                       for item, label in zip(chosen, rows["labels"], strict=True))
         if changed:
             raise UserError(f"{changed} of the {split} images of {cache.root} "
                             f"{'is' if changed == 1 else 'are'} gone, moved or relabelled in "
                             f"{where}; {redo}")
-        matched.update(rows["paths"])
+        matched.update(map(name_key, rows["paths"]))
         result[split] = SplitImages(split, chosen, rows[target_key(task)], rows["content_hash"])
-    skipped = {failure["path"] for failure in cache.failures}
+    skipped = {name_key(failure["path"]) for failure in cache.failures}
     new = [k for k, it in by_key.items() if it.split in splits and k not in matched | skipped]
     if new:
         raise UserError(f"{where} holds {plural(len(new), 'image')} the cache does not "

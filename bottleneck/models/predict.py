@@ -24,6 +24,7 @@ from bottleneck.extraction import ExtractConfig, FeatureExtractor
 from bottleneck.extraction.engines import get_engine
 from bottleneck.heads import class_scores
 from bottleneck.models.model_dir import Model, load_model
+from bottleneck.storage.names import find_on_disk
 
 
 def list_inputs(inputs: Sequence[str | Path]) -> list[tuple[Path, str | None]]:
@@ -31,12 +32,14 @@ def list_inputs(inputs: Sequence[str | Path]) -> list[tuple[Path, str | None]]:
 
     Returns ``(path, None)`` per file and ``(path, reason)`` for a name that does not exist,
     each file once (by resolved path, in the order first met): a file named and also inside a
-    named folder is answered once.
+    named folder is answered once. A name finds its file whichever Unicode form either is
+    written in (:func:`~bottleneck.storage.names.find_on_disk`).
     """
     found: list[tuple[Path, str | None]] = []
     seen: set[Path] = set()
     for name in inputs:
         path = Path(name).expanduser()
+        path = find_on_disk(path) or path
         if path.is_dir():
             named = [(p, None) for p in sorted(path.rglob("*")) if p.is_file()
                      and not any(part.startswith(".") for part in p.relative_to(path).parts)]

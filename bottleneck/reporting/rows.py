@@ -12,7 +12,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-import h5py
 import numpy as np
 
 from bottleneck.benching.leaks import unit_rows
@@ -53,9 +52,7 @@ class CacheRows:
 
 def _bookkeeping(cache: Cache) -> dict[str, np.ndarray]:
     """Every row's path, label, split, position in its split, view and content hash."""
-    with h5py.File(cache.shard_paths[0], "r") as handle:
-        present = set(handle)
-    columns = ("split",) + tuple(c for c in ("content_hash", "view") if c in present)
+    columns = ("split",) + tuple(c for c in ("content_hash", "view") if cache.has_column(c))
     batches = list(cache.iter_batches(None, READ_BATCH, with_paths=True, columns=columns,
                                       features=False))
     data = {key: np.concatenate([b[key] for b in batches]) for key in batches[0]}

@@ -16,6 +16,8 @@ from typing import Any
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
+from bottleneck.storage.names import find_on_disk
+
 THUMB_SIDE = 96
 MAX_THUMBNAILS = 400  # per report: keeps the file a few MB
 JPEG_QUALITY = 85
@@ -47,7 +49,8 @@ class ImageReader:
         if self.problem:
             return None
         if self._root is not None:
-            return _read_file(self._root / key)
+            path = self._root / key  # the name on disk may be in another Unicode form
+            return _read_file(find_on_disk(path) or path)
         from bottleneck.data import Item
 
         try:
