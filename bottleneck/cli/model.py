@@ -125,9 +125,11 @@ def finetune(model_dir: str, out: str, unfreeze_from: str | None, unfreeze_top: 
 @click.option("--format", "fmt", type=click.Choice(["keras", "saved_model", "tflite", "onnx"]),
               help="Default: from --out's suffix (none: saved_model).")
 @click.option("--overwrite", is_flag=True, help="Replace an earlier export at --out.")
+@click.option("--verbose", "-v", is_flag=True, help="Show the converter's own output.")
 @backend_option
-def export(model_dir: str, out: str, fmt: str | None, overwrite: bool) -> None:
+def export(model_dir: str, out: str, fmt: str | None, overwrite: bool, verbose: bool) -> None:
     """Write MODEL_DIR as one model: RGB images of any size in, probabilities out."""
     import bottleneck
 
-    click.echo(bottleneck.export(model_dir, out, format=fmt, overwrite=overwrite).summary())
+    click.echo(bottleneck.export(model_dir, out, format=fmt, overwrite=overwrite,
+                                 verbose=verbose).summary())

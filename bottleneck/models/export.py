@@ -18,17 +18,25 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from bottleneck.backend import import_keras, installed
+from bottleneck.backend import installed
 from bottleneck.errors import UserError
-from bottleneck.models.assemble import assemble
+from bottleneck.models.export_formats import converter_output, largest_difference, write
 from bottleneck.models.lineage import cache_record, model_record, sha256_path
 from bottleneck.models.model_dir import Model, load_model
+from bottleneck.models.serving import (
+    pixels_model,
+    probe_images,
+    reference_answers,
+    serving_model,
+)
 from bottleneck.storage.atomic import atomic_output, read_json, write_json
 from bottleneck.storage.machine import machine_errors
 
 FORMATS = ("keras", "saved_model", "tflite", "onnx")
 SUFFIXES = {"keras": ".keras", "tflite": ".tflite", "onnx": ".onnx"}
-KERAS_EXPORT = {"saved_model": "tf_saved_model", "tflite": "litert", "onnx": "onnx"}
+# largest difference allowed between the written file's answers and the Keras model's (as a
+# fraction of the answers' scale, at least 1: probabilities as they are)
+TOLERANCE = 1e-4
 LINEAGE_SUFFIX = ".lineage.json"
 EXPORTS_JSON = "exports.json"
 
@@ -62,26 +70,12 @@ def choose_format(out: Path, format: str | None) -> str:
     if suffix and out.suffix.lower() != suffix:
         raise UserError(f"--format {format} writes a {suffix} file; name --out like "
                         f"{out.with_suffix(suffix).name}.")
-    if format == "onnx" and not all(importlib.util.find_spec(m) for m in ("tf2onnx", "onnx")):
-        raise UserError("--format onnx needs the tf2onnx and onnx packages: "
-                        "pip install 'bottleneck[onnx]' (or pip install tf2onnx onnx).")
+    onnx = ("tf2onnx", "onnx", "onnxruntime")  # onnxruntime checks the written file
+    if format == "onnx" and not all(importlib.util.find_spec(m) for m in onnx):
+        raise UserError("--format onnx needs the tf2onnx, onnx and onnxruntime packages: "
+                        "pip install 'bottleneck[onnx]' (or pip install tf2onnx onnx "
+                        "onnxruntime).")
     return format
-
-
-def serving_model(model: Model) -> Any:
-    """``image`` (N × H × W × 3, any H and W, 0..255) → resize → the model's answer."""
-    keras = import_keras()
-
-    if model.takes_images:
-        inner, size = model.head.model_, int(model.config["image_size"])
-    else:
-        assembled = assemble(model)
-        inner, size = assembled.model, assembled.image_size
-    image = keras.Input((None, None, 3), name="image")
-    resized = keras.layers.Resizing(size, size, interpolation="bilinear",
-                                    crop_to_aspect_ratio=False, antialias=False,
-                                    name="resize")(image)
-    return keras.Model(image, inner(resized), name="bottleneck_export")
 
 
 def _check_out(out: Path, overwrite: bool) -> Path:
@@ -117,8 +111,10 @@ def _lineage(model: Model, out: Path, format: str, sha256: str) -> dict[str, Any
 
 @machine_errors("out")
 def export(model_dir: str | Path, out: str | Path, format: str | None = None,
-           overwrite: bool = False) -> ExportResult:
-    """Write MODEL_DIR as one servable model at ``out`` (see the module docstring)."""
+           overwrite: bool = False, verbose: bool = False) -> ExportResult:
+    """Write MODEL_DIR as one servable model at ``out`` (see the module docstring), after
+    checking that the written file, run by its format's own loader, answers as the Keras
+    model's ``predict`` does; the converters' notices are printed only if ``verbose``."""
     model = load_model(model_dir)
     out = Path(out).expanduser()
     format = choose_format(out, format)
@@ -127,18 +123,21 @@ def export(model_dir: str | Path, out: str | Path, format: str | None = None,
                         "pip install 'bottleneck[tensorflow]', or export a .keras file (any "
                         "backend writes it).")
     sidecar = _check_out(out, overwrite)
-    served = serving_model(model)
+    inner, size = pixels_model(model)
+    probe = probe_images(size)
     with atomic_output(out) as target:
-        if format == "keras":
-            served.save(target)
-        else:
-            import tensorflow as tf
-
-            signature = [tf.TensorSpec((None, None, None, 3), tf.float32, name="image")]
-            served.export(str(target), format=KERAS_EXPORT[format], verbose=False,
-                          input_signature=signature)
+        with converter_output(verbose):
+            expected = reference_answers(inner, size, probe)
+            write(serving_model(inner, size), target, format)
+            how, difference = largest_difference(target, format, probe, expected)
+        if difference > TOLERANCE:
+            raise UserError(f"the {format} export does not answer as the model does (run by "
+                            f"{how}, off by up to {difference:.2g}), so nothing was written; "
+                            "try another --format.")
     sha256 = sha256_path(out)
     lineage = _lineage(model, out, format, sha256)
+    lineage["export"]["checked"] = {"by": how, "probe_images": len(probe),
+                                    "largest_difference": difference}
     write_json(sidecar, lineage)
     exports = model.root / EXPORTS_JSON
     try:
