@@ -103,7 +103,7 @@ def leak_check(cache: Any) -> tuple[list[dict[str, Any]], Any]:
     """The report's two checks on ``cache``, as :mod:`bottleneck.reporting.analyse` runs
     them: every cross-split pair each finds (``kind``: identical or near) and the rows."""
     from bottleneck.benching.leaks import cross_split_duplicates, near_duplicates
-    from bottleneck.reporting.analyse import MAX_PIXEL_PAIRS
+    from bottleneck.reporting.analyse import MAX_PIXEL_PAIRS, PIXEL_SEARCH_FILES
     from bottleneck.reporting.rows import load_rows
     from bottleneck.reporting.thumbs import ImageReader
 
@@ -119,7 +119,7 @@ def leak_check(cache: Any) -> tuple[list[dict[str, Any]], Any]:
         found += [{"a": a["path"], "b": b["path"], "kind": "identical"}
                   for a in later for b in group if b["split"] == "train"]
     near = near_duplicates(rows.unit, rows.splits, pixels, rows.reduced, rows.hashes,
-                           MAX_PIXEL_PAIRS)
+                           MAX_PIXEL_PAIRS, PIXEL_SEARCH_FILES)  # a folder, as the report
     found += [{"a": str(rows.paths[p["a"]]), "b": str(rows.paths[p["b"]]), "kind": "near",
                "cosine": p["cosine"], "pixels": p["pixels"]} for p in near["pairs"]]
     return found, near
@@ -177,7 +177,8 @@ def main() -> None:
         result = score(found, planted)
         kinds = ", ".join(f"{k} {v:.2f}" for k, v in result["per_kind"].items())
         print(f"leak check in {seconds:.1f} s: {near['candidates']} candidates, "
-              f"{near['pixels_compared']} compared by pixels")
+              f"{near['pixels_compared']} compared by pixels, "
+              f"{near['pixel_search_rows']} rows' pixels searched")
         print(f"recall {result['recall']:.3f} (target ≥ 0.9; {kinds}); precision "
               f"{result['precision']:.3f} (target ≥ 0.9): {result['found']} pairs found, "
               f"{result['planted']} planted, {len(result['others'])} not planted")

@@ -5,8 +5,9 @@ Two checks, both across splits only:
 - :func:`cross_split_duplicates`: identical decoded pixels (the cache's ``content_hash``);
 - :func:`near_duplicates`: near-copies (re-encoded, lightly shifted, brightened, noisy,
   resized). Each val and test row is matched to its ``MATCHES`` most similar rows in earlier
-  splits (test: train and val; val: train) by the cosine of their features; a match with
-  cosine ≥ ``CANDIDATE_COSINE`` is a candidate, and a candidate is a near-duplicate when the
+  splits (test: train and val; val: train) by the cosine of their features (a candidate from
+  ``CANDIDATE_COSINE``) and, where the rows' pixels are searched, by their grey
+  ``SIGNATURE_SIDE``² pixels (from ``SIGNATURE_COSINE``); a candidate is a near-duplicate when the
   two images agree in grey at up to ``PIXEL_SIDE``² (the centred cosine of the pixels, the
   best over shifts of up to ``PIXEL_SHIFT`` pixel, ≥ ``PIXEL_MATCH``; :func:`pixel_similarity`)
   or, where the pixels cannot be read, when the features alone have cosine ≥
@@ -40,6 +41,9 @@ FEATURE_ALONE = 0.97
 PIXEL_SIDE = 32  # the largest grid the pixels are compared on
 PIXEL_SHIFT = 1  # grid pixels a copy may be moved by
 PIXEL_KEEP = 64  # a row's grey image is kept at most this many pixels a side
+SIGNATURE_SIDE = 16  # the grey grid of the pixel search
+SIGNATURE_COSINE = 0.95  # a pixel-search match below this is no candidate
+SIGNATURE_DIMS = 32  # the pixel search's shortlist space (see _shortlist)
 EXACT_FLOPS = 2e9  # below this a search compares every pair in the full feature space
 CHUNK_BYTES = 32 << 20  # similarity block held at once
 SHORTLIST = 16  # reference rows per query compared exactly, at most
@@ -185,24 +189,10 @@ def pixel_similarity(a: np.ndarray, b: np.ndarray) -> float:
     return grey_similarity(grey_image(a), grey_image(b))
 
 
-def near_duplicates(
-    unit: np.ndarray, splits: np.ndarray, pixels: Callable[[int], np.ndarray | None] | None,
-    reduced: np.ndarray | None = None, hashes: np.ndarray | None = None,
-    max_pixel_pairs: int | None = None,
-) -> dict[str, Any]:
-    """Near-duplicate pairs across splits (see the module docstring).
-
-    ``unit``: features scaled to length 1, one row each; ``splits``: each row's split;
-    ``pixels(i)``: row i's image (uint8 H×W×3) or None when it cannot be read; ``reduced``:
-    the rows projected to a few dimensions (the shortlist of big searches); ``hashes``:
-    content hashes, so that identical images (the exact check's) are not repeated;
-    ``max_pixel_pairs``: compare the pixels of at most this many candidates, most similar
-    first (the rest are judged by their features alone).
-    Returns ``{"pairs": [{"a", "b", "cosine", "pixels"}], ...counts and thresholds}``, row
-    ``a`` in the later split, pairs with the most similar pixels first (then those judged
-    by their features alone). Pixels are compared for each row's best match first, so that
-    ``max_pixel_pairs`` reaches as many rows as it can.
-    """
+def _feature_candidates(unit: np.ndarray, splits: np.ndarray, reduced: np.ndarray | None
+                        ) -> list[tuple[int, int, float, int]]:
+    """``(row, earlier row, cosine, rank)`` of each val and test row's ``MATCHES`` most
+    similar rows of earlier splits by their features, from ``CANDIDATE_COSINE``."""
     candidates: list[tuple[int, int, float, int]] = []
     for split, earlier in EARLIER.items():
         query = np.flatnonzero(splits == split)
@@ -216,6 +206,69 @@ def near_duplicates(
             candidates += [(int(a), int(ref[b]), float(c), rank)
                            for rank, (b, c) in enumerate(zip(row, values, strict=True))
                            if c >= CANDIDATE_COSINE]
+    return candidates
+
+
+def _pixel_candidates(splits: np.ndarray, pixels: Callable[[int], np.ndarray | None]
+                      ) -> tuple[list[tuple[int, int, int]], int]:
+    """``(row, earlier row, rank)`` of each val and test row's ``MATCHES`` most similar
+    rows of earlier splits by their grey ``SIGNATURE_SIDE``² pixels (centred cosine ≥
+    ``SIGNATURE_COSINE``), and the rows read: features drift under noise or JPEG on small
+    images where these do not."""
+    rows = np.flatnonzero(np.isin(splits, ("train", *EARLIER)))
+    if not len(rows):
+        return [], 0
+    signatures = np.zeros((len(splits), SIGNATURE_SIDE ** 2), np.float32)
+    for i in rows:
+        image = pixels(i)
+        if image is not None:
+            grid = _grid(grey_image(image).astype(np.float32), SIGNATURE_SIDE)
+            signatures[i] = _centred(grid.ravel())[0]
+    sample = signatures[rows[:: max(1, len(rows) // 5000)]]
+    directions = np.linalg.svd(sample, full_matrices=False)[2][:SIGNATURE_DIMS]
+    found = []
+    for split, earlier in EARLIER.items():
+        query = np.flatnonzero(splits == split)
+        ref = np.flatnonzero(np.isin(splits, earlier))
+        if not len(query) or not len(ref):
+            continue
+        match, cosine = _best_matches(signatures[query], signatures[ref],
+                                      signatures[query] @ directions.T,
+                                      signatures[ref] @ directions.T)
+        for a, row, values in zip(query, match, cosine, strict=True):
+            found += [(int(a), int(ref[b]), rank)
+                      for rank, (b, c) in enumerate(zip(row, values, strict=True))
+                      if c >= SIGNATURE_COSINE]
+    return found, len(rows)
+
+
+def near_duplicates(
+    unit: np.ndarray, splits: np.ndarray, pixels: Callable[[int], np.ndarray | None] | None,
+    reduced: np.ndarray | None = None, hashes: np.ndarray | None = None,
+    max_pixel_pairs: int | None = None, max_pixel_rows: int | None = None,
+) -> dict[str, Any]:
+    """Near-duplicate pairs across splits (see the module docstring).
+
+    ``unit``: features scaled to length 1, one row each; ``splits``: each row's split;
+    ``pixels(i)``: row i's image (uint8 H×W×3) or None when it cannot be read; ``reduced``:
+    the rows projected to a few dimensions (the shortlist of big searches); ``hashes``:
+    content hashes, so that identical images (the exact check's) are not repeated;
+    ``max_pixel_pairs``: compare the pixels of at most this many candidates, most similar
+    first (the rest are judged by their features alone); ``max_pixel_rows``: search the
+    pixels of every row too (:func:`_pixel_candidates`) only when there are at most this
+    many rows (None: always).
+    Returns ``{"pairs": [{"a", "b", "cosine", "pixels"}], ...counts and thresholds}``, row
+    ``a`` in the later split, pairs with the most similar pixels first (then those judged
+    by their features alone). Pixels are compared for each row's best match first, so that
+    ``max_pixel_pairs`` reaches as many rows as it can.
+    """
+    candidates = _feature_candidates(unit, splits, reduced)
+    searched = 0
+    if pixels is not None and (max_pixel_rows is None or len(splits) <= max_pixel_rows):
+        known = {(a, b) for a, b, _, _ in candidates}
+        found, searched = _pixel_candidates(splits, pixels)
+        candidates += [(a, b, float(unit[a] @ unit[b]), rank) for a, b, rank in found
+                       if (a, b) not in known]
     if hashes is not None:
         candidates = [c for c in candidates if hashes[c[0]] != hashes[c[1]]]
     candidates.sort(key=lambda c: (c[3], -c[2]))  # every row's best match first
@@ -246,8 +299,10 @@ def near_duplicates(
     pairs.sort(key=lambda p: (p["pixels"] is not None, p["pixels"] or 0.0, p["cosine"]),
                reverse=True)
     return {"pairs": pairs, "candidates": len(candidates), "pixels_compared": checked,
-            "pixels_unreadable": unreadable,
+            "pixels_unreadable": unreadable, "pixel_search_rows": searched,
             "by_features_alone": len(candidates) - checked,
             "thresholds": {"candidate_cosine": CANDIDATE_COSINE, "pixel_match": PIXEL_MATCH,
                            "feature_alone": FEATURE_ALONE, "pixel_side": PIXEL_SIDE,
-                           "pixel_shift": PIXEL_SHIFT, "matches_per_row": MATCHES}}
+                           "pixel_shift": PIXEL_SHIFT, "matches_per_row": MATCHES,
+                           "signature_side": SIGNATURE_SIDE,
+                           "signature_cosine": SIGNATURE_COSINE}}

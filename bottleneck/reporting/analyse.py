@@ -32,7 +32,8 @@ NEIGHBOURS = 3
 LABEL_ERRORS_SHOWN = 24
 PAIRS_SHOWN = 16
 PAIRS_KEPT = 10_000  # in the JSON
-MAX_PIXEL_PAIRS = 5_000
+MAX_PIXEL_PAIRS = 10_000
+PIXEL_SEARCH_FILES = 20_000  # image files read for the pixel search (arrays: every row)
 FAILURES_SHOWN = 50
 
 
@@ -123,7 +124,8 @@ class CacheAnalysis:
                                       int(rows.labels[i]))
 
         near = near_duplicates(rows.unit, rows.splits, pixels, rows.reduced, rows.hashes,
-                               MAX_PIXEL_PAIRS)
+                               MAX_PIXEL_PAIRS, None if self.reader.kind != "folder"
+                               else PIXEL_SEARCH_FILES)
         pairs = near.pop("pairs")
         near["total"] = len(pairs)
         near["pairs"] = [{"a": self._row(p["a"]), "b": self._row(p["b"]),

@@ -65,6 +65,12 @@ def test_planted_copies_are_found_and_nothing_else(leaky: Cache) -> None:
                      ("val/square/copy-004.jpg", "train/square/004.png")]
     assert all(p["pixels"] >= PIXEL_MATCH for p in near["all_pairs"])
     assert result.document["caches"][0]["leaks"]["exact"] == []  # not the same pixels
+    html = result.out.read_text()
+    section = html[html.index('id="cache-0-leaks"'):html.index('id="cache-0-map"')]
+    assert "2 pairs to review" in section and "leaks to remove" not in section
+    assert 'class="note warn"' not in section  # a pair to look at, not an alarm
+    for p in near["all_pairs"]:  # the evidence beside each pair
+        assert f"pixels {p['pixels']:.4f} · features {p['cosine']:.4f}" in section
 
 
 def test_a_clean_set_has_no_pair_above_the_thresholds(feature_cache: Cache,
