@@ -40,7 +40,6 @@ PIXEL_MATCH = 0.993
 FEATURE_ALONE = 0.97
 PIXEL_SIDE = 32  # the largest grid the pixels are compared on
 PIXEL_SHIFT = 1  # grid pixels a copy may be moved by
-PIXEL_KEEP = 64  # a row's grey image is kept at most this many pixels a side
 SIGNATURE_SIDE = 16  # the grey grid of the pixel search
 SIGNATURE_COSINE = 0.95  # a pixel-search match below this is no candidate
 SIGNATURE_DIMS = 32  # the pixel search's shortlist space (see _shortlist)
@@ -141,24 +140,25 @@ def _best_matches(queries: np.ndarray, reference: np.ndarray, reduced_q: np.ndar
 
 
 def grey_image(image: np.ndarray) -> np.ndarray:
-    """An image (uint8 H×W×3) in grey as float32, box-reduced to ``PIXEL_KEEP`` a side at
-    most: what :func:`grey_similarity` compares."""
+    """An image (uint8 H×W×3) in grey (uint8), box-reduced to ``PIXEL_SIDE`` a side at most:
+    what :func:`grey_similarity` compares (1 KiB a row at most)."""
     from PIL import Image
 
     grey = Image.fromarray(np.asarray(image, np.uint8)).convert("L")
-    if max(grey.size) > PIXEL_KEEP:
-        grey = grey.resize((min(grey.width, PIXEL_KEEP), min(grey.height, PIXEL_KEEP)),
+    if max(grey.size) > PIXEL_SIDE:
+        grey = grey.resize((min(grey.width, PIXEL_SIDE), min(grey.height, PIXEL_SIDE)),
                            Image.Resampling.BOX)
-    return np.asarray(grey, np.float32)
+    return np.asarray(grey)
 
 
 def _grid(grey: np.ndarray, side: int) -> np.ndarray:
     from PIL import Image
 
+    values = grey.astype(np.float32)
     if grey.shape == (side, side):
-        return grey
-    return np.asarray(Image.fromarray(grey, mode="F").resize((side, side),
-                                                             Image.Resampling.BOX))
+        return values
+    return np.asarray(Image.fromarray(values, mode="F").resize((side, side),
+                                                               Image.Resampling.BOX))
 
 
 def _centred(rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -209,7 +209,7 @@ def _feature_candidates(unit: np.ndarray, splits: np.ndarray, reduced: np.ndarra
     return candidates
 
 
-def _pixel_candidates(splits: np.ndarray, pixels: Callable[[int], np.ndarray | None]
+def _pixel_candidates(splits: np.ndarray, grey: Callable[[int], np.ndarray | None]
                       ) -> tuple[list[tuple[int, int, int]], int]:
     """``(row, earlier row, rank)`` of each val and test row's ``MATCHES`` most similar
     rows of earlier splits by their grey ``SIGNATURE_SIDE``² pixels (centred cosine ≥
@@ -220,12 +220,12 @@ def _pixel_candidates(splits: np.ndarray, pixels: Callable[[int], np.ndarray | N
         return [], 0
     signatures = np.zeros((len(splits), SIGNATURE_SIDE ** 2), np.float32)
     for i in rows:
-        image = pixels(i)
+        image = grey(i)
         if image is not None:
-            grid = _grid(grey_image(image).astype(np.float32), SIGNATURE_SIDE)
-            signatures[i] = _centred(grid.ravel())[0]
+            signatures[i] = _grid(image, SIGNATURE_SIDE).ravel()
+    signatures = _centred(signatures)[0]  # unreadable rows stay zero
     sample = signatures[rows[:: max(1, len(rows) // 5000)]]
-    directions = np.linalg.svd(sample, full_matrices=False)[2][:SIGNATURE_DIMS]
+    directions = np.linalg.eigh(sample.T @ sample)[1][:, ::-1][:, :SIGNATURE_DIMS].T
     found = []
     for split, earlier in EARLIER.items():
         query = np.flatnonzero(splits == split)
@@ -262,16 +262,6 @@ def near_duplicates(
     by their features alone). Pixels are compared for each row's best match first, so that
     ``max_pixel_pairs`` reaches as many rows as it can.
     """
-    candidates = _feature_candidates(unit, splits, reduced)
-    searched = 0
-    if pixels is not None and (max_pixel_rows is None or len(splits) <= max_pixel_rows):
-        known = {(a, b) for a, b, _, _ in candidates}
-        found, searched = _pixel_candidates(splits, pixels)
-        candidates += [(a, b, float(unit[a] @ unit[b]), rank) for a, b, rank in found
-                       if (a, b) not in known]
-    if hashes is not None:
-        candidates = [c for c in candidates if hashes[c[0]] != hashes[c[1]]]
-    candidates.sort(key=lambda c: (c[3], -c[2]))  # every row's best match first
     greys: dict[int, np.ndarray | None] = {}
 
     def grey(i: int) -> np.ndarray | None:
@@ -279,6 +269,17 @@ def near_duplicates(
             image = pixels(i) if pixels is not None else None
             greys[i] = None if image is None else grey_image(image)
         return greys[i]
+
+    candidates = _feature_candidates(unit, splits, reduced)
+    searched = 0
+    if pixels is not None and (max_pixel_rows is None or len(splits) <= max_pixel_rows):
+        known = {(a, b) for a, b, _, _ in candidates}
+        found, searched = _pixel_candidates(splits, grey)
+        candidates += [(a, b, float(unit[a] @ unit[b]), rank) for a, b, rank in found
+                       if (a, b) not in known]
+    if hashes is not None:
+        candidates = [c for c in candidates if hashes[c[0]] != hashes[c[1]]]
+    candidates.sort(key=lambda c: (c[3], -c[2]))  # every row's best match first
 
     pairs, matched, checked, unreadable = [], set(), 0, 0
     for order, (a, b, cosine, _) in enumerate(candidates):
