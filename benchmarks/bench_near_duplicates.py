@@ -2,7 +2,7 @@
 Fashion-MNIST with copies planted across splits.
 
     python benchmarks/bench_near_duplicates.py [--train 10000] [--test 2000] [--planted 300]
-        [--image-size 96] [--work DIR] [--json PATH]
+        [--image-size 96] [--look-alikes 1000] [--work DIR] [--json PATH]
 
 ``--train`` Fashion-MNIST train images and ``--test`` t10k images are written as a folder
 (PNG, their own pixels); ``--planted`` of those test images are copied into train, in equal
@@ -14,6 +14,12 @@ near-duplicate rule of :mod:`bottleneck.benching.leaks`). Printed: recall per pe
 recall and precision over all planted copies (targets ≥ 0.9 each), and every pair found that
 was not planted, with its evidence. ``--work`` keeps the folder and the cache for a rerun
 (extraction resumes); by default they go to a temporary folder removed at the end.
+
+Then the pixel rule alone at full scale (``--look-alikes N``, 0 to skip; no features): for N
+test images, the best of their 5 nearest train images among all 60,000 (by centred cosine of
+the raw pixels) under :func:`~bottleneck.benching.leaks.pixel_similarity`, against the same
+images' perturbed copies: at each threshold, how many test images have a look-alike that
+reaches it (false pairs, if the features proposed them) and the share of copies that do.
 """
 
 from __future__ import annotations
@@ -140,12 +146,60 @@ def score(found: list[dict[str, Any]], planted: dict[tuple[str, str], str]
             "others": others}
 
 
+def pixel_rule(n: int, seed: int = 0) -> dict[str, Any]:
+    """The full-scale calibration of the pixel rule (see the module docstring)."""
+    from bottleneck.benching.leaks import PIXEL_MATCH, pixel_similarity
+    from bottleneck.data.arrays import load_fashion_mnist_arrays
+
+    arrays, _ = load_fashion_mnist_arrays(None)
+    (x_train, _), (x_test, _) = arrays["train"], arrays["t10k"]
+    rng = np.random.default_rng(seed)
+    chosen = rng.choice(len(x_test), n, replace=False)
+
+    def centred(x: np.ndarray) -> np.ndarray:
+        v = x.reshape(len(x), -1).astype(np.float32)
+        v -= v.mean(axis=1, keepdims=True)
+        return v / np.maximum(np.linalg.norm(v, axis=1, keepdims=True), 1e-9)
+
+    reference = centred(x_train)
+    best = []
+    for start in range(0, n, 256):
+        block = chosen[start:start + 256]
+        top = np.argsort(-(centred(x_test[block]) @ reference.T), axis=1)[:, :5]
+        best += [max(pixel_similarity(_rgb(x_test[i]), _rgb(x_train[j])) for j in row)
+                 for i, row in zip(block, top, strict=True)]
+    copies: dict[str, list[float]] = {}
+    for kind, (_, make) in PERTURBATIONS.items():
+        if kind != "exact":
+            copies[kind] = [pixel_similarity(_rgb(x_test[i]), _rgb(np.asarray(
+                Image.open(io.BytesIO(make(x_test[i], rng))).convert("L")))) for i in chosen]
+    looks, every = np.array(best), np.concatenate(list(copies.values()))
+    rows = []
+    for threshold in sorted({0.98, 0.99, PIXEL_MATCH, 0.995}):
+        rows.append({"threshold": threshold, "look_alikes": int((looks >= threshold).sum()),
+                     "copies": float(np.mean(every >= threshold)),
+                     "per_kind": {k: float(np.mean(np.array(v) >= threshold))
+                                  for k, v in copies.items()}})
+        kinds = ", ".join(f"{k} {v:.2f}" for k, v in rows[-1]["per_kind"].items())
+        mark = "  ← the rule" if threshold == PIXEL_MATCH else ""
+        print(f"pixels ≥ {threshold}: {rows[-1]['look_alikes']} of {n} test images have a "
+              f"look-alike among the 60,000 train images; {rows[-1]['copies']:.1%} of their "
+              f"copies reach it ({kinds}){mark}")
+    return {"test_images": n, "thresholds": rows}
+
+
+def _rgb(grey: np.ndarray) -> np.ndarray:
+    return np.repeat(np.asarray(grey, np.uint8)[..., None], 3, axis=2)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--train", type=int, default=10000)
     parser.add_argument("--test", type=int, default=2000)
     parser.add_argument("--planted", type=int, default=300)
     parser.add_argument("--image-size", type=int, default=96)
+    parser.add_argument("--look-alikes", type=int, default=1000,
+                        help="test images for the pixel rule at full scale; 0 skips it")
     parser.add_argument("--work", type=Path, help="keep the folder and cache here")
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
@@ -187,11 +241,12 @@ def main() -> None:
                 f"features {pair['cosine']:.4f}, pixels "
                 + ("unread" if pair["pixels"] is None else f"{pair['pixels']:.4f}"))
             print(f"  not planted: {pair['a']} ↔ {pair['b']} ({evidence})")
+        calibration = pixel_rule(args.look_alikes) if args.look_alikes else None
         if args.json:
             from bottleneck.storage.atomic import write_json
 
             write_json(args.json, {"args": {k: str(v) for k, v in vars(args).items()},
-                                   "seconds": seconds, **result})
+                                   "seconds": seconds, **result, "pixel_rule": calibration})
     finally:
         if args.work is None:
             shutil.rmtree(work, ignore_errors=True)
