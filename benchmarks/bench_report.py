@@ -206,7 +206,7 @@ def quality(n: int, size: int, work: Path) -> dict[str, Any]:
     import bottleneck
     from bottleneck.benching.leaks import near_duplicates
     from bottleneck.data.arrays import FASHION_MNIST_CLASSES, load_fashion_mnist_arrays
-    from bottleneck.reporting.label_errors import find_label_errors
+    from bottleneck.reporting.label_errors import evidence_features, find_label_errors
     from bottleneck.reporting.rows import load_rows
     from bottleneck.reporting.thumbs import ImageReader
 
@@ -243,7 +243,8 @@ def quality(n: int, size: int, work: Path) -> dict[str, Any]:
     wrong = {str(key) for key in rows.paths
              if str(key).startswith("train/") and str(key) not in true_name}
     pool = np.flatnonzero(rows.splits == "train")
-    found = find_label_errors(rows.reduced[pool], rows.labels[pool].astype(np.int64), 10)
+    features = evidence_features(rows.unit, rows.reduced)  # as the report chooses them
+    found = find_label_errors(features[pool], rows.labels[pool].astype(np.int64), 10)
     ranked = [str(rows.paths[pool[i]]) for i in found["issues"]]
     recall = len(set(ranked[: 2 * len(wrong)]) & wrong) / len(wrong)
     reader = ImageReader(cache.manifest.source)

@@ -100,15 +100,15 @@ def write_reports(report: dict[str, Any], out: Path) -> list[Path]:
     return [out / name for name in FILES]
 
 
-def plot_score_vs_time(report: dict[str, Any], path: Path) -> None:
-    """Scatter of val score against fit seconds (log scale), one colour per head."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+def score_vs_time_figure(report: dict[str, Any]) -> Any:
+    """Scatter of val score against fit seconds (log scale): one colour per head and, when
+    there are several caches, one marker per cache, each with its legend."""
+    from matplotlib.figure import Figure
+    from matplotlib.lines import Line2D
 
     metric = report["ranked_by"]
-    fig, ax = plt.subplots(figsize=(7, 4.5), dpi=110)
+    fig = Figure(figsize=(7, 4.5), dpi=110)
+    ax = fig.add_subplot()
     heads = sorted({row["head"] for row in report["rows"]})
     markers = "osD^v<>p*h"
     caches = sorted({row["cache"] for row in report["rows"]})
@@ -120,14 +120,25 @@ def plot_score_vs_time(report: dict[str, Any], path: Path) -> None:
                         color=f"C{colour}", label=head, alpha=0.85, capsize=2)
     handles, labels = ax.get_legend_handles_labels()
     unique = dict(zip(labels, handles, strict=True))
-    ax.legend(unique.values(), unique.keys(), fontsize=8, loc="lower right")
+    by_head = ax.legend(unique.values(), unique.keys(), fontsize=8, loc="lower right",
+                        title="head", title_fontsize=8)
+    if len(caches) > 1:
+        ax.add_artist(by_head)
+        shapes = [Line2D([], [], marker=markers[n % len(markers)], linestyle="", color="grey")
+                  for n in range(len(caches))]
+        ax.legend(shapes, caches, fontsize=8, loc="lower left", title="cache",
+                  title_fontsize=8)
     ax.set_xscale("log")
     ax.set_xlabel("fit seconds (log)")
     ax.set_ylabel(metric.replace("_", " "))
-    title = "score vs fit time" + (f" — markers: {', '.join(caches)}" if len(caches) > 1 else "")
-    ax.set_title(title, fontsize=9)
+    ax.set_title("score vs fit time", fontsize=9)
     ax.grid(alpha=0.3)
     fig.tight_layout()
+    return fig
+
+
+def plot_score_vs_time(report: dict[str, Any], path: Path) -> None:
+    """:func:`score_vs_time_figure` as a PNG file."""
+    figure = score_vs_time_figure(report)
     with atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png")
-    plt.close(fig)
+        figure.savefig(tmp, format="png")

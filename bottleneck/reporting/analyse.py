@@ -11,7 +11,12 @@ from bottleneck.benching.leaks import cross_split_duplicates, near_duplicates, n
 from bottleneck.cache.summary import cache_summary
 from bottleneck.reporting import embedding, figures
 from bottleneck.reporting.gather import CacheEntry
-from bottleneck.reporting.label_errors import find_label_errors
+from bottleneck.reporting.label_errors import (
+    evidence_features,
+    find_label_errors,
+    held_out_accuracy,
+    weaker_than_heads,
+)
 from bottleneck.reporting.model_section import (
     MISTAKES,
     ModelScores,
@@ -27,7 +32,8 @@ NEIGHBOURS = 3
 LABEL_ERRORS_SHOWN = 24
 PAIRS_SHOWN = 16
 PAIRS_KEPT = 10_000  # in the JSON
-MAX_PIXEL_PAIRS = 5_000
+MAX_PIXEL_PAIRS = 10_000
+PIXEL_SEARCH_FILES = 20_000  # image files read for the pixel search (arrays: every row)
 FAILURES_SHOWN = 50
 
 
@@ -118,7 +124,8 @@ class CacheAnalysis:
                                       int(rows.labels[i]))
 
         near = near_duplicates(rows.unit, rows.splits, pixels, rows.reduced, rows.hashes,
-                               MAX_PIXEL_PAIRS)
+                               MAX_PIXEL_PAIRS, None if self.reader.kind != "folder"
+                               else PIXEL_SEARCH_FILES)
         pairs = near.pop("pairs")
         near["total"] = len(pairs)
         near["pairs"] = [{"a": self._row(p["a"]), "b": self._row(p["b"]),
@@ -136,24 +143,58 @@ class CacheAnalysis:
         pool = np.flatnonzero(np.isin(rows.splits, ("train", "val")))
         if len(self.cache.classes) < 2 or not len(pool):
             return None
-        found = find_label_errors(rows.reduced[pool], rows.labels[pool].astype(np.int64),
-                                  len(self.cache.classes))
+        features = evidence_features(rows.unit, rows.reduced)
+        labels = rows.labels.astype(np.int64)
+        found = find_label_errors(features[pool], labels[pool], len(self.cache.classes))
         if found is None:
             return {"skipped": "a class has fewer than 2 train+val rows"}
+        versus = self._versus_heads(pool, found["predicted"], features, labels)
         issues = pool[found["issues"]]
+        if versus is not None and versus["withheld"]:
+            versus["would_flag"] = len(issues)
+            issues = issues[:0]
         classes = self.cache.classes
         listed = [{"key": str(rows.paths[i]), "split": str(rows.splits[i]),
                    "given": classes[int(rows.labels[i])], "suggested": classes[int(s)],
                    "self_confidence": float(c)}
                   for i, s, c in zip(issues, found["suggested"], found["self_confidence"],
-                                     strict=True)]
+                                     strict=False)]
         shown = [self._row(int(i), suggested=r["suggested"],
                            self_confidence=r["self_confidence"])
                  for i, r in zip(issues[:LABEL_ERRORS_SHOWN], listed, strict=False)]
         return {"rows": len(pool), "folds": found["folds"], "flagged": len(listed),
                 "oof_accuracy": found["oof_accuracy"], "shown": shown, "all": listed,
+                "width": features.shape[1], "versus_heads": versus,
                 "thresholds": {classes[j]: float(t) for j, t in enumerate(found["thresholds"])
                                if np.isfinite(t)}}
+
+    def _versus_heads(self, pool: np.ndarray, predicted: np.ndarray, features: np.ndarray,
+                      labels: np.ndarray) -> dict[str, Any] | None:
+        """The best fitted classifier against the out-of-fold model on the same held-out
+        rows (val, out of fold; else test, from one fit on train and val); None without a
+        classifier scored on them. ``withheld``: the evidence is too weak to flag anything."""
+        rows = self.rows
+        assert rows is not None
+        heads = [s for s in self.scores if s.entry.model.task == "classify"]
+        split = next((s for s in ("val", "test") if any(s in h.predictions for h in heads)
+                      and (s != "val" or np.isin(rows.splits[pool], "val").any())), None)
+        if split is None:
+            return None
+        best: tuple[float, str] | None = None
+        for scores in (h for h in heads if split in h.predictions):
+            made = scores.predictions[split]
+            keep = rows.where(split, np.arange(len(made))) >= 0
+            accuracy = float(np.mean(made.predicted[keep] == made.truth[keep]))
+            best = max(best or (accuracy, scores.entry.label), (accuracy, scores.entry.label))
+        assert best is not None
+        held = np.flatnonzero(rows.splits == split)
+        if split == "val":
+            evidence = float(np.mean(predicted[np.searchsorted(pool, held)] == labels[held]))
+        else:
+            evidence = held_out_accuracy(features[pool], labels[pool], features[held],
+                                         labels[held])
+        return {"split": split, "rows": len(held), "head": best[1], "head_accuracy": best[0],
+                "evidence_accuracy": evidence, "withheld": weaker_than_heads(evidence, best[0])}
 
     def _model_section(self, scores: ModelScores, positions: np.ndarray | None,
                        values: np.ndarray | None, what: str) -> dict[str, Any]:

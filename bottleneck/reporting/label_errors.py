@@ -1,9 +1,12 @@
 """Likely label errors by confident learning (Northcutt, Jiang and Chuang, JAIR 2021).
 
 Out-of-fold probabilities come from scikit-learn's ``cross_val_predict`` with this project's
-default ``logreg`` head on the rows of train and val (view 0), projected on the top
-singular directions of their unit-length features (the full width costs minutes at 60k
-rows and finds the same errors). Then, as Cleanlab's ``find_label_issues(...,
+default ``logreg`` head on the rows of train and val (view 0): their unit-length features at
+full width where the rows are few (``FULL_WIDTH_VALUES``), else projected on their top
+singular directions (the full width costs minutes at 60k rows and finds the same errors; on
+a few dozen rows a 64-d projection is as wide as the rows are many, and its standardised
+noise directions make the out-of-fold model guess: 0.74 accuracy where every head is
+perfect). Then, as Cleanlab's ``find_label_issues(...,
 filter_by="confident_learning")`` defines it (implemented here: Cleanlab is AGPL-3.0):
 
 - the threshold of class j is the mean out-of-fold probability of j over rows labelled j;
@@ -12,6 +15,11 @@ filter_by="confident_learning")`` defines it (implemented here: Cleanlab is AGPL
 - it is a label issue when that class differs from its given label — unless its most
   probable class is the given label (Cleanlab drops those too);
 - issues are ranked by self-confidence, the probability of the given label, lowest first.
+
+The out-of-fold model is the evidence against a label, so it must be as good as the heads
+the user already has: where its accuracy on held-out rows (val rows out of fold, else test
+rows from one more fit on train and val) is more than ``EVIDENCE_MARGIN`` below the best
+fitted head's on the same rows, nothing is flagged (:func:`weaker_than_heads`).
 """
 
 from __future__ import annotations
@@ -22,6 +30,31 @@ import numpy as np
 
 FOLDS = 5
 THRESHOLD_SLACK = 1e-6  # as Cleanlab: p >= t - 1e-6 reaches the threshold
+FULL_WIDTH_VALUES = 10_000_000  # rows × feature width fitted at full width, at most
+EVIDENCE_MARGIN = 0.05  # accuracy the out-of-fold model may lag the best head by
+
+
+def evidence_features(unit: np.ndarray, reduced: np.ndarray) -> np.ndarray:
+    """The features the out-of-fold model is fitted on: ``unit`` (length-1 rows) at full
+    width when rows × width ≤ ``FULL_WIDTH_VALUES``, else ``reduced`` (their projection)."""
+    return unit if unit.size <= FULL_WIDTH_VALUES else reduced
+
+
+def held_out_accuracy(features: np.ndarray, labels: np.ndarray, queries: np.ndarray,
+                      truth: np.ndarray, seed: int = 0) -> float:
+    """Accuracy on ``queries`` (labelled ``truth``) of the default logreg head fitted on
+    all of ``features`` and ``labels``: the out-of-fold model's skill on rows outside it."""
+    from bottleneck.heads import make_head
+
+    head = make_head("logreg", "classify", {}, random_state=seed)
+    head.fit(features, labels)
+    return float(np.mean(head.predict(queries) == truth))
+
+
+def weaker_than_heads(evidence: float, head: float, margin: float = EVIDENCE_MARGIN) -> bool:
+    """True when the out-of-fold model (``evidence``: its accuracy) is far below a fitted
+    head (``head``: its accuracy on the same rows): then it is no evidence against a label."""
+    return evidence < head - margin
 
 
 def out_of_fold_probabilities(features: np.ndarray, labels: np.ndarray, n_classes: int,
@@ -76,12 +109,15 @@ def folds_for(labels: np.ndarray, folds: int = FOLDS) -> int:
 
 def find_label_errors(features: np.ndarray, labels: np.ndarray, n_classes: int,
                       folds: int = FOLDS, seed: int = 0) -> dict[str, Any] | None:
-    """Confident learning on rows with ``features``; None when the labels allow no folds."""
+    """Confident learning on rows with ``features``; None when the labels allow no folds.
+    Beside :func:`confident_learning`'s keys: ``folds``, ``predicted`` (each row's
+    out-of-fold class) and ``oof_accuracy``."""
     usable = folds_for(labels, folds)
     if not usable:
         return None
     probabilities = out_of_fold_probabilities(features, labels, n_classes, usable, seed)
     found = confident_learning(labels, probabilities)
     found["folds"] = usable
-    found["oof_accuracy"] = float(np.mean(probabilities.argmax(axis=1) == labels))
+    found["predicted"] = probabilities.argmax(axis=1)
+    found["oof_accuracy"] = float(np.mean(found["predicted"] == labels))
     return found

@@ -16,6 +16,7 @@ from bottleneck.reporting import figures
 from bottleneck.reporting.gather import ModelEntry
 
 MISTAKES = 12  # shown per model
+RELIABILITY_ROWS = 50  # fewer rows make no reliability diagram (a bin would hold a few)
 SPLITS = ("val", "test")
 
 
@@ -113,7 +114,12 @@ def model_plots(scores: ModelScores, cache: Cache) -> dict[str, Any]:
     plots: dict[str, Any] = {"confusion": figures.confusion(
         predictions.metrics["confusion_matrix"], cache.classes,
         f"{name} on {split}: {headline(predictions.metrics, 'classify')}")}
-    if predictions.kind == "probability" and predictions.scores is not None:
+    if predictions.kind == "probability" and predictions.scores is not None and \
+            len(predictions) < RELIABILITY_ROWS:
+        plots["reliability_note"] = (
+            f"No reliability diagram: {split} has {len(predictions)} rows, and one needs at "
+            f"least {RELIABILITY_ROWS} to say anything about calibration.")
+    elif predictions.kind == "probability" and predictions.scores is not None:
         calibration = figures.calibration_bins(predictions.truth.astype(np.int64),
                                                predictions.scores)
         plots["calibration"] = calibration

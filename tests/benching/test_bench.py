@@ -55,6 +55,13 @@ def test_several_caches_in_one_leaderboard_and_cv(feature_cache, spatial_cache, 
     caches = {r["cache"] for r in report["rows"]}
     assert caches == {"vgg16@32/avg", "vgg16:block3_pool@32/none"}
     assert all(r["runs"] == 3 for r in report["rows"])
+    from matplotlib.legend import Legend
+
+    from bottleneck.benching.leaderboard import score_vs_time_figure
+
+    legends = score_vs_time_figure(report).findobj(Legend)
+    texts = {t.get_text() for legend in legends for t in legend.get_texts()}
+    assert texts == caches | {"logreg"}  # the markers' caches and the colours' heads
 
 
 def test_regression_bench_reports_r2_beside_the_ceiling(price_cache, tmp_path):

@@ -77,7 +77,7 @@ def test_page_is_strict_html_with_no_network_reference(made: dict[str, Any]) -> 
 def test_every_embedded_image_decodes(made: dict[str, Any]) -> None:
     images = DATA_URI.findall(made["html"])
     assert len(images) == made["html"].count("<img ")
-    assert len(images) > 60  # thumbnails and plots
+    assert len(images) > 50  # thumbnails and plots
     for kind, data in images:
         image = Image.open(io.BytesIO(base64.b64decode(data, validate=True)))
         assert image.format == kind.upper()
@@ -114,7 +114,8 @@ def test_every_number_is_what_evaluate_printed(made: dict[str, Any], name: str) 
 def test_scores_and_calibration_follow_what_the_head_can_do(made: dict[str, Any]) -> None:
     logreg = _model(made["json"], made["models"]["logreg"])
     svm = _model(made["json"], made["models"]["svm"])
-    assert logreg["calibration"]["bins"] and 0 <= logreg["calibration"]["ece"] <= 1
+    assert "calibration" not in logreg and logreg["reliability_note"].startswith(
+        "No reliability diagram: test has 18 rows")  # too few for one
     assert "calibration" not in svm and svm["mistakes"]["by"].startswith("decision margin")
     assert logreg["mistakes"]["by"] == "probability of the predicted class"
     for model in (logreg, svm):
@@ -168,6 +169,16 @@ def test_cache_sections_say_what_the_cache_holds(made: dict[str, Any],
     assert errors["rows"] == 72 and errors["folds"] == 5 and errors["flagged"] == len(
         errors["all"])
     assert cache["map"]["n"] == feature_cache.rows and cache["map"]["marked"] >= 0
+
+
+def test_the_table_of_contents_names_each_cache(made: dict[str, Any]) -> None:
+    names = [Path(c["root"]).name for c in made["json"]["caches"]]
+    titles = [t["title"] for t in made["json"]["toc"]]
+    assert len(set(names)) == 2
+    for name in names:
+        assert f"Cache {name}" in titles
+        for part in ("label errors", "near-duplicates", "feature map"):
+            assert f"{name}: {part}" in titles
 
 
 def test_the_browser_renders_every_image(made: dict[str, Any], tmp_path: Path) -> None:
