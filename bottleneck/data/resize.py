@@ -17,11 +17,11 @@ form below, used where it does not (one warning says so). Both give the same bit
 from __future__ import annotations
 
 import threading
-import warnings
 from functools import lru_cache
-from types import ModuleType
 
 import numpy as np
+
+from bottleneck.data.jit import compiled
 
 FLOATS = np.arange(256, dtype=np.float32)  # uint8 → float32 by lookup: exact, and faster
 FLOATS.setflags(write=False)
@@ -100,19 +100,6 @@ def resize_bilinear(image: np.ndarray, size: int, out: np.ndarray | None = None
                         *_offsets(height, width, size, channels), channels, FLOATS,
                         out.reshape(-1))
     return out
-
-
-@lru_cache(maxsize=1)
-def compiled() -> ModuleType | None:
-    """The compiled kernels (imported on first use: numba loads only where pixels are
-    resized), or None where numba cannot load, with one warning."""
-    try:
-        from bottleneck.data import kernels
-    except Exception as exc:  # ImportError, or numba refusing this NumPy at import
-        warnings.warn(f"numba is unavailable ({type(exc).__name__}: {exc}); resizing in NumPy "
-                      f"instead (the same pixels, slower)", RuntimeWarning, stacklevel=3)
-        return None
-    return kernels
 
 
 def resize_bilinear_numpy(image: np.ndarray, size: int) -> np.ndarray:

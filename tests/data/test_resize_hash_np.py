@@ -11,8 +11,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from bottleneck.data import resize as resize_module
 from bottleneck.data.fingerprint import content_hash, content_hashes
+from bottleneck.data.jit import compiled
 from bottleneck.data.resize import resize_bilinear, resize_bilinear_numpy
 from tests.data.encoded import photo
 
@@ -43,7 +43,7 @@ def same_bits(got: np.ndarray, expected: np.ndarray) -> bool:
 
 def test_the_compiled_resize_is_used_and_equals_tf_on_random_shapes_both_ways():
     tf = pytest.importorskip("tensorflow")
-    assert resize_module.compiled() is not None  # numba is a dependency: the fast path runs
+    assert compiled() is not None  # numba is a dependency: the fast path runs
     rng = np.random.default_rng(7)
     for _ in range(60):  # up- and down-scaling, odd sizes, thin images, every channel count
         height, width = (int(v) for v in rng.integers(1, 420, 2))
@@ -58,7 +58,7 @@ def test_the_compiled_resize_is_used_and_equals_tf_on_random_shapes_both_ways():
 
 
 def test_the_compiled_resize_has_no_fused_multiply_add_and_releases_the_gil():
-    kernels = resize_module.compiled()
+    kernels = compiled()
     resize_bilinear(np.zeros((5, 7, 3), np.uint8), 3)  # compiled (or loaded from the cache)
     assert kernels.resize_into.targetoptions["nogil"]
     assert not kernels.resize_into.targetoptions.get("fastmath")
@@ -99,13 +99,16 @@ with warnings.catch_warnings(record=True) as caught:
     warnings.simplefilter('always')
     first = resize_bilinear(image, 5)
     second = resize_bilinear(image, 4)
-print(len(caught), 'numba is unavailable' in str(caught[0].message))
+    from bottleneck.data.fingerprint import content_hash
+    digest = content_hash(np.arange(40 * 30 * 3, dtype=np.uint8).reshape(40, 30, 3))
+print(len(caught), 'numba is unavailable' in str(caught[0].message), digest)
 sys.stdout.buffer.write(first.tobytes())
 """
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, cwd=ROOT,
                             timeout=120)
     line, _, pixels = result.stdout.partition(b"\n")
-    assert line == b"1 True", result.stderr.decode()
+    digest = content_hash(np.arange(40 * 30 * 3, dtype=np.uint8).reshape(40, 30, 3))
+    assert line.decode() == f"1 True {digest}", result.stderr.decode()
     image = np.arange(7 * 9 * 3, dtype=np.uint8).reshape(7, 9, 3)
     assert pixels == resize_bilinear(image, 5).tobytes()
 
@@ -166,6 +169,25 @@ def test_content_hash_equals_tf_fingerprint_of_shape_and_pixels():
     np.testing.assert_array_equal(
         content_hashes(images[:5]),
         np.array([content_hash_tf(tf.constant(i)).numpy() for i in images[:5]], np.uint64))
+
+
+def test_the_compiled_content_hash_equals_farmhash_at_every_length_without_a_copy():
+    from farmhash import Fingerprint64
+
+    kernels = compiled()
+    assert kernels.fingerprint64_long.targetoptions["nogil"]
+    rng = np.random.default_rng(5)
+    # 12 bytes of shape + pixels: around 128 (where the compiled form starts), 64-byte
+    # boundaries of the rounds, and photo sizes
+    shapes = [(1, n, 1) for n in range(100, 260)] + [(7, 11, 3), (360, 480, 3), (97, 3, 4)]
+    for shape in shapes:
+        image = rng.integers(0, 256, shape, dtype=np.uint8)
+        data = np.concatenate([np.asarray(shape, "<i4").view(np.uint8), image.reshape(-1)])
+        assert content_hash(image) == Fingerprint64(memoryview(data)), shape
+        flat = image.reshape(-1)
+        if data.size >= 128:  # the kernel reads the pixels in place, after a 64-byte head
+            assert kernels.fingerprint64_long(data[:64].copy(), flat, 12, data.size) \
+                == Fingerprint64(memoryview(data))
 
 
 def test_content_hash_is_stable_without_tensorflow_and_sees_shape_and_pixels():
