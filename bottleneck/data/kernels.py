@@ -75,17 +75,17 @@ _K2 = np.uint64(0x9AE16A3B2F90404F)
 _U0, _U8, _U16, _U32, _U40, _U48 = (np.uint64(v) for v in (0, 8, 16, 32, 40, 48))
 
 
-@numba.njit(inline="always")
+@numba.njit
 def _rotate(value, shift):  # noqa: ANN001, ANN202 - numba infers the uint64 types
     return (value >> np.uint64(shift)) | (value << np.uint64(64 - shift))
 
 
-@numba.njit(inline="always")
+@numba.njit
 def _shift_mix(value):  # noqa: ANN001, ANN202
     return value ^ (value >> np.uint64(47))
 
 
-@numba.njit(inline="always")
+@numba.njit
 def _len16(u, v, mul):  # noqa: ANN001, ANN202
     a = (u ^ v) * mul
     a ^= a >> np.uint64(47)
@@ -94,7 +94,7 @@ def _len16(u, v, mul):  # noqa: ANN001, ANN202
     return b * mul
 
 
-@numba.njit(inline="always")
+@numba.njit
 def _fetch64(data, i):  # noqa: ANN001, ANN202 - little-endian, unaligned
     value = np.uint64(0)
     for k in range(8):
@@ -102,7 +102,7 @@ def _fetch64(data, i):  # noqa: ANN001, ANN202 - little-endian, unaligned
     return value
 
 
-@numba.njit(inline="always")
+@numba.njit
 def _weak32(data, i, a, b):  # noqa: ANN001, ANN202
     w, x = _fetch64(data, i), _fetch64(data, i + _U8)
     y, z = _fetch64(data, i + _U16), _fetch64(data, i + np.uint64(24))
@@ -115,7 +115,7 @@ def _weak32(data, i, a, b):  # noqa: ANN001, ANN202
     return a + z, b + c
 
 
-@numba.njit(inline="always")
+@numba.njit
 def _chunk(data, i, x, y, z, v0, v1, w0, w1):  # noqa: ANN001, ANN202 - one 64-byte round
     x = _rotate(x + y + v0 + _fetch64(data, i + _U8), 37) * _K1
     y = _rotate(y + v1 + _fetch64(data, i + _U48), 42) * _K1
