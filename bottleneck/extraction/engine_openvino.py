@@ -6,7 +6,8 @@ weights), so it runs once per (backbone, weights digest, layers, pooling, size).
 always passed explicitly: OpenVINO would otherwise pick bf16 by itself on CPUs that have it.
 A CPU that cannot run the requested precision is refused rather than silently run in another.
 int8 (:mod:`.int8`): the fp32 conversion quantized by NNCF on the dataset's own images, kept
-beside it as ``…-int8-<calibration digest>.xml`` and run with fp32 for what stays unquantized.
+beside it as ``…-int8-<calibration digest>-nncf<version>.xml``, run with fp32 for what stays
+unquantized.
 OpenVINO's converter and NNCF report usage over the network unless told not to; they are
 imported with the telemetry package hidden, so extraction never touches the network.
 """
@@ -83,7 +84,7 @@ def quantized_model(job: EngineJob) -> Path:
     the recorded digest too."""
     digest = job.calibration or ""
     xml = model_path(job)
-    xml = xml.with_name(f"{xml.stem}-int8-{digest[:16]}.xml")
+    xml = xml.with_name(f"{xml.stem}-int8-{digest[:16]}-nncf{int8.nncf_version()}.xml")
 
     def quantize() -> Any:
         if job.calibration_pixels is None:

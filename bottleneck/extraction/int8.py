@@ -22,6 +22,7 @@ import io
 import logging
 import sys
 from collections.abc import Sequence
+from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +33,7 @@ from bottleneck.data.sources import Item, Source
 from bottleneck.errors import UserError
 
 CALIBRATION_IMAGES = 300
+NNCF_PIN = "nncf==3.4.0"
 INT8_FLAGS = ("avx512_vnni", "avx_vnni", "amx_int8")  # /proc/cpuinfo names
 CPUINFO = Path("/proc/cpuinfo")
 
@@ -113,13 +115,22 @@ def import_quietly(name: str) -> Any:
 _MISSING = object()
 
 
+def nncf_version() -> str:
+    """The installed NNCF's version ("none" without it): part of the quantized model's name,
+    as another NNCF may quantize differently."""
+    try:
+        return version("nncf")
+    except PackageNotFoundError:
+        return "none"
+
+
 def quantize(model: Any, pixels: np.ndarray) -> Any:
     """The OpenVINO ``model`` quantized to int8 by NNCF on ``pixels`` (one image a step)."""
     try:
         nncf = import_quietly("nncf")
     except ImportError:
-        raise UserError("--precision int8 needs NNCF: pip install 'bottleneck[int8]' (or "
-                        "nncf); or use --precision fp32.") from None
+        raise UserError(f"--precision int8 needs NNCF: pip install 'bottleneck[int8]' (or "
+                        f"{NNCF_PIN}); or use --precision fp32.") from None
     nncf.set_log_level(logging.WARNING)
     dataset = nncf.Dataset([pixels[i:i + 1] for i in range(len(pixels))])
     with contextlib.redirect_stdout(io.StringIO()):  # its progress bars (rich, on stdout)

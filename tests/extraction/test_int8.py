@@ -110,7 +110,8 @@ def test_int8_features_are_their_own_config_calibrated_on_the_datasets_images(
     assert config["calibration"] == int8.pixels_digest(pixels)
     assert caches["fp32"].config["calibration"] is None
     assert identity_config(config) != identity_config(caches["fp32"].config)
-    quantized = list(engine_cache_dir.glob(f"openvino/*/*-int8-{config['calibration'][:16]}.xml"))
+    digest = config["calibration"][:16]
+    quantized = list(engine_cache_dir.glob(f"openvino/*/*-int8-{digest}-nncf*.xml"))
     assert len(quantized) == 1 and quantized[0].with_suffix(".bin").is_file()
     ours, reference = caches["int8"].load("train")["features"], caches["fp32"].load("train")[
         "features"]
