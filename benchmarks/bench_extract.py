@@ -7,12 +7,15 @@ Compared, for each backbone, on the same images (see extract_methods.py):
   previous-tf     the same, as the previous version did it: tf.data decoding (--previous REF)
   openvino-fp32   bottleneck.extract --engine openvino (exact)
   openvino-bf16   bottleneck.extract --engine openvino --precision bf16 (CPUs with bf16 only)
+  openvino-int8   bottleneck.extract --engine openvino --precision int8 (VNNI/AMX-INT8 CPUs;
+                  quantized once per image set, on its own images, during the warm-up)
   ceiling-ENGINE  that engine's feature model on random tensors (compute only, no I/O)
 Each with its steady rate, its ratio to keras and to its own engine's ceiling, and the GFLOP/s
 it reaches beside a float32 matmul's. Then peak RSS of `bottleneck extract` at 1x and 4x.
 
     python benchmarks/bench_extract.py [--backbones mobilenet_v2:160:256,...] [--rounds 3]
-        [--engines tf,openvino-fp32,openvino-bf16] [--photo 480x360] [--previous 0565e81]
+        [--engines tf,openvino-fp32,openvino-bf16,openvino-int8] [--photo 480x360]
+        [--previous 0565e81]
 
 Every method's time includes building its model, as a user pays it; each method runs on n
 and on 4n images, so the steady rate 3n / (t(4n) - t(n)) leaves those fixed costs out.
@@ -82,10 +85,12 @@ def measure(name: str, size: int, n: int, batch: int, engines: list[str], rounds
     for engine in engines:
         methods[engine] = (lambda e: lambda f, c: timed(run_ours, f, name, size, batch,
                                                         work / "ours", e))(engine)
-        methods[f"ceiling-{engine}"] = (lambda e: lambda f, c: run_ceiling(name, size, batch,
-                                                                           c, e))(engine)
-    for method in methods.values():  # warm the page cache, kernels and engine conversions
+        methods[f"ceiling-{engine}"] = (lambda e: lambda f, c: run_ceiling(
+            name, size, batch, c, e, small))(engine)
+    for key, method in methods.items():  # warm the page cache, kernels, engine conversions
         method(small, n)
+        if key.endswith("int8"):  # and int8's quantization, once per image set
+            method(large, 4 * n)
     # This machine's speed swings by up to 2x from minute to minute: the methods are
     # interleaved over several rounds and each keeps its median time per scale.
     times = {k: {"1x": [], "4x": []} for k in methods}
@@ -116,6 +121,12 @@ def report(name: str, size: int, n: int, batch: int, rounds: int, figures: dict,
     if "previous-tf" in steady:
         print(f"  tf / previous-tf (the new decode path against tf.data) = "
               f"{steady['tf'] / steady['previous-tf']:.2f}x")
+    for low in ("openvino-int8", "openvino-bf16"):
+        if low in steady and "openvino-fp32" in steady:
+            print(f"  {low} / openvino-fp32 = {steady[low] / steady['openvino-fp32']:.2f}x")
+    if "openvino-int8" in steady and "openvino-bf16" in steady:
+        print(f"  openvino-int8 / openvino-bf16 = "
+              f"{steady['openvino-int8'] / steady['openvino-bf16']:.2f}x (target 1.5)")
     if "ceiling-tf" in steady:
         print(f"  tf / keras = {steady['tf'] / steady['keras']:.2f}x, tf of the TensorFlow "
               f"ceiling = {steady['tf'] / steady['ceiling-tf']:.2f}")
@@ -130,8 +141,9 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3, help="Interleaved rounds; medians kept.")
     parser.add_argument("--backbones", default="mobilenet_v2:160:256,inception_v3:299:48",
                         help="name:size:images, comma-separated.")
-    parser.add_argument("--engines", default="tf,openvino-fp32,openvino-bf16",
-                        help="Which of ours to run: tf, openvino-fp32, openvino-bf16.")
+    parser.add_argument("--engines", default="tf,openvino-fp32,openvino-bf16,openvino-int8",
+                        help="Which of ours to run: tf, openvino-fp32, openvino-bf16, "
+                             "openvino-int8.")
     parser.add_argument("--photo", default="320x240",
                         help="WIDTHxHEIGHT of the generated JPEGs (ImageNet-size: 480x360).")
     parser.add_argument("--previous", default=PREVIOUS,

@@ -26,7 +26,7 @@ import numpy as np
 from PIL import Image
 
 ENGINES = {"tf": ("keras", "fp32"), "openvino-fp32": ("openvino", "fp32"),
-           "openvino-bf16": ("openvino", "bf16")}
+           "openvino-bf16": ("openvino", "bf16"), "openvino-int8": ("openvino", "int8")}
 PREVIOUS = "0565e81"  # the last version whose extraction decoded with tf.data
 
 
@@ -109,8 +109,11 @@ def run_previous(folder: Path, name: str, size: int, batch: int, out: Path, code
                    env=os.environ | {"PYTHONPATH": str(code)}, capture_output=True)
 
 
-def run_ceiling(name: str, size: int, batch: int, count: int, engine: str = "tf") -> float:
-    """Seconds to build the engine's feature model and run it on ``count`` random images."""
+def run_ceiling(name: str, size: int, batch: int, count: int, engine: str = "tf",
+                calibrate_on: Path | None = None) -> float:
+    """Seconds to build the engine's feature model and run it on ``count`` random images
+    (int8: quantized on ``calibrate_on``'s images)."""
+    from bottleneck.data import open_source
     from bottleneck.extraction import ExtractConfig, FeatureExtractor
 
     kind, precision = ENGINES[engine]
@@ -118,17 +121,30 @@ def run_ceiling(name: str, size: int, batch: int, count: int, engine: str = "tf"
                for i in range(2)]
     start = time.perf_counter()
     extractor = FeatureExtractor(ExtractConfig(backbone=name, weights="none", image_size=size,
-                                               engine=kind, precision=precision))
+                                               engine=kind, precision=precision),
+                                 source=open_source(str(calibrate_on))
+                                 if calibrate_on and precision == "int8" else None)
     for i in range(0, count, batch):
         extractor(batches[(i // batch) % 2][: min(batch, count - i)])
     return time.perf_counter() - start
 
 
 def engine_available(name: str, size: int, engine: str) -> str | None:
-    """None if ``engine`` runs here, else why not (OpenVINO missing, no bf16 on this CPU)."""
+    """None if ``engine`` runs here, else why not (OpenVINO missing, no bf16 on this CPU, no
+    VNNI/AMX-INT8 or NNCF for int8)."""
+    import importlib.util
+
     from bottleneck.backbones import get_backbone
     from bottleneck.errors import UserError
+    from bottleneck.extraction.engines import check_engine
 
+    if ENGINES[engine][1] == "int8":  # needs images to calibrate: check what it needs
+        try:
+            check_engine(*ENGINES[engine])
+        except UserError as exc:
+            return str(exc)
+        missing = [m for m in ("openvino", "nncf") if importlib.util.find_spec(m) is None]
+        return f"{' and '.join(missing)} not installed" if missing else None
     try:  # a small model is enough to learn whether the engine runs
         run_ceiling(name, max(min(size, 64), get_backbone(name).min_size), 1, 1, engine)
     except UserError as exc:

@@ -2,8 +2,10 @@
 
 What it varies, on the same JPEGs (MobileNetV2 at 160 by default, one shard of all of them
 through ``run_shard``, HDF5 included):
-  pipeline  decode settings (bottleneck.extraction.shard.Pipeline): decode threads, how many
-            batches are decoded ahead of the model
+  pipeline  decode settings (bottleneck.extraction.shard.Pipeline): decode threads (1, half
+            the cores, one less and one more than the cores, against the default: the cores),
+            how many batches are decoded ahead of the model; on the Keras backend --backend
+            (tensorflow, jax, torch), each of which sizes its own thread pools
   batch     --batch-size
   threads   TensorFlow's intra-/inter-op thread pools (each setting in a fresh process, as
             they can only be set before TensorFlow starts)
@@ -13,9 +15,14 @@ through ``run_shard``, HDF5 included):
 
 This machine's speed drifts from minute to minute, so every variant runs right after the default
 in each round, and what is printed is the median of those paired ratios (variant / default).
+Since issue 27 the per-image CPU work after the decoder is compiled (numba) and a third as
+costly, so the split between decode threads and the engine is worth re-measuring: run the
+pipeline part on each backend and the budget part (OpenVINO), on both photo sizes.
 
     python benchmarks/tune_extract.py [--images 256] [--rounds 5] [--parts pipeline,batch,threads]
     python benchmarks/tune_extract.py --parts budget --photo 480x360 --images 384 --rounds 3
+    python benchmarks/tune_extract.py --parts pipeline --backend jax --photo 480x360
+    python benchmarks/tune_extract.py --parts pipeline --images 16 --rounds 1   # quick check
 """
 
 from __future__ import annotations
@@ -36,14 +43,13 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "benchmarks"))
 
-PIPELINES = {
-    "default": {},
-    "decode 1 thread": {"workers": 1},
-    "decode 3 threads": {"workers": 3},
-    "decode 4 threads": {"workers": 4},
-    "1 batch ahead": {"ahead": 1},
-    "4 batches ahead": {"ahead": 4},
-}
+def pipelines(cores: int) -> dict[str, dict[str, int]]:
+    """The decode settings tried: thread counts around the default (the cores) and prefetch."""
+    counts = sorted({1, max(1, cores // 2), max(1, cores - 1), cores + 1} - {cores})
+    return {"default": {}, **{f"decode {n} thread(s)": {"workers": n} for n in counts},
+            "1 batch ahead": {"ahead": 1}, "4 batches ahead": {"ahead": 4}}
+
+
 BATCHES = (16, 32, 64)
 THREADS = {"default": (0, 0), "intra 2 inter 1": (2, 1), "intra 1 inter 2": (1, 2),
            "intra 2 inter 2": (2, 2), "intra 1 inter 1": (1, 1)}
@@ -88,10 +94,11 @@ def setup(folder: Path, name: str, size: int, engine: str = "tf", threads: int |
 
 
 def tune_pipeline(folder: Path, args, out: Path) -> dict:
+    from bottleneck.extraction.engines import default_threads
     from bottleneck.extraction.shard import Pipeline
 
     source, extractor, plan = setup(folder, args.backbone, args.image_size)
-    variants = {k: Pipeline(**v) for k, v in PIPELINES.items()}
+    variants = {k: Pipeline(**v) for k, v in pipelines(default_threads()).items()}
     return paired(variants, lambda p: one_pass(source, extractor, plan, out, args.batch_size, p),
                   args.rounds)
 
@@ -166,13 +173,20 @@ def main() -> None:
     parser.add_argument("--parts", default="pipeline,batch,threads,engine")
     parser.add_argument("--photo", default="320x240",
                         help="WIDTHxHEIGHT of the generated JPEGs (ImageNet-size: 480x360).")
+    parser.add_argument("--backend", choices=("tensorflow", "jax", "torch"),
+                        default="tensorflow", help="The Keras backend (openvino parts: "
+                        "tensorflow only).")
     parser.add_argument("--json", type=Path, help="Also write the figures here.")
     parser.add_argument("--child", type=int, nargs=2, help=argparse.SUPPRESS)
     parser.add_argument("--folder", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
-    from bottleneck._tf import import_tensorflow_quietly
+    from bottleneck.backend import set_backend
 
-    import_tensorflow_quietly()
+    set_backend(args.backend)  # before Keras is first imported
+    if args.backend == "tensorflow":
+        from bottleneck._tf import import_tensorflow_quietly
+
+        import_tensorflow_quietly()
     if args.child:
         child(args)
         return
@@ -185,6 +199,8 @@ def main() -> None:
         out = Path(work) / "out"
         out.mkdir()
         parts = args.parts.split(",")
+        if args.backend != "tensorflow":  # TF's thread pools and OpenVINO's conversion
+            parts = [p for p in parts if p in ("pipeline", "batch")]
         if "pipeline" in parts:
             results["pipeline"] = tune_pipeline(folder, args, out)
         if "batch" in parts:
@@ -198,8 +214,9 @@ def main() -> None:
                 print(f"engine: skipped ({exc})")
         if "budget" in parts:
             results["budget"] = tune_budget(folder, args, out)
-    print(f"\n{args.backbone} @ {args.image_size}px, {args.images} JPEGs of ~{args.photo}, batch "
-          f"{args.batch_size}: median of {args.rounds} paired rounds (variant / default)")
+    print(f"\n{args.backbone} @ {args.image_size}px on {args.backend}, {args.images} JPEGs of "
+          f"~{args.photo}, batch {args.batch_size}: median of {args.rounds} paired rounds "
+          "(variant / default)")
     for part, table in results.items():
         print(f"\n  {part}")
         for name, figures in table.items():

@@ -92,7 +92,12 @@ def test_quick_figures_are_real(quick_check):
         if label.endswith("/fp32"):  # another backend than the reference's, same weights
             assert figures["weights_same_as_reference"], label
             assert figures["cosine_min"] >= 0.99999 and figures["rows"] == 6, label
-    assert sections["decode"]["results"]["decode_resize_hash"]["img_s"] > 0
+    decode = sections["decode"]["results"]
+    assert decode["decode_resize_hash"]["img_s"] > 0
+    # issue 27: the compiled per-core rate beside the NumPy one it replaced
+    assert decode["compiled"] is True
+    assert decode["decode_resize_hash_numpy_1_thread"]["img_s"] > 0
+    assert decode["per_core_new_over_old"] > 0 and decode["per_core_time_over_decode"] > 0
     assert sections[f"model_{BACKEND}"]["results"]["fp32"]["device_resident"]["img_s"] > 0
     assert sections[f"extract_{BACKEND}"]["results"]["fp32"]["end_to_end_img_s"] > 0
     if sections["finetune"]["status"] == "ok":

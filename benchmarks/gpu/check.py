@@ -36,7 +36,7 @@ import kitlib  # noqa: E402
 from check_ctx import Context, read_json, run_section, write_json  # noqa: E402
 
 HOST = ("environment", "jpegs", "decode")
-CAPS = {"environment": (20, 20), "jpegs": (30, 15), "decode": (20, 10), "parity": (60, 40),
+CAPS = {"environment": (20, 20), "jpegs": (30, 15), "decode": (30, 10), "parity": (60, 40),
         "model": (25, 15), "extract": (45, 20), "reference": (35, 15), "finetune": (130, 40),
         "gpudecode": (45, 10)}
 DEVICE = {"budget_s": 285, "devices": "gpu", "precisions": "bf16,fp32", "batch_size": 256,

@@ -137,10 +137,17 @@ def _pass(paths: list[Path], work: Any, threads: int) -> float:
 
 def decode(ctx: Context) -> dict[str, Any]:
     """Decode-only rates over the 4n JPEGs on all usable cores, through bottleneck's own decode
-    (simplejpeg), resize (the NumPy bilinear one) and content hash in threads: decode alone;
-    decode + resize + hash (what extraction's decode threads do per image); the same on one
-    thread over 256 files (per core). Best of two passes each."""
+    (simplejpeg), resize and content hash in threads: decode alone; decode + resize + hash
+    (what extraction's decode threads do per image); then per core (one thread, 256 files):
+    decode alone, decode + resize + hash as extraction runs it (the compiled kernels where
+    numba loads) and as it ran before issue 27 (the NumPy resize, farmhash over a copy), and
+    their ratio. ``compiled`` says whether numba loaded; ``first_call_s`` is the kernels'
+    first resize + hash in this process (compiling or loading the cache). Best of two passes
+    each."""
     from bottleneck.data import images
+    from bottleneck.data.fingerprint import Fingerprint64
+    from bottleneck.data.jit import compiled
+    from bottleneck.data.resize import resize_bilinear_numpy
 
     big = ctx.work / "jpegs" / "big"
     if not big.is_dir():
@@ -154,14 +161,31 @@ def decode(ctx: Context) -> dict[str, Any]:
         images.resize(image, size)
         return images.content_hash(image)
 
+    def before(path: Path) -> int:  # issue 27's "old" per-image work
+        image = images.decode_file(path)
+        resize_bilinear_numpy(image, size)
+        shape = np.asarray(image.shape, "<i4").view(np.uint8)
+        return int(Fingerprint64(memoryview(np.concatenate([shape, image.reshape(-1)]))))
+
+    start = time.perf_counter()
+    full(paths[0])  # the kernels compile (or load from numba's cache) here, not in a pass
+    results: dict[str, Any] = {"threads": threads, "images": len(paths), "image_size": size,
+                               "compiled": compiled() is not None,
+                               "first_call_s": round(time.perf_counter() - start, 3)}
     passes = {"decode_only": (images.decode_file, paths, threads),
               "decode_resize_hash": (full, paths, threads),
-              "decode_resize_hash_1_thread": (full, paths[:256], 1)}
-    results: dict[str, Any] = {"threads": threads, "images": len(paths), "image_size": size}
+              "decode_only_1_thread": (images.decode_file, paths[:256], 1),
+              "decode_resize_hash_1_thread": (full, paths[:256], 1),
+              "decode_resize_hash_numpy_1_thread": (before, paths[:256], 1)}
     for label, (work, chosen, n) in passes.items():
         rates = [_pass(chosen, work, n) for _ in range(2)]
         results[label] = {"img_s": round(max(rates), 1), "passes": [round(r, 1) for r in rates]}
         ctx.partial(results)
+    one = {k: results[k]["img_s"] for k in passes if k.endswith("_1_thread")}
+    results["per_core_new_over_old"] = round(
+        one["decode_resize_hash_1_thread"] / one["decode_resize_hash_numpy_1_thread"], 3)
+    results["per_core_time_over_decode"] = round(
+        one["decode_only_1_thread"] / one["decode_resize_hash_1_thread"], 3)
     return results
 
 

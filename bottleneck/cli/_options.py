@@ -14,8 +14,9 @@ ENGINE_HELP = ("What runs the backbone: keras (the Keras backend, the reference;
                "tensorflow; pip install 'bottleneck[openvino]').")
 PRECISION_HELP = ("fp32 gives the reference features on every backend; bf16 / fp16 (keras on "
                   "GPUs that run them, bf16 also openvino on CPUs with bf16) are faster and "
-                  "within cosine 0.999 of them.")
-PRECISIONS = ("fp32", "bf16", "fp16")
+                  "within cosine 0.999 of them; int8 (openvino on CPUs with VNNI or AMX-INT8) "
+                  "is quantized on 300 of the dataset's own train images, another cache.")
+PRECISIONS = ("fp32", "bf16", "fp16", "int8")  # as extraction/engines.py (the CLI imports less)
 THREADS_HELP = "Inference threads of the openvino engine (default: the cores this process may use)."
 
 

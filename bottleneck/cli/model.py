@@ -63,7 +63,7 @@ def evaluate(model_dir: str, cache_dir: str | None, split: str, as_json: bool) -
 @click.option("--batch-size", type=int, default=32, show_default=True)
 @click.option("--engine", help=ENGINE_HELP.replace(".", " (default: the cache's).", 1))
 @click.option("--precision", type=click.Choice(PRECISIONS),
-              help="fp32, bf16 or fp16 (default: the cache's, where the engine runs it).")
+              help="fp32, bf16, fp16 or int8 (default: the cache's, where the engine runs it).")
 @click.option("--threads", type=int, help=THREADS_HELP)
 @backend_option
 def predict(model_dir: str, inputs: tuple[str, ...], as_json: bool, top: int,

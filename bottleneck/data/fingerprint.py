@@ -2,12 +2,16 @@
 
 ``content_hash_tf`` is ``tf.fingerprint`` (FarmHash Fingerprint64) of the image's shape as
 three little-endian int32 followed by its uint8 pixels; ``farmhash.Fingerprint64`` (from the
-``cityhash`` package, MIT) computes the same function, so caches keep their values.
+``cityhash`` package, MIT) computes the same function, so caches keep their values. Where
+numba loads, the compiled form (:mod:`.kernels`) hashes the pixels in place, without copying
+them behind the shape and without holding the GIL; farmhash is the fallback.
 """
 
 from __future__ import annotations
 
 import numpy as np
+
+from bottleneck.data.jit import compiled
 
 try:
     from farmhash import Fingerprint64
@@ -22,8 +26,14 @@ def content_hash(image: np.ndarray) -> int:
     if image.dtype != np.uint8:
         raise ValueError(f"content_hash needs uint8 pixels, got {image.dtype}")
     shape = np.asarray(image.shape, dtype="<i4").view(np.uint8)
-    data = np.concatenate([shape, np.ascontiguousarray(image).reshape(-1)])
-    return int(Fingerprint64(memoryview(data)))
+    pixels = np.ascontiguousarray(image).reshape(-1)
+    kernels = compiled()
+    length = shape.size + pixels.size
+    if kernels is None or length < 128:
+        data = np.concatenate([shape, pixels])
+        return int(Fingerprint64(memoryview(data)))
+    head = np.concatenate([shape, pixels[:64 - shape.size]])  # the rest is read in place
+    return int(kernels.fingerprint64_long(head, pixels, shape.size, length))
 
 
 def content_hashes(images: list[np.ndarray]) -> np.ndarray:

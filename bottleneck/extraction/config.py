@@ -42,6 +42,7 @@ class ExtractConfig:
     precision: str = "fp32"  # fp32 (exact), bf16 or fp16 (where the device runs them)
     fast_decode: bool = False  # JPEGs decoded at a DCT scale >= image_size (data/images.py)
     decode: str = "cpu"  # "cpu" (libjpeg-turbo) or "gpu" (nvJPEG; data/decode_gpu.py)
+    calibration: str | None = None  # int8: its calibration sample's digest (extraction/int8)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -55,7 +56,7 @@ class ExtractConfig:
 
 # Fields added after format_version 1 first shipped, with the value every older cache had.
 LATER_FIELDS = {"engine": "tf", "precision": "fp32", "fast_decode": False, "augment": 0,
-                "augment_ops": None, "augment_rng": None, "decode": "cpu"}
+                "augment_ops": None, "augment_rng": None, "decode": "cpu", "calibration": None}
 
 
 # Recorded for people and for serving, but not what decides a feature's value.

@@ -5,49 +5,49 @@ The conversion (``openvino.convert_model`` of the traced ``tf.function``) is kep
 weights), so it runs once per (backbone, weights digest, layers, pooling, size). Precision is
 always passed explicitly: OpenVINO would otherwise pick bf16 by itself on CPUs that have it.
 A CPU that cannot run the requested precision is refused rather than silently run in another.
-OpenVINO's converter reports usage over the network unless told not to; it is imported with
-its own no-op telemetry stub, so extraction never touches the network.
+int8 (:mod:`.int8`): the fp32 conversion quantized by NNCF on the dataset's own images, kept
+beside it as ``…-int8-<calibration digest>-nncf<version>.xml``, run with fp32 for what stays
+unquantized.
+OpenVINO's converter and NNCF report usage over the network unless told not to; they are
+imported with the telemetry package hidden, so extraction never touches the network.
 """
 
 from __future__ import annotations
 
 import os
 import shutil
-import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from bottleneck.errors import UserError
+from bottleneck.extraction import int8
 from bottleneck.extraction.engines import EngineJob, Runner
 from bottleneck.storage.atomic import TEMP_MARK, install, user_cache_dir
 
 PIN = "openvino==2026.4.1"
-OV_PRECISION = {"fp32": "f32", "bf16": "bf16"}  # the hint's values, also openvino.Type's names
+# the hint's values, also openvino.Type's names; int8 runs what stays unquantized in f32
+OV_PRECISION = {"fp32": "f32", "bf16": "bf16", "int8": "f32"}
 
 
 def _import_openvino() -> Any:
-    """``openvino``, imported with its own telemetry stub in place of the ``openvino_telemetry``
-    package, which would otherwise send a usage event on import and on every conversion."""
-    if sys.modules.get("openvino") is None:
-        saved = sys.modules.get("openvino_telemetry", _MISSING)
-        sys.modules["openvino_telemetry"] = None  # type: ignore[assignment]  # → ImportError
-        try:
-            import openvino  # noqa: F401  (its model converter binds the stub now)
-        except ImportError:
-            raise UserError(f"the openvino engine needs OpenVINO, which is not installed: pip "
-                            f"install 'bottleneck[openvino]' (or {PIN}), or use --engine "
-                            "keras.") from None
-        finally:
-            if saved is _MISSING:
-                del sys.modules["openvino_telemetry"]
-            else:
-                sys.modules["openvino_telemetry"] = saved
-    return sys.modules["openvino"]
+    """``openvino``, imported with its telemetry package hidden (it would otherwise send a
+    usage event on import and on every conversion)."""
+    try:
+        return int8.import_quietly("openvino")
+    except ImportError:
+        raise UserError(f"the openvino engine needs OpenVINO, which is not installed: pip "
+                        f"install 'bottleneck[openvino]' (or {PIN}), or use --engine "
+                        "keras.") from None
 
 
-_MISSING = object()
+def check_precision(precision: str) -> None:
+    """Refuse, before anything is built, a precision this machine cannot run (int8: VNNI or
+    AMX-INT8); bf16 is checked on the compiled model (OpenVINO knows)."""
+    if precision == "int8":
+        int8.check_int8_cpu()
 
 
 def version() -> str | None:
@@ -66,13 +66,47 @@ def model_path(job: EngineJob) -> Path:
 
 
 def converted_model(job: EngineJob) -> Path:
-    """The cached conversion of ``job.function``, converting it first if there is none.
+    """The cached conversion of ``job.function``, converting it first if there is none."""
+
+    def convert() -> Any:
+        from bottleneck.extraction.runtime import compile_tensorflow
+
+        function = compile_tensorflow(job.model, job.preprocess, job.size)
+        return _import_openvino().convert_model(function.get_concrete_function())
+
+    return _cached(model_path(job), convert)
+
+
+def quantized_model(job: EngineJob) -> Path:
+    """The cached int8 model of ``job`` (quantized on its calibration sample), quantizing the
+    fp32 conversion first if there is none. Without the sample's pixels at hand (a model
+    served elsewhere than it was made) a missing one is refused; pixels that no longer match
+    the recorded digest too."""
+    digest = job.calibration or ""
+    xml = model_path(job)
+    xml = xml.with_name(f"{xml.stem}-int8-{digest[:16]}-nncf{int8.nncf_version()}.xml")
+
+    def quantize() -> Any:
+        if job.calibration_pixels is None:
+            raise UserError(f"this int8 feature model (calibration {digest[:12]}) was "
+                            "quantized on another machine; extract the cache again here with "
+                            "--precision int8, or serve with --precision fp32.")
+        pixels = job.calibration_pixels()
+        if int8.pixels_digest(pixels) != digest:
+            raise UserError("the calibration images of this int8 cache changed since it was "
+                            "made; extract it again with --overwrite.")
+        model = _import_openvino().Core().read_model(converted_model(job))
+        return int8.quantize(model, pixels)
+
+    return _cached(xml, quantize)
+
+
+def _cached(xml: Path, make: Callable[[], Any]) -> Path:
+    """``xml`` (+ ``.bin``) in our cache, made by ``make()`` (an OpenVINO model) if missing.
 
     Written under a temp folder and renamed into place, ``.bin`` first: an ``.xml`` that
     exists always has its weights beside it.
     """
-    ov = _import_openvino()
-    xml = model_path(job)
     if xml.is_file() and xml.with_suffix(".bin").is_file():
         return xml
     xml.parent.mkdir(parents=True, exist_ok=True)
@@ -80,11 +114,9 @@ def converted_model(job: EngineJob) -> Path:
     shutil.rmtree(staging, ignore_errors=True)
     staging.mkdir()
     try:
-        from bottleneck.extraction.runtime import compile_tensorflow
-
-        function = compile_tensorflow(job.model, job.preprocess, job.size)
-        model = ov.convert_model(function.get_concrete_function())
-        ov.save_model(model, staging / xml.name, compress_to_fp16=False)  # keep fp32 weights
+        model = make()
+        # keep fp32 weights
+        _import_openvino().save_model(model, staging / xml.name, compress_to_fp16=False)
         install(staging / xml.with_suffix(".bin").name, xml.with_suffix(".bin"))
         install(staging / xml.name, xml)
     finally:
@@ -106,14 +138,16 @@ def prepare(job: EngineJob) -> Runner:
         raise UserError(f"the openvino engine converts a TensorFlow function, so it needs "
                         f"--backend tensorflow (this process runs {active_backend()}); or use "
                         "--engine keras.")
+    check_precision(job.precision)
     ov = _import_openvino()
     core = ov.Core()
-    xml = converted_model(job)
+    cached = quantized_model if job.precision == "int8" else converted_model
+    xml = cached(job)
     try:
         model = core.read_model(xml)
-    except RuntimeError:  # a damaged file in our own cache: convert again
+    except RuntimeError:  # a damaged file in our own cache: make it again
         xml.unlink(missing_ok=True)
-        model = core.read_model(converted_model(job))
+        model = core.read_model(cached(job))
     compiled = core.compile_model(model, "CPU", compile_config(job.precision, job.threads))
     ran = compiled.get_property("INFERENCE_PRECISION_HINT")
     if ran != getattr(ov.Type, OV_PRECISION[job.precision]):

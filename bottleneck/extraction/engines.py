@@ -22,7 +22,7 @@ import numpy as np
 
 from bottleneck.errors import UserError
 
-PRECISIONS = ("fp32", "bf16", "fp16")
+PRECISIONS = ("fp32", "bf16", "fp16", "int8")
 ALIASES = {"tf": "keras", "tensorflow": "keras"}
 Runner = Callable[[Any], list[np.ndarray]]
 
@@ -41,6 +41,8 @@ class EngineJob:
     name: str
     precision: str
     threads: int
+    calibration: str | None = None  # int8: the calibration sample's digest (extraction/int8)
+    calibration_pixels: Callable[[], np.ndarray] | None = None  # that sample, when at hand
 
 
 @dataclass(frozen=True)
@@ -52,6 +54,8 @@ class Engine:
     description: str
     prepare: Callable[[EngineJob], Runner]
     version: Callable[[], str | None]  # the engine library's version, for the manifest
+    # refuses, in one line, a precision it lists but this machine cannot run
+    check_machine: Callable[[str], None] | None = None
 
 
 ENGINES: dict[str, Engine] = {}
@@ -83,6 +87,8 @@ def check_engine(name: str, precision: str) -> Engine:
         raise UserError(f"the {engine.name} engine runs {', '.join(engine.precisions)} only; "
                         f"use --precision fp32, or --engine {' or '.join(others)} for "
                         f"{precision}.")
+    if engine.check_machine:
+        engine.check_machine(precision)
     return engine
 
 
@@ -118,11 +124,18 @@ def _openvino_version() -> str | None:
     return importlib.import_module(OPENVINO_MODULE).version()
 
 
-register_engine(Engine("keras", PRECISIONS, "the active Keras backend (tensorflow, jax or "
-                       "torch) runs the model (the reference)", _prepare_keras, _keras_version))
-register_engine(Engine("openvino", ("fp32", "bf16"),
+def _openvino_check(precision: str) -> None:
+    importlib.import_module(OPENVINO_MODULE).check_precision(precision)
+
+
+register_engine(Engine("keras", ("fp32", "bf16", "fp16"), "the active Keras backend "
+                       "(tensorflow, jax or torch) runs the model (the reference)",
+                       _prepare_keras, _keras_version))
+register_engine(Engine("openvino", ("fp32", "bf16", "int8"),
                        "OpenVINO runs a converted copy on the CPU (pip install "
-                       "'bottleneck[openvino]')", _prepare_openvino, _openvino_version))
+                       "'bottleneck[openvino]'; int8: quantized by NNCF on the dataset's own "
+                       "images, CPUs with VNNI or AMX-INT8)", _prepare_openvino,
+                       _openvino_version, _openvino_check))
 
 
 def engine_names() -> Sequence[str]:

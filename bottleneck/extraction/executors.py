@@ -44,7 +44,7 @@ class ShardJob:
     def feature_model(self, threads: int | None = None) -> FeatureExtractor:
         """The feature model this job's shards are computed with, built from the job alone."""
         return FeatureExtractor(self.config, layers=list(self.layers),
-                                threads=threads or self.threads)
+                                threads=threads or self.threads, source=self.source)
 
 
 KEPT = "finished shards are kept"

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 from typing import Any
 
@@ -16,6 +16,7 @@ import numpy as np
 
 from bottleneck.backbones import get_backbone
 from bottleneck.backend import backend_version, import_keras
+from bottleneck.data.sources import Source
 from bottleneck.errors import UserError
 from bottleneck.extraction.config import ExtractConfig, resolve_config
 from bottleneck.extraction.engines import EngineJob, default_threads, get_engine
@@ -81,11 +82,13 @@ class FeatureExtractor:
     pass of the backbone; each has its own config in ``configs``, shape in ``feature_shapes``.
     The engine named by the config runs the model with ``threads`` threads (default: the cores
     this process may use) on the active Keras backend's device; ``runtime`` is what the
-    manifest records of that (engine, backend and its version, device).
+    manifest records of that (engine, backend and its version, device). ``source``: the
+    dataset, which int8 calibrates on (:mod:`.int8`; a config without a ``calibration``
+    digest gets the digest of its sample).
     """
 
     def __init__(self, config: ExtractConfig, layers: Sequence[str | None] | None = None,
-                 threads: int | None = None) -> None:
+                 threads: int | None = None, source: Source | None = None) -> None:
         keras = import_keras()
 
         if threads is not None and threads < 1:
@@ -115,10 +118,13 @@ class FeatureExtractor:
         self.model = model = models[0] if len(models) == 1 else keras.Model(
             base.input, [m.output for m in models], name=f"{backbone.name}_features")
         size = resolved.image_size
+        calibration, pixels = _calibration(resolved, source)
+        self.configs = [replace(c, calibration=calibration) for c in self.configs]
+        self.config = self.configs[0]
         self.engine = get_engine(resolved.engine)
         self.job = EngineJob(model, backbone.preprocess_input, size, conversion_key(self.configs),
                              f"{backbone.name}-{size}", resolved.precision,
-                             threads or default_threads())
+                             threads or default_threads(), calibration, pixels)
         self._run = self.engine.prepare(self.job)
         self._called = False
         self.runtime = runtime_record(self.device, self.engine.name)
@@ -142,3 +148,26 @@ class FeatureExtractor:
     def __call__(self, images: Any) -> np.ndarray:
         """Features for a batch of float32 RGB images in 0..255 at the configured size."""
         return self.run(images)[0]
+
+
+def _calibration(config: ExtractConfig, source: Source | None
+                 ) -> tuple[str | None, Callable[[], np.ndarray] | None]:
+    """int8's calibration digest and a way to get its pixels (None where no source is at
+    hand); (None, None) for other precisions."""
+    if config.precision != "int8":
+        return None, None
+    from bottleneck.extraction import int8
+
+    if source is None:
+        if config.calibration is None:
+            raise UserError("int8 features come from a model calibrated on a dataset's own "
+                            "images: extract a cache with --precision int8 first (predict serves "
+                            "int8 only for models made from such a cache).")
+        return config.calibration, None
+    size = int(config.image_size or 0)
+    if config.calibration is not None:  # recorded: the sample is only needed to re-quantize
+        return config.calibration, lambda: int8.calibration_pixels(source, size,
+                                                                   config.fast_decode)
+    pixels = int8.calibration_pixels(source, size, config.fast_decode)
+    return int8.pixels_digest(pixels), lambda: pixels
+

@@ -264,7 +264,7 @@ def extract(
                            augment_ops=augment_ops, decode=decode)
     if decode == "gpu":  # refused before the model is built
         check_gpu_decode(source, config)
-    extractor = FeatureExtractor(config, layers=layers, threads=threads)
+    extractor = FeatureExtractor(config, layers=layers, threads=threads, source=source)
     check_device(devices, extractor.device)
     manifests = [fresh_manifest(source, extractor, i) for i in range(len(outs))]
     for folder, manifest in zip(outs, manifests, strict=True):  # refuse before touching any

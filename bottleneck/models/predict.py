@@ -86,8 +86,9 @@ def serving_config(recorded: dict[str, Any], engine: str | None = None,
     if engine is not None and precision is None and \
             config.precision not in get_engine(engine).precisions:
         precision = "fp32"
-    return replace(config, engine=engine or config.engine,
-                   precision=precision or config.precision)
+    precision = precision or config.precision
+    return replace(config, engine=engine or config.engine, precision=precision,
+                   calibration=config.calibration if precision == "int8" else None)
 
 
 def predict(model_dir: str | Path, inputs: Sequence[str | Path], top: int = 1,
