@@ -17,6 +17,7 @@ from bottleneck._text import plural
 from bottleneck.cache.manifest import Manifest
 from bottleneck.cache.shards import open_shard, read_column
 from bottleneck.errors import UserError
+from bottleneck.storage.location import is_url
 
 TARGETS_FILE = "targets.h5"
 
@@ -28,6 +29,13 @@ class Cache:
     root: Path
     manifest: Manifest
     _targets: np.ndarray | None = field(default=None, init=False, repr=False)
+    # the URL of a remote cache (``root`` is then its local view); None for a local one
+    location: str | None = field(default=None, init=False)
+
+    @property
+    def where(self) -> str:
+        """The cache as the user named it: its URL, else its folder."""
+        return self.location or str(self.root)
 
     @property
     def config(self) -> dict[str, Any]:
@@ -211,7 +219,11 @@ class Cache:
 
 
 def open_cache(root: str | Path) -> Cache:
-    """Open a complete cache directory for reading."""
+    """Open a complete cache directory (or URL: see :mod:`bottleneck.cache.remote`)."""
+    if is_url(root):
+        from bottleneck.cache.remote import open_remote_cache
+
+        return open_remote_cache(str(root))
     root = Path(root).expanduser()
     manifest = Manifest.load(root)
     if manifest is None:

@@ -13,6 +13,7 @@ from typing import Any
 import click
 
 from bottleneck.cli import backbone, cache, compare, model, report
+from bottleneck.cli._options import storage_options
 
 
 class _Main(click.Group):
@@ -30,6 +31,7 @@ class _Main(click.Group):
 
 @click.group(cls=_Main, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="bottleneck")
+@storage_options
 def main() -> None:
     """Cache frozen-backbone features once, then fit and compare heads in seconds."""
 
