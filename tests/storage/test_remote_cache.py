@@ -20,7 +20,6 @@ from bottleneck.storage import remote_files
 from bottleneck.storage.location import resolve
 from bottleneck.storage.remote_lock import remote_lock
 from tests.conftest import write_class_folder
-from tests.remote_fixtures import s3, s3_server  # noqa: F401 - fixtures
 
 ARGS = {"backbone": "vgg16", "image_size": 32, "progress": False, "batch_size": 8,
         "shard_size": 4}
@@ -79,9 +78,9 @@ def test_extract_fit_info_on_s3(s3, images, vgg16_he_weights, tmp_path: Path) ->
 def test_a_second_writer_is_refused_and_a_stale_lock_taken_over(
         s3, images, vgg16_he_weights, tmp_path: Path) -> None:
     url = f"s3://{s3.new_bucket()}/cache"
-    with remote_lock(resolve(url), "extract"):
-        with pytest.raises(UserError, match="is being written by extract"):
-            bottleneck.extract(str(images), weights=str(vgg16_he_weights), out=url, **ARGS)
+    with remote_lock(resolve(url), "extract"), \
+            pytest.raises(UserError, match="is being written by extract"):
+        bottleneck.extract(str(images), weights=str(vgg16_he_weights), out=url, **ARGS)
     fs = s3fs_of(s3)
     assert not fs.exists(f"{url}/manifest.json") and not fs.exists(f"{url}/.bottleneck.lock")
     fs.pipe_file(f"{url}/.bottleneck.lock", json.dumps(
