@@ -22,6 +22,7 @@ from bottleneck.storage.atomic import atomic_output, read_json, write_json
 from bottleneck.storage.machine import machine_errors
 from bottleneck.backend import import_keras, installed
 from bottleneck.errors import UserError
+from bottleneck.storage.location import is_url
 from bottleneck.models.assemble import assemble
 from bottleneck.models.lineage import cache_record, model_record, sha256_path
 from bottleneck.models.model_dir import Model, load_model
@@ -37,7 +38,7 @@ EXPORTS_JSON = "exports.json"
 class ExportResult:
     """Where the export went, in which format, its sha256 and its lineage file."""
 
-    path: Path
+    path: Path | str  # a file or folder, or the URL it was uploaded to
     format: str
     sha256: str
     lineage_file: Path
@@ -118,7 +119,10 @@ def _lineage(model: Model, out: Path, format: str, sha256: str) -> dict[str, Any
 @machine_errors("out")
 def export(model_dir: str | Path, out: str | Path, format: str | None = None,
            overwrite: bool = False) -> ExportResult:
-    """Write MODEL_DIR as one servable model at ``out`` (see the module docstring)."""
+    """Write MODEL_DIR as one servable model at ``out`` (see the module docstring); a URL
+    ``out`` is written locally, then uploaded whole, its lineage file last."""
+    if is_url(out):
+        return _export_to_url(model_dir, str(out), format, overwrite)
     model = load_model(model_dir)
     out = Path(out).expanduser()
     format = choose_format(out, format)
@@ -148,3 +152,24 @@ def export(model_dir: str | Path, out: str | Path, format: str | None = None,
     records = records if isinstance(records, list) else []
     write_json(exports, [*records, {**lineage["export"], "lineage": str(sidecar.resolve())}])
     return ExportResult(out, format, sha256, sidecar)
+
+
+def _export_to_url(model_dir: str | Path, url: str, format: str | None,
+                   overwrite: bool) -> ExportResult:
+    from bottleneck.storage.remote_output import publish_paths, staging_for, url_exists
+
+    lineage_url = url + LINEAGE_SUFFIX
+    if url_exists(url) or url_exists(lineage_url):
+        if not overwrite:
+            raise UserError(f"{url} already exists; pass --overwrite to replace an earlier "
+                            "export, or choose another --out.")
+        if not url_exists(lineage_url):
+            raise UserError(f"{url} was not written by `bottleneck export` (no "
+                            f"{lineage_url.rsplit('/', 1)[-1]} beside it); choose another --out.")
+    local = staging_for(url) / url.rstrip("/").rsplit("/", 1)[-1]
+    result = export(model_dir, local, format, overwrite=False)
+    lineage = read_json(result.lineage_file)
+    lineage["export"]["path"] = url
+    write_json(result.lineage_file, lineage)
+    publish_paths([(url, local), (lineage_url, result.lineage_file)])
+    return ExportResult(url, result.format, result.sha256, result.lineage_file)
