@@ -54,8 +54,8 @@ class S3Emulator:
         return name
 
 
-@pytest.fixture(scope="session")
-def s3_server() -> Iterator[S3Emulator]:
+@pytest.fixture(scope="session", name="s3_server")
+def s3_server_fixture() -> Iterator[S3Emulator]:
     saved = {key: os.environ.get(key) for key in FAKE_CREDENTIALS}
     os.environ.update(FAKE_CREDENTIALS)
     server = S3Emulator()
@@ -70,8 +70,8 @@ def s3_server() -> Iterator[S3Emulator]:
                 os.environ[key] = value
 
 
-@pytest.fixture
-def s3(s3_server: S3Emulator, monkeypatch: pytest.MonkeyPatch, tmp_path) -> S3Emulator:
+@pytest.fixture(name="s3")
+def s3_fixture(s3_server: S3Emulator, monkeypatch: pytest.MonkeyPatch, tmp_path) -> S3Emulator:
     """The emulator, with this process's storage options pointing at it and a private local
     read-through cache."""
     monkeypatch.setenv("BOTTLENECK_STORAGE_OPTIONS", json.dumps(s3_server.options()))

@@ -39,6 +39,9 @@ from bottleneck.cli._options import (
               help="Share of images hashed into test when the source has no split folders.")
 @click.option("--limit", type=int, help="At most N images per split, stratified by class.")
 @click.option("--data-dir", type=click.Path(), help="Where fashion-mnist's idx files are.")
+@click.option("--label-key", metavar="KEY",
+              help="WebDataset source: the label is this key of each sample's .json member "
+                   "(default: its .cls member, else no labels).")
 @click.option("--engine", default="keras", show_default=True,
               help=ENGINE_HELP)
 @click.option("--precision", type=click.Choice(PRECISIONS), default="fp32",
@@ -74,6 +77,7 @@ from bottleneck.cli._options import (
 def extract(source: str, backbone: str, out: str, weights: str, layers: tuple[str, ...],
             pooling: str, image_size: int | None, dtype: str, batch_size: int, shard_size: int,
             val_percent: float, test_percent: float, limit: int | None, data_dir: str | None,
+            label_key: str | None,
             engine: str, precision: str, fast_decode: bool, threads: int | None,
             overwrite: bool, executor: str, workers: int | None, ray_address: str | None,
             augment: int, augment_ops: str | None, devices: str, decode: str,
@@ -81,13 +85,14 @@ def extract(source: str, backbone: str, out: str, weights: str, layers: tuple[st
     """Run a frozen BACKBONE once over SOURCE and cache the features.
 
     SOURCE is a folder with a subfolder per class (optionally under train/, val/, test/),
+    WebDataset tar shards ('data/{00000..00099}.tar', a URL, or a folder of .tar files),
     `fashion-mnist`, or an .npz file with `images` and `labels`.
     """
     import bottleneck
     from bottleneck.cache.summary import runtime_line
     from bottleneck.data import open_source
 
-    src = open_source(source, data_dir, val_percent, test_percent, limit)
+    src = open_source(source, data_dir, val_percent, test_percent, limit, label_key=label_key)
     result = bottleneck.extract(src, backbone=backbone, out=out, weights=weights,
                                 layer=list(layers) or None,
                                 pooling=pooling, image_size=image_size, dtype=dtype,
