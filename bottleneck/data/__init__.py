@@ -4,6 +4,8 @@ from typing import Any
 
 from bottleneck.data.arrays import KERAS_DOWNLOAD, fashion_mnist_source, npz_source
 from bottleneck.data.folder import FolderSource
+from bottleneck.data.remote_folder import RemoteFolderSource
+from bottleneck.data.remote_folder import reopen as reopen_remote_folder
 from bottleneck.data.sources import (
     SOURCE_KINDS,
     SPLITS,
@@ -16,6 +18,7 @@ from bottleneck.data.sources import (
 from bottleneck.data.webdataset import WebDatasetSource, is_webdataset
 from bottleneck.data.webdataset import reopen as reopen_webdataset
 from bottleneck.errors import UserError
+from bottleneck.storage.location import is_url
 
 register_source_kind(SourceKind(
     "fashion-mnist", lambda spec: spec == "fashion-mnist",
@@ -30,6 +33,10 @@ register_source_kind(SourceKind(
     "webdataset", is_webdataset,
     lambda spec, o: WebDatasetSource(spec, o.val_percent, o.test_percent, o.limit, o.label_key),
     reopen_webdataset))
+register_source_kind(SourceKind(
+    "folder-url", is_url,
+    lambda spec, o: RemoteFolderSource(spec, o.val_percent, o.test_percent, o.limit),
+    reopen_remote_folder, location=("root",)))
 register_source_kind(SourceKind(
     "folder", lambda spec: True,
     lambda spec, o: FolderSource(spec, o.val_percent, o.test_percent, o.limit, o.exclude),
@@ -73,4 +80,4 @@ def reopen_source(description: dict[str, Any]) -> Source:
 
 __all__ = ["SOURCE_KINDS", "SPLITS", "FolderSource", "Item", "Source", "SourceKind",
            "fashion_mnist_source", "location_fields", "npz_source", "open_source",
-           "register_source_kind", "reopen_source", "WebDatasetSource"]
+           "register_source_kind", "reopen_source", "RemoteFolderSource", "WebDatasetSource"]

@@ -59,8 +59,16 @@ def is_webdataset(spec: str) -> bool:
     .tar files and no sub-folders."""
     if spec.endswith(".tar"):
         return True
-    if is_url(spec):
-        return False
+    if is_url(spec):  # a URL folder holding .tar objects and no folders
+        remote = resolve(spec)
+        assert isinstance(remote, Remote)
+        with remote_errors(remote.url, "check the URL and run the command again"):
+            try:
+                listed = remote.fs.ls(remote.path, detail=True)
+            except FileNotFoundError:
+                return False
+        return any(str(e["name"]).endswith(".tar") for e in listed) and \
+            not any(e.get("type") == "directory" for e in listed)
     folder = Path(spec).expanduser()
     try:
         children = list(folder.iterdir()) if folder.is_dir() else []

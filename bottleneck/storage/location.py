@@ -202,7 +202,7 @@ def resolve(location: str | os.PathLike[str]) -> Path | Remote:
     return Remote(redact_url(text).rstrip("/"), fs, str(path).rstrip("/"))
 
 
-def _remote_error_types() -> tuple[type[BaseException], ...]:
+def remote_error_types() -> tuple[type[BaseException], ...]:
     """Errors a store or the network raises (their modules are imported only if loaded)."""
     import sys
 
@@ -237,6 +237,12 @@ def remote_message(exc: BaseException) -> str:
     return text[:200]
 
 
+def _local(exc: BaseException) -> bool:
+    name = getattr(exc, "filename", None)
+    return isinstance(exc, OSError) and isinstance(name, str | os.PathLike) \
+        and not is_url(name) and os.path.isabs(name)
+
+
 @contextmanager
 def remote_errors(url: str, todo: str = "re-run the same command") -> Iterator[None]:
     """Turn a store's or the network's error inside the block into one line naming ``url``
@@ -245,5 +251,7 @@ def remote_errors(url: str, todo: str = "re-run the same command") -> Iterator[N
         yield
     except UserError:
         raise
-    except _remote_error_types() as exc:
+    except remote_error_types() as exc:
+        if _local(exc):  # the local disk's error (staging): machine_errors words it
+            raise
         raise UserError(f"{redact_url(url)}: {remote_message(exc)}; then {todo}.") from None
