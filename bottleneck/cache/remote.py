@@ -152,6 +152,21 @@ class RemoteOutput:
                                            for f in folders):
                 shutil.rmtree(path)
 
+    def adopt(self, folder: Path, shard_file: str, sha256: str) -> None:
+        """A shard a worker uploaded itself: fetched (verified) into staging, so the driver
+        records it like one made here, and known to be in the store already."""
+        remote = self._remote_of(folder)
+        with remote_errors(remote.url, "re-run the same command (finished shards are kept)"):
+            remote.refresh()
+            sidecar = inputs_name(shard_file)
+            files: dict[str, str | None] = {shard_file: sha256}
+            if remote.exists(sidecar):
+                files[sidecar] = None
+            fetch(remote, files, folder)
+        for name in files:
+            key = (folder / name).relative_to(self.staging).as_posix()
+            self._uploaded[key] = files[name] or sha256_file(folder / name)
+
     def url_of(self, folder: Path) -> str:
         """The URL of a staging folder (the cache's, or a layer's)."""
         return self._remote_of(folder).url

@@ -22,7 +22,7 @@ import numpy as np
 
 from bottleneck import __version__
 from bottleneck.storage.atomic import remove_stale_temp_files
-from bottleneck.storage.location import is_url, local_path
+from bottleneck.storage.location import is_url, local_path, storage_options
 from bottleneck.storage.machine import machine_errors
 from bottleneck._text import plural
 from bottleneck.backbones import get_backbone
@@ -292,10 +292,19 @@ def extract(
             publish(folder)
         job = ShardJob(source, extractor.config, tuple(outs), batch_size, tuple(layers),
                        threads, active_backend())
+        if remote is not None and executor == "ray":  # workers upload their own shards
+            job = replace(job, remote_out=tuple(remote.url_of(f) for f in outs),
+                          storage_options=storage_options())
         extractor.expect_images(sum(len(p.items) for p in plans) * (1 + augment), batch_size)
         label = f"{extractor.config.backbone} → {remote.remote.url if remote else out.name}"
         with progress_bar(sum(len(p.items) for p in plans), label, enabled=progress) as bar:
             def landed(outcome: Outcome) -> None:
+                if job.remote_out is not None and not isinstance(outcome, ShardFailure):
+                    file = next(r.file for r in manifests[0].shards
+                                if shard_index(r.file) == outcome.index)
+                    for folder, sha in zip(outs, outcome.sha256s or [outcome.sha256],
+                                           strict=True):
+                        remote.adopt(folder, file, sha)
                 try:
                     record_outcome(manifests, outs, outcome, extractor.runtime)
                 finally:  # a shard that stops the run is published first

@@ -171,8 +171,10 @@ class Remote:
         self.fs.invalidate_cache(self.path)
 
 
-def resolve(location: str | os.PathLike[str]) -> Path | Remote:
-    """A local Path, or a :class:`Remote` with its file system (options applied)."""
+def resolve(location: str | os.PathLike[str],
+            options: dict[str, Any] | None = None) -> Path | Remote:
+    """A local Path, or a :class:`Remote` with its file system (``options``, else those of
+    :func:`storage_options`, applied)."""
     if not is_url(location):
         return local_path(location)
     text = str(location)
@@ -183,7 +185,8 @@ def resolve(location: str | os.PathLike[str]) -> Path | Remote:
         raise UserError(f"{redact_url(text)}: URLs need fsspec; pip install "
                         f"'bottleneck[{EXTRAS.get(protocol, 's3')}]'.") from None
     try:
-        fs, path = fsspec.core.url_to_fs(text, **storage_options())
+        fs, path = fsspec.core.url_to_fs(
+            text, **(storage_options() if options is None else options))
     except ImportError:
         extra = EXTRAS.get(protocol)
         hint = f"pip install 'bottleneck[{extra}]'" if extra else "install its fsspec package"
