@@ -85,13 +85,26 @@ def open_remote_cache(url: str) -> Cache:
     return cache
 
 
+def fetch_sidecars(cache: Cache) -> None:
+    """Bring a remote cache's inputs sidecars into its view (for ``info --verify``, which
+    compares the source files with them); other readers never need them."""
+    if cache.location is None:
+        return
+    remote = resolve(cache.location)
+    assert isinstance(remote, Remote)
+    with remote_errors(remote.url, "run the command again"):
+        present = set(remote.names())
+        fetch(remote, {inputs_name(s.file): None for s in cache.manifest.shards
+                       if inputs_name(s.file) in present}, cache.root)
+
+
 class RemoteOutput:
     """The local staging folder of an extraction into ``url``, and its publishing."""
 
-    def __init__(self, url: str, lock: bool = True) -> None:
+    def __init__(self, url: str, lock: bool = True, action: str = "extract") -> None:
         remote = resolve(url)
         assert isinstance(remote, Remote)
-        self.remote, self.lock_enabled = remote, lock
+        self.remote, self.lock_enabled, self.action = remote, lock, action
         self.staging = url_folder("staging", remote.url)
         self._uploaded: dict[str, str] = {}  # staging-relative name → sha256 the store holds
         self._named: dict[Path, set[str]] = {}  # folder → files its remote manifest names
@@ -106,7 +119,7 @@ class RemoteOutput:
         """Lock the URL, abort uploads a dead writer left, and mirror each cache folder of
         ``folders`` (the URL's, or one per layer) into staging."""
         with remote_errors(self.remote.url), remote_lock(
-                self.remote, "extract", self.lock_enabled) as held:
+                self.remote, self.action, self.lock_enabled) as held:
             self._lock = held
             abort_unfinished_uploads(self.remote)
             found = {folder: self._remote_state(folder) for folder in folders}

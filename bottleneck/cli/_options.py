@@ -37,9 +37,12 @@ def backend_option(command: Callable[..., Any]) -> Callable[..., Any]:
 
 def _set_storage_options(ctx: click.Context, param: click.Parameter,
                          value: tuple[str, ...]) -> None:
-    from bottleneck.storage.location import set_storage_options
+    from bottleneck.storage.location import add_storage_options, set_storage_options
 
-    set_storage_options(value)
+    if ctx.parent is None:  # the group: this invocation's options start here
+        set_storage_options(value)
+    elif value:  # a command's own, on top of the group's
+        add_storage_options(value)
 
 
 def _set_local_cache(ctx: click.Context, param: click.Parameter, value: str | None) -> None:

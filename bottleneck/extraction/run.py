@@ -22,7 +22,6 @@ import numpy as np
 
 from bottleneck import __version__
 from bottleneck.storage.atomic import remove_stale_temp_files
-from bottleneck.storage.location import is_url, local_path, storage_options
 from bottleneck.storage.machine import machine_errors
 from bottleneck._text import plural
 from bottleneck.backbones import get_backbone
@@ -49,6 +48,7 @@ from bottleneck.extraction.layers import layer_dirs, layer_list
 from bottleneck.extraction.outdir import check_out_dir, intact, previous_run, shard_keys
 from bottleneck.extraction.plan import ShardPlan, plan_shards, replan
 from bottleneck.extraction.progress import progress_bar
+from bottleneck.extraction.publishing import Publishing
 from bottleneck.extraction.runtime import check_device, choose_devices
 
 
@@ -247,15 +247,11 @@ def extract(
     folder and uploaded whole, the manifest last (see :mod:`bottleneck.cache.remote`);
     ``lock=False`` writes to a store that has no conditional writes.
     """
-    remote = None
-    if is_url(out):
-        from bottleneck.cache.remote import RemoteOutput
-
-        remote = RemoteOutput(str(out), lock)
+    target = Publishing(out, lock)
     choose_devices(devices, backend)
     if isinstance(source, str):
         source = open_source(source)
-    out = remote.staging if remote is not None else local_path(out)
+    out = target.folder
     source = source.excluding([out])  # an --out inside its own source is never data
     if progress:
         for path, reason in source.skipped:
@@ -277,8 +273,7 @@ def extract(
     check_device(devices, extractor.device)
     manifests = [fresh_manifest(source, extractor, i) for i in range(len(outs))]
     with ExitStack() as locks:
-        if remote is not None:  # lock the URL and mirror what it holds into staging
-            locks.enter_context(remote.session(outs))
+        locks.enter_context(target.session(outs))  # a URL: locked, mirrored into staging
         for folder, manifest in zip(outs, manifests, strict=True):  # refuse before touching
             check_out_dir(folder)
             if not overwrite:
@@ -287,36 +282,26 @@ def extract(
             folder.mkdir(parents=True, exist_ok=True)
             locks.enter_context(cache_lock(folder, "extract"))
         plans, olds = plan_run(outs, source, manifests, shard_size, overwrite, progress)
-        publish = remote.publish if remote is not None else (lambda folder: None)
         for folder in outs:
-            publish(folder)
-        job = ShardJob(source, extractor.config, tuple(outs), batch_size, tuple(layers),
-                       threads, active_backend())
-        if remote is not None and executor == "ray":  # workers upload their own shards
-            job = replace(job, remote_out=tuple(remote.url_of(f) for f in outs),
-                          storage_options=storage_options())
+            target.publish(folder)
+        job = target.job(ShardJob(source, extractor.config, tuple(outs), batch_size,
+                                  tuple(layers), threads, active_backend()), executor)
         extractor.expect_images(sum(len(p.items) for p in plans) * (1 + augment), batch_size)
-        label = f"{extractor.config.backbone} → {remote.remote.url if remote else out.name}"
+        label = f"{extractor.config.backbone} → {target.label}"
         with progress_bar(sum(len(p.items) for p in plans), label, enabled=progress) as bar:
             def landed(outcome: Outcome) -> None:
-                if job.remote_out is not None and not isinstance(outcome, ShardFailure):
-                    file = next(r.file for r in manifests[0].shards
-                                if shard_index(r.file) == outcome.index)
-                    for folder, sha in zip(outs, outcome.sha256s or [outcome.sha256],
-                                           strict=True):
-                        remote.adopt(folder, file, sha)
+                target.landed(job, outcome, manifests[0])
                 try:
                     record_outcome(manifests, outs, outcome, extractor.runtime)
                 finally:  # a shard that stops the run is published first
                     for folder in outs:
-                        publish(folder)
+                        target.publish(folder)
 
             runner.run(job, plans, landed, bar.update, extractor)
         caches = []
         for folder, manifest, old in zip(outs, manifests, olds, strict=True):
             remove_stale_temp_files(folder)
-            caches.append(finish(folder, manifest, source, old.targets if old else None))
-            publish(folder)
-            if remote is not None:
-                caches[-1].location = remote.url_of(folder)
+            caches.append(target.located(
+                finish(folder, manifest, source, old.targets if old else None), folder))
+            target.publish(folder)
     return caches[0] if len(layers) == 1 else dict(zip(layers, caches, strict=True))

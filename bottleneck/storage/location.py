@@ -76,6 +76,11 @@ def _nest(options: dict[str, Any], key: str, value: Any) -> None:
 def set_storage_options(pairs: list[str] | tuple[str, ...]) -> None:
     """The ``--storage-option KEY=VALUE`` pairs of this command (they override the env)."""
     _cli_options.clear()
+    add_storage_options(pairs)
+
+
+def add_storage_options(pairs: list[str] | tuple[str, ...]) -> None:
+    """More ``KEY=VALUE`` pairs, on top of those already given."""
     for pair in pairs:
         _nest(_cli_options, *parse_option(pair))
 

@@ -40,7 +40,8 @@ def blobs(root: Path) -> dict[str, int]:
     return {p.name: p.stat().st_ino for p in (root / "blobs").glob("*/*")}
 
 
-def test_extract_fit_info_on_s3(s3, images, vgg16_he_weights, tmp_path: Path) -> None:
+def test_extract_fit_info_on_s3(s3, images, vgg16_he_weights, tmp_path: Path,
+                                monkeypatch: pytest.MonkeyPatch) -> None:
     url = f"s3://{s3.new_bucket()}/caches/vgg"
     local = bottleneck.extract(str(images), weights=str(vgg16_he_weights),
                                out=tmp_path / "local", **ARGS)
@@ -67,8 +68,25 @@ def test_extract_fit_info_on_s3(s3, images, vgg16_he_weights, tmp_path: Path) ->
     assert blobs(tmp_path / "local-cache") == cached
     assert again.load("train")["features"].shape[0] == cache.split_counts()["train"]
 
-    run = CliRunner().invoke(main, ["info", url, "--verify"])
+    monkeypatch.delenv("BOTTLENECK_STORAGE_OPTIONS")  # the command's own options now
+    run = CliRunner().invoke(main, ["info", url, "--verify", "--json", "--storage-option",
+                                    f"endpoint_url={s3.endpoint}"])
     assert run.exit_code == 0, run.output
+    summary = json.loads(run.output)
+    assert summary["cache"] == url and summary["verification"]["all_sha256_equal"]
+    assert summary["verification"]["sources"]["checked"] == 12  # the sidecars came along
+    prices = tmp_path / "prices.json"
+    prices.write_text('{"circle": 10, "square": 20, "stripes": 30}')
+    run = CliRunner().invoke(main, ["targets", url, "--synthetic-prices", "--class-prices",
+                                    str(prices), "--storage-option",
+                                    f"endpoint_url={s3.endpoint}"])
+    assert run.exit_code == 0, run.output
+    monkeypatch.setenv("BOTTLENECK_STORAGE_OPTIONS", json.dumps(s3.options()))
+    manifest = json.loads(fs.cat_file(f"{url}/manifest.json"))
+    fs.invalidate_cache()
+    assert fs.exists(f"{url}/{manifest['targets']['file']}")
+    assert bottleneck.open_cache(url).load("train")["targets"].shape == \
+        (cache.split_counts()["train"],)
     model = bottleneck.fit(url, head="logreg", out=tmp_path / "model")
     assert model is not None
     run = CliRunner().invoke(main, ["evaluate", str(tmp_path / "model"), url])
@@ -83,6 +101,8 @@ def test_a_second_writer_is_refused_and_a_stale_lock_taken_over(
         bottleneck.extract(str(images), weights=str(vgg16_he_weights), out=url, **ARGS)
     fs = s3fs_of(s3)
     assert not fs.exists(f"{url}/manifest.json") and not fs.exists(f"{url}/.bottleneck.lock")
+    bucket, key = url.removeprefix("s3://").split("/", 1)
+    fs.call_s3("create_multipart_upload", Bucket=bucket, Key=f"{key}/shard-00009.h5")
     fs.pipe_file(f"{url}/.bottleneck.lock", json.dumps(
         {"owner": "x", "host": "gone", "pid": 1, "action": "extract", "since": "earlier",
          "heartbeat": time.time() - 3600}).encode())
@@ -90,6 +110,7 @@ def test_a_second_writer_is_refused_and_a_stale_lock_taken_over(
     assert cache.rows == 12
     fs.invalidate_cache()
     assert not fs.exists(f"{url}/.bottleneck.lock")
+    assert not fs.call_s3("list_multipart_uploads", Bucket=bucket).get("Uploads")
 
 
 def test_an_altered_shard_is_refused(s3, images, vgg16_he_weights, tmp_path: Path) -> None:
