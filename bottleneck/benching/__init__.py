@@ -152,7 +152,7 @@ def bench(
     metric = "val_r2" if task == "regress" else "val_accuracy"
     report = {
         "task": task, "ranked_by": metric, "seeds": seeds, "cv": cv,
-        "caches": {label: str(c.root) for label, c in zip(labels, opened, strict=True)},
+        "caches": {label: c.where for label, c in zip(labels, opened, strict=True)},
         "rows": rank(variants, results, metric), "leaks": leaks,
         "seconds": time.perf_counter() - started,
         "r2_ceiling": _ceilings(opened[0]) if task == "regress" else None,

@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from bottleneck.storage.atomic import atomic_write, read_json, sha256_file
+from bottleneck.storage.remote_file import RemoteFile, stat_of
 
 FORMAT = "bottleneck-shard-inputs"
 SUFFIX = ".inputs.json"
@@ -48,8 +49,10 @@ class FileIdentity:
 def identify(path: Path) -> FileIdentity | None:
     """``path``'s identity now (stat, then hash), or None if it cannot be read."""
     try:
-        stat = os.stat(path)
-        return FileIdentity(stat.st_size, stat.st_mtime_ns, sha256_file(path))
+        stat = stat_of(path)
+        digest = hashlib.sha256(path.read_bytes()).hexdigest() \
+            if isinstance(path, RemoteFile) else sha256_file(path)
+        return FileIdentity(stat.st_size, stat.st_mtime_ns, digest)
     except OSError:  # gone or unreadable: the shard records it as a skipped file
         return None
 
@@ -58,7 +61,7 @@ def read_identified(path: Path) -> tuple[FileIdentity | None, bytes | OSError]:
     """Stat, then read ``path``: its identity (the sha256 of exactly the bytes returned) and
     its bytes, or ``(None, the error)``."""
     try:
-        stat = os.stat(path)
+        stat = stat_of(path)
         data = path.read_bytes()
     except OSError as exc:
         return None, exc
@@ -103,7 +106,7 @@ def compare(path: Path | None, recorded: FileIdentity | None
     mtime: the bytes' sha256 decides (a copied or touched file keeps its shard).
     """
     try:
-        stat = os.stat(path) if path is not None else None
+        stat = stat_of(path) if path is not None else None
     except OSError:
         stat = None
     if recorded is None:  # unreadable when the shard ran: changed once it can be read

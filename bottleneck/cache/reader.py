@@ -17,6 +17,7 @@ from bottleneck.cache.shards import open_shard
 from bottleneck.errors import UserError
 from bottleneck.storage.atomic import sha256_file
 from bottleneck.storage.hdf5 import Column, open_checked
+from bottleneck.storage.location import is_url
 from bottleneck.storage.lock import describe_writer, live_writer
 
 TARGETS_FILE = "targets.h5"
@@ -29,6 +30,13 @@ class Cache:
     root: Path
     manifest: Manifest
     _targets: np.ndarray | None = field(default=None, init=False, repr=False)
+    # the URL of a remote cache (``root`` is then its local view); None for a local one
+    location: str | None = field(default=None, init=False)
+
+    @property
+    def where(self) -> str:
+        """The cache as the user named it: its URL, else its folder."""
+        return self.location or str(self.root)
 
     @property
     def config(self) -> dict[str, Any]:
@@ -232,7 +240,11 @@ def _whole(dataset: Any) -> np.ndarray:
 
 
 def open_cache(root: str | Path) -> Cache:
-    """Open a complete cache directory for reading."""
+    """Open a complete cache directory (or URL: see :mod:`bottleneck.cache.remote`)."""
+    if is_url(root):
+        from bottleneck.cache.remote import open_remote_cache
+
+        return open_remote_cache(str(root))
     root = Path(root).expanduser()
     manifest = Manifest.load(root)
     if manifest is None or not manifest.complete:

@@ -17,13 +17,17 @@ def cache_summary(root: str | Path, verify: bool = False) -> dict[str, Any]:
     """Counts per split and class, feature shape, config and skipped files; with ``verify``,
     first check every recorded file's sha256 (``verification``: what was checked)."""
     cache = open_cache(root)
+    if verify and cache.location is not None:  # a URL's: its sidecars, to check the sources
+        from bottleneck.cache.remote import fetch_sidecars
+
+        fetch_sidecars(cache)
     verification = cache.verify() if verify else None
     per_split: dict[str, Counter] = {}
     labels, splits = cache.column("labels"), cache.column("split")
     for label, split in zip(labels, splits, strict=True):
         per_split.setdefault(str(split), Counter())[cache.classes[int(label)]] += 1
     return {
-        "cache": str(cache.root),
+        "cache": cache.where,
         "rows": cache.rows,
         "feature_shape": list(cache.feature_shape),
         "splits": {split: dict(sorted(counts.items())) for split, counts in per_split.items()},

@@ -22,6 +22,7 @@ from bottleneck.cache.targets_csv import read_targets_csv
 from bottleneck.errors import UserError
 from bottleneck.storage.atomic import install, sha256_file, temp_name
 from bottleneck.storage.hdf5 import Hdf5Output
+from bottleneck.storage.location import is_url
 from bottleneck.storage.lock import cache_lock
 from bottleneck.storage.machine import machine_errors
 from bottleneck.storage.names import name_key
@@ -123,6 +124,15 @@ def set_targets(
     """Attach synthetic prices or CSV targets to the cache at ``root``; returns the record."""
     if synthetic == (csv_file is not None):
         raise UserError("choose one of --synthetic-prices or --from-csv FILE.")
+    if is_url(root):  # attached in local staging under the URL's lock, then uploaded
+        from bottleneck.cache.remote import RemoteOutput
+
+        out = RemoteOutput(str(root), action="targets")
+        with out.session([out.staging]):
+            record = set_targets(out.staging, synthetic, sigma, seed, class_prices_file,
+                                 csv_file)
+            out.publish(out.staging)
+        return record
     cache = open_cache(root)
     with cache_lock(cache.root, "targets"):
         if csv_file is not None:

@@ -13,6 +13,7 @@ from typing import Any
 import click
 
 from bottleneck.cli import backbone, cache, compare, model, report
+from bottleneck.cli._options import storage_options
 
 
 class _Main(click.Group):
@@ -30,6 +31,7 @@ class _Main(click.Group):
 
 @click.group(cls=_Main, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="bottleneck")
+@storage_options
 def main() -> None:
     """Cache frozen-backbone features once, then fit and compare heads in seconds."""
 
@@ -37,7 +39,13 @@ def main() -> None:
 COMMAND_MODULES = (cache, model, compare, report, backbone)
 """The modules whose commands make up the CLI, in the order a user meets them."""
 
+# the commands that take a cache, model, report, export or source location (a URL too)
+LOCATION_COMMANDS = ("extract", "info", "targets", "fit", "evaluate", "predict", "finetune",
+                     "export", "bench", "report")
+
 for _module in COMMAND_MODULES:
     for _command in vars(_module).values():
         if isinstance(_command, click.Command):
+            if _command.name in LOCATION_COMMANDS:
+                storage_options(_command)
             main.add_command(_command)

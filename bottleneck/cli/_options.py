@@ -34,3 +34,35 @@ def backend_option(command: Callable[..., Any]) -> Callable[..., Any]:
         callback=_set_backend,
         help="Keras backend to run on (default: KERAS_BACKEND, else ~/.keras/keras.json, "
              "else tensorflow).")(command)
+
+
+def _set_storage_options(ctx: click.Context, param: click.Parameter,
+                         value: tuple[str, ...]) -> None:
+    from bottleneck.storage.location import add_storage_options, set_storage_options
+
+    if ctx.parent is None:  # the group: this invocation's options start here
+        set_storage_options(value)
+    elif value:  # a command's own, on top of the group's
+        add_storage_options(value)
+
+
+def _set_local_cache(ctx: click.Context, param: click.Parameter, value: str | None) -> None:
+    if value is not None:
+        from bottleneck.storage.remote_files import set_local_cache
+
+        set_local_cache(value)
+
+
+def storage_options(command: Callable[..., Any]) -> Callable[..., Any]:
+    """``--storage-option KEY=VALUE`` (repeatable) and ``--local-cache DIR|none``: how URLs
+    (s3://, gs://, az://, memory://...) are opened and where their files are kept locally."""
+    command = click.option(
+        "--local-cache", metavar="DIR|none", expose_value=False, callback=_set_local_cache,
+        help="Where files read from URLs are kept (keyed by sha256, size-bounded by "
+             "BOTTLENECK_LOCAL_CACHE_GB, default 20); none: a temporary folder.")(command)
+    return click.option(
+        "--storage-option", "storage_option", multiple=True, metavar="KEY=VALUE",
+        expose_value=False, callback=_set_storage_options,
+        help="An fsspec option for URLs, e.g. endpoint_url=http://localhost:9000 for an "
+             "S3-compatible store (repeatable; on top of BOTTLENECK_STORAGE_OPTIONS, JSON, "
+             "and the store's credential chain).")(command)

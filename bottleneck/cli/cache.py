@@ -19,7 +19,8 @@ from bottleneck.cli._options import (
 @click.command()
 @click.argument("source")
 @click.option("--backbone", "-b", required=True, help="Backbone name (see `bottleneck backbones`).")
-@click.option("--out", "-o", required=True, type=click.Path(), help="Cache directory to write.")
+@click.option("--out", "-o", required=True, type=click.Path(),
+              help="Cache directory to write, or a URL (s3://bucket/cache, gs://, az://...).")
 @click.option("--weights", default="imagenet", show_default=True,
               help="imagenet, none (random, for tests) or a path to a weights file.")
 @click.option("--layer", "layers", multiple=True,
@@ -38,6 +39,9 @@ from bottleneck.cli._options import (
               help="Share of images hashed into test when the source has no split folders.")
 @click.option("--limit", type=int, help="At most N images per split, stratified by class.")
 @click.option("--data-dir", type=click.Path(), help="Where fashion-mnist's idx files are.")
+@click.option("--label-key", metavar="KEY",
+              help="WebDataset source: the label is this key of each sample's .json member "
+                   "(default: its .cls member, else no labels).")
 @click.option("--engine", default="keras", show_default=True,
               help=ENGINE_HELP)
 @click.option("--precision", type=click.Choice(PRECISIONS), default="fp32",
@@ -66,24 +70,29 @@ from bottleneck.cli._options import (
 @click.option("--augment-ops", metavar="OPS",
               help="With --augment: flip,rotate=F,zoom=F,translate=F,contrast=F "
                    "(Keras' meanings; default flip,rotate=0.1,zoom=0.1).")
+@click.option("--no-lock", is_flag=True,
+              help="Write a URL whose store has no conditional writes (memory://, gs://, "
+                   "az://) without the lock: only when no other run writes there.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
 def extract(source: str, backbone: str, out: str, weights: str, layers: tuple[str, ...],
             pooling: str, image_size: int | None, dtype: str, batch_size: int, shard_size: int,
             val_percent: float, test_percent: float, limit: int | None, data_dir: str | None,
+            label_key: str | None,
             engine: str, precision: str, fast_decode: bool, threads: int | None,
             overwrite: bool, executor: str, workers: int | None, ray_address: str | None,
             augment: int, augment_ops: str | None, devices: str, decode: str,
-            quiet: bool) -> None:
+            no_lock: bool, quiet: bool) -> None:
     """Run a frozen BACKBONE once over SOURCE and cache the features.
 
     SOURCE is a folder with a subfolder per class (optionally under train/, val/, test/),
+    WebDataset tar shards ('data/{00000..00099}.tar', a URL, or a folder of .tar files),
     `fashion-mnist`, or an .npz file with `images` and `labels`.
     """
     import bottleneck
     from bottleneck.cache.summary import runtime_line
     from bottleneck.data import open_source
 
-    src = open_source(source, data_dir, val_percent, test_percent, limit)
+    src = open_source(source, data_dir, val_percent, test_percent, limit, label_key=label_key)
     result = bottleneck.extract(src, backbone=backbone, out=out, weights=weights,
                                 layer=list(layers) or None,
                                 pooling=pooling, image_size=image_size, dtype=dtype,
@@ -92,12 +101,12 @@ def extract(source: str, backbone: str, out: str, weights: str, layers: tuple[st
                                 precision=precision, fast_decode=fast_decode, threads=threads,
                                 executor=executor, workers=workers, ray_address=ray_address,
                                 augment=augment, augment_ops=augment_ops, devices=devices,
-                                decode=decode)
+                                decode=decode, lock=not no_lock)
     caches = list(result.values()) if isinstance(result, dict) else [result]
     for cache in caches:
         counts = ", ".join(f"{k} {v}" for k, v in cache.split_counts().items())
         click.echo(f"cached {plural(cache.rows, 'image')} ({counts}) × "
-                   f"{'×'.join(map(str, cache.feature_shape))} features in {cache.root} "
+                   f"{'×'.join(map(str, cache.feature_shape))} features in {cache.where} "
                    f"[{cache.config['weights_name']} weights, {runtime_line(cache)}]")
     cache = caches[0]
     if cache.failures:

@@ -4,6 +4,8 @@ from typing import Any
 
 from bottleneck.data.arrays import KERAS_DOWNLOAD, fashion_mnist_source, npz_source
 from bottleneck.data.folder import FolderSource
+from bottleneck.data.remote_folder import RemoteFolderSource
+from bottleneck.data.remote_folder import reopen as reopen_remote_folder
 from bottleneck.data.sources import (
     SOURCE_KINDS,
     SPLITS,
@@ -13,7 +15,10 @@ from bottleneck.data.sources import (
     SourceOptions,
     register_source_kind,
 )
+from bottleneck.data.webdataset import WebDatasetSource, is_webdataset
+from bottleneck.data.webdataset import reopen as reopen_webdataset
 from bottleneck.errors import UserError
+from bottleneck.storage.location import is_url
 
 register_source_kind(SourceKind(
     "fashion-mnist", lambda spec: spec == "fashion-mnist",
@@ -25,6 +30,14 @@ register_source_kind(SourceKind(
     lambda spec, o: npz_source(spec, o.val_percent, o.test_percent, o.limit),
     lambda d: npz_source(d["path"], d["val_percent"], d["test_percent"], d["limit"])))
 register_source_kind(SourceKind(
+    "webdataset", is_webdataset,
+    lambda spec, o: WebDatasetSource(spec, o.val_percent, o.test_percent, o.limit, o.label_key),
+    reopen_webdataset))
+register_source_kind(SourceKind(
+    "folder-url", is_url,
+    lambda spec, o: RemoteFolderSource(spec, o.val_percent, o.test_percent, o.limit),
+    reopen_remote_folder, location=("root",)))
+register_source_kind(SourceKind(
     "folder", lambda spec: True,
     lambda spec, o: FolderSource(spec, o.val_percent, o.test_percent, o.limit, o.exclude),
     lambda d: FolderSource(d["root"], d["val_percent"], d["test_percent"], d["limit"]),
@@ -33,16 +46,17 @@ register_source_kind(SourceKind(
 
 def open_source(
     spec: str, data_dir: str | None = None, val_percent: float = 10, test_percent: float = 10,
-    limit: int | None = None, exclude: tuple[str, ...] = (),
+    limit: int | None = None, exclude: tuple[str, ...] = (), label_key: str | None = None,
 ) -> Source:
     """Open SOURCE with the first registered kind that recognises it; ``exclude``: paths
     never read as data (the run's --out, where it lies inside a folder source)."""
-    options = SourceOptions(data_dir, val_percent, test_percent, limit, tuple(map(str, exclude)))
+    options = SourceOptions(data_dir, val_percent, test_percent, limit, tuple(map(str, exclude)),
+                            label_key)
     for kind in SOURCE_KINDS:
         if kind.matches(spec):
             return kind.open(spec, options)
     raise UserError(f"cannot read source {spec!r}; give a folder of class folders, "
-                    "fashion-mnist or an .npz file.")
+                    "WebDataset .tar shards, fashion-mnist or an .npz file.")
 
 
 def location_fields(description: dict[str, Any]) -> tuple[str, ...]:
@@ -66,4 +80,4 @@ def reopen_source(description: dict[str, Any]) -> Source:
 
 __all__ = ["SOURCE_KINDS", "SPLITS", "FolderSource", "Item", "Source", "SourceKind",
            "fashion_mnist_source", "location_fields", "npz_source", "open_source",
-           "register_source_kind", "reopen_source"]
+           "register_source_kind", "reopen_source", "RemoteFolderSource", "WebDatasetSource"]

@@ -134,6 +134,7 @@ class SourceOptions:
     test_percent: float = 10
     limit: int | None = None
     exclude: tuple[str, ...] = ()  # paths never read as data (the run's --out)
+    label_key: str | None = None  # WebDataset: the key of the .json member holding the label
 
 
 @dataclass(frozen=True)

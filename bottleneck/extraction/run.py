@@ -45,6 +45,7 @@ from bottleneck.extraction.layers import layer_dirs, layer_list
 from bottleneck.extraction.outdir import check_out_dir, intact, previous_run, shard_keys
 from bottleneck.extraction.plan import ShardPlan, plan_shards, replan
 from bottleneck.extraction.progress import progress_bar
+from bottleneck.extraction.publishing import Publishing
 from bottleneck.extraction.runtime import check_device, choose_devices
 from bottleneck.storage.atomic import remove_stale_temp_files
 from bottleneck.storage.lock import cache_lock
@@ -228,6 +229,7 @@ def extract(
     threads: int | None = None, executor: str = "local", workers: int | None = None,
     ray_address: str | None = None, augment: int = 0, augment_ops: str | None = None,
     backend: str | None = None, devices: str = "auto", decode: str = "cpu",
+    lock: bool = True,
 ) -> Cache | dict[str, Cache]:
     """Extract features of every image in ``source`` into a cache at ``out``; resumable and
     incremental.
@@ -242,10 +244,15 @@ def extract(
     ``torch``; default: Keras' own setting), fixed for the process once Keras is imported;
     ``devices``: ``auto`` (the GPUs if any), ``cpu`` or ``gpu``; ``decode``: ``cpu``
     (libjpeg-turbo) or ``gpu`` (nvJPEG on the PyTorch backend's GPU, another config).
+    ``out`` may be a URL (``s3://bucket/cache``...): the shards are made in a local staging
+    folder and uploaded whole, the manifest last (see :mod:`bottleneck.cache.remote`);
+    ``lock=False`` writes to a store that has no conditional writes.
     """
+    target = Publishing(out, lock)
     choose_devices(devices, backend)
     if isinstance(source, str):
         source = open_source(source)
+    out = target.folder
     source = source.excluding([out])  # an --out inside its own source is never data
     if progress:
         for path, reason in source.skipped:
@@ -255,7 +262,6 @@ def extract(
     if shard_size <= 0:
         raise UserError("--shard-size must be a positive number of images.")
     runner = get_executor(executor, workers, ray_address)
-    out = Path(out).expanduser()
     layers = layer_list(layer)
     outs = layer_dirs(out, layers) if len(layers) > 1 else [out]
     config = ExtractConfig(backbone=backbone, weights=weights, layer=layers[0], pooling=pooling,
@@ -267,26 +273,36 @@ def extract(
     extractor = FeatureExtractor(config, layers=layers, threads=threads, source=source)
     check_device(devices, extractor.device)
     manifests = [fresh_manifest(source, extractor, i) for i in range(len(outs))]
-    for folder, manifest in zip(outs, manifests, strict=True):  # refuse before touching any
-        check_out_dir(folder)
-        if not overwrite:
-            previous_run(folder, manifest, overwrite=False)
     with ExitStack() as locks:
+        locks.enter_context(target.session(outs))  # a URL: locked, mirrored into staging
+        for folder, manifest in zip(outs, manifests, strict=True):  # refuse before touching
+            check_out_dir(folder)
+            if not overwrite:
+                previous_run(folder, manifest, overwrite=False)
         for folder in outs:
             folder.mkdir(parents=True, exist_ok=True)
             locks.enter_context(cache_lock(folder, "extract"))
         plans, olds = plan_run(outs, source, manifests, shard_size, overwrite, progress)
-        job = ShardJob(source, extractor.config, tuple(outs), batch_size, tuple(layers),
-                       threads, active_backend())
+        for folder in outs:
+            target.publish(folder)
+        job = target.job(ShardJob(source, extractor.config, tuple(outs), batch_size,
+                                  tuple(layers), threads, active_backend()), executor)
         extractor.expect_images(sum(len(p.items) for p in plans) * (1 + augment), batch_size)
-        label = f"{extractor.config.backbone} → {out.name}"
+        label = f"{extractor.config.backbone} → {target.label}"
         with progress_bar(sum(len(p.items) for p in plans), label, enabled=progress) as bar:
-            runner.run(job, plans,
-                       lambda outcome: record_outcome(manifests, outs, outcome,
-                                                      extractor.runtime),
-                       bar.update, extractor)
+            def landed(outcome: Outcome) -> None:
+                target.landed(job, outcome, manifests[0])
+                try:
+                    record_outcome(manifests, outs, outcome, extractor.runtime)
+                finally:  # a shard that stops the run is published first
+                    for folder in outs:
+                        target.publish(folder)
+
+            runner.run(job, plans, landed, bar.update, extractor)
         caches = []
         for folder, manifest, old in zip(outs, manifests, olds, strict=True):
             remove_stale_temp_files(folder)
-            caches.append(finish(folder, manifest, source, old.targets if old else None))
+            caches.append(target.located(
+                finish(folder, manifest, source, old.targets if old else None), folder))
+            target.publish(folder)
     return caches[0] if len(layers) == 1 else dict(zip(layers, caches, strict=True))

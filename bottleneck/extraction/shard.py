@@ -119,7 +119,8 @@ def _decoded(source: Source, plan: ShardPlan, rows_of: _Views, decode_size: int 
         except ValueError as exc:
             return {"path": item.key, "reason": str(exc)}
 
-    workers = pipeline.workers or default_threads()
+    # a source at a URL asks for more threads: its reads wait on the network, not the cores
+    workers = max(pipeline.workers or default_threads(), getattr(source, "io_threads", 0))
     yield from ordered_map(load, range(len(plan.items)), workers,
                            ahead=max(workers, pipeline.ahead * batch_size))
 

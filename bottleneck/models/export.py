@@ -30,6 +30,7 @@ from bottleneck.models.serving import (
     serving_model,
 )
 from bottleneck.storage.atomic import atomic_output, read_json, write_json
+from bottleneck.storage.location import is_url
 from bottleneck.storage.machine import machine_errors
 
 FORMATS = ("keras", "saved_model", "tflite", "onnx")
@@ -45,7 +46,7 @@ EXPORTS_JSON = "exports.json"
 class ExportResult:
     """Where the export went, in which format, its sha256 and its lineage file."""
 
-    path: Path
+    path: Path | str  # a file or folder, or the URL it was uploaded to
     format: str
     sha256: str
     lineage_file: Path
@@ -114,7 +115,10 @@ def export(model_dir: str | Path, out: str | Path, format: str | None = None,
            overwrite: bool = False, verbose: bool = False) -> ExportResult:
     """Write MODEL_DIR as one servable model at ``out`` (see the module docstring), after
     checking that the written file, run by its format's own loader, answers as the Keras
-    model's ``predict`` does; the converters' notices are printed only if ``verbose``."""
+    model's ``predict`` does; the converters' notices are printed only if ``verbose``. A URL
+    ``out`` is written locally, then uploaded whole, its lineage file last."""
+    if is_url(out):
+        return _export_to_url(model_dir, str(out), format, overwrite, verbose)
     model = load_model(model_dir)
     out = Path(out).expanduser()
     format = choose_format(out, format)
@@ -147,3 +151,24 @@ def export(model_dir: str | Path, out: str | Path, format: str | None = None,
     records = records if isinstance(records, list) else []
     write_json(exports, [*records, {**lineage["export"], "lineage": str(sidecar.resolve())}])
     return ExportResult(out, format, sha256, sidecar)
+
+
+def _export_to_url(model_dir: str | Path, url: str, format: str | None,
+                   overwrite: bool, verbose: bool = False) -> ExportResult:
+    from bottleneck.storage.remote_output import publish_paths, staging_for, url_exists
+
+    lineage_url = url + LINEAGE_SUFFIX
+    if url_exists(url) or url_exists(lineage_url):
+        if not overwrite:
+            raise UserError(f"{url} already exists; pass --overwrite to replace an earlier "
+                            "export, or choose another --out.")
+        if not url_exists(lineage_url):
+            raise UserError(f"{url} was not written by `bottleneck export` (no "
+                            f"{lineage_url.rsplit('/', 1)[-1]} beside it); choose another --out.")
+    local = staging_for(url) / url.rstrip("/").rsplit("/", 1)[-1]
+    result = export(model_dir, local, format, overwrite=False, verbose=verbose)
+    lineage = read_json(result.lineage_file)
+    lineage["export"]["path"] = url
+    write_json(result.lineage_file, lineage)
+    publish_paths([(url, local), (lineage_url, result.lineage_file)])
+    return ExportResult(url, result.format, result.sha256, result.lineage_file)

@@ -39,13 +39,16 @@ from bottleneck.models.model_dir import (
     HEAD_JSON,
     METRICS_JSON,
     check_out_dir,
+    is_model_dir,
     save_head,
     staging_dir,
     write_checksums,
 )
 from bottleneck.models.tasks import target_key
 from bottleneck.storage.atomic import to_jsonable, write_json
+from bottleneck.storage.location import is_url
 from bottleneck.storage.machine import machine_errors
+from bottleneck.storage.remote_output import publish_folder
 
 EVAL_SPLITS = ("val", "test")
 
@@ -54,7 +57,7 @@ EVAL_SPLITS = ("val", "test")
 class FitResult:
     """What :func:`fit` did: where the model is and how it scored."""
 
-    model_dir: Path
+    model_dir: Path | str  # a folder, or the URL it was uploaded to
     head: str
     task: str
     metrics: dict[str, dict[str, Any]]
@@ -146,6 +149,12 @@ def fit(
     ``progress``: let the dense head print one line per epoch (the CLI does unless ``-q``;
     off by default from Python, where ``params={"verbose": 1}`` asks for it too).
     """
+    if is_url(out):  # made in local staging, then uploaded whole (head.json last)
+        with publish_folder(str(out), HEAD_JSON, is_model_dir, overwrite, "model directory") \
+                as local:
+            result = fit(cache, head, local, task, params, seed, False, stream, progress)
+        result.model_dir = str(out)
+        return result
     cache = open_any(cache)
     spec = get_head_spec(head)
     task = task or default_task(spec.name, cache)
@@ -216,7 +225,7 @@ def _head_record(estimator: Any, head: str, task: str, cache: Cache, result: Fit
         "estimator": type(estimator).__name__,
         "resolved_params": to_jsonable(estimator.get_params(deep=False)),
         "classes": cache.classes, "feature_shape": list(cache.feature_shape),
-        "cache": str(cache.root.resolve()), "config": cache.config,
+        "cache": cache.location or str(cache.root.resolve()), "config": cache.config,
         "source": cache.manifest.source, "targets": cache.manifest.targets,
         "rows": cache.split_counts(), "seed": seed, "streamed": result.streamed,
         "lineage": {"cache": cache_record(cache)},

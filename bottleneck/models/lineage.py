@@ -29,7 +29,7 @@ def sha256_path(path: Path) -> str:
 
 def cache_record(cache: Cache) -> dict[str, Any]:
     """Where the cache is and the sha256 of its manifest."""
-    return {"path": str(cache.root.resolve()),
+    return {"path": cache.location or str(cache.root.resolve()),
             "manifest_sha256": sha256_file(cache.root / MANIFEST)}
 
 

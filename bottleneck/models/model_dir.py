@@ -44,6 +44,7 @@ from bottleneck.heads import HeadFileError, get_head_spec
 from bottleneck.models.assemble import INPUT_IMAGES, KERAS_FILE
 from bottleneck.storage import atomic as _io
 from bottleneck.storage.atomic import sha256_file, write_json
+from bottleneck.storage.location import is_url
 
 FORMAT = "bottleneck-model"
 # 3: head.skops holds the head estimator; 2: its bare pipeline; 1: a head.joblib pickle
@@ -178,7 +179,12 @@ class Model:
 
 
 def load_model(path: str | Path) -> Model:
-    """Open MODEL_DIR after checking the sha256 of every file it reads; see the module doc."""
+    """Open MODEL_DIR (a folder, or a URL: downloaded whole first) after checking the sha256
+    of every file it reads; see the module doc."""
+    if is_url(path):
+        from bottleneck.storage.remote_output import local_copy
+
+        path = local_copy(str(path))
     root = Path(path).expanduser()
     if not root.is_dir():
         _io.recover_staging(root)  # a fit that died while replacing this model

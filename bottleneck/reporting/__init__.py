@@ -18,6 +18,7 @@ from typing import Any
 
 from bottleneck._text import plural
 from bottleneck.errors import UserError
+from bottleneck.storage.location import is_url
 
 __all__ = ["ReportResult", "report"]
 
@@ -26,15 +27,16 @@ __all__ = ["ReportResult", "report"]
 class ReportResult:
     """Where the report went and what it holds."""
 
-    out: Path
-    json_out: Path | None
+    out: Path | str  # a file, or the URL it was uploaded to
+    json_out: Path | str | None
     document: dict[str, Any]
     seconds: float
+    doc_bytes: int = 0
 
     def summary(self) -> str:
         """One line: the file, its size, what it covers."""
         doc = self.document
-        size = self.out.stat().st_size / (1 << 20)
+        size = self.doc_bytes / (1 << 20)
         models = sum(len(c["models"]) for c in doc["caches"]) + len(doc["orphans"])
         parts = [plural(len(doc["caches"]), "cache"), plural(models, "model"),
                  plural(len(doc["benches"]), "bench", "benches")]
@@ -67,6 +69,16 @@ def report(targets: list[str | Path] | str | Path, out: str | Path = "report.htm
     started = time.perf_counter()
     if isinstance(targets, str | Path):
         targets = [targets]
+    if is_url(out) or is_url(json_out):  # written locally, then uploaded whole
+        from bottleneck.storage.remote_output import publish_paths, staging_for
+
+        urls = [str(u) for u in (out, json_out) if u]
+        staged = [staging_for(u) / u.rstrip("/").rsplit("/", 1)[-1] for u in urls]
+        local = [s if is_url(u) else Path(u) for u, s in zip(urls, staged, strict=True)]
+        done = report(targets, local[0], local[1] if json_out else None)
+        publish_paths([(u, p) for u, p in zip(urls, local, strict=True) if is_url(u)])
+        done.out, done.json_out = str(out), str(json_out) if json_out else None
+        return done
     out = Path(out).expanduser()
     json_path = Path(json_out).expanduser() if json_out else None
     _check_out(out, json_path)
@@ -76,4 +88,6 @@ def report(targets: list[str | Path] | str | Path, out: str | Path = "report.htm
             "created": datetime.datetime.now(datetime.timezone.utc).isoformat(
                 timespec="seconds")}
     write(doc, out, json_path)
-    return ReportResult(out, json_path, doc, time.perf_counter() - started)
+    result = ReportResult(out, json_path, doc, time.perf_counter() - started)
+    result.doc_bytes = out.stat().st_size
+    return result

@@ -13,6 +13,7 @@ from bottleneck.cache.manifest import MANIFEST, Manifest
 from bottleneck.errors import UserError
 from bottleneck.models.model_dir import Model, is_model_dir, load_model
 from bottleneck.storage.atomic import read_json, sha256_file
+from bottleneck.storage.location import is_url
 
 LEADERBOARD = "leaderboard.json"
 EXPORTS = "exports.json"
@@ -96,8 +97,20 @@ def _exports(root: Path) -> list[dict[str, Any]]:
 
 
 def _model_cache(model: Model) -> Path:
+    """The local folder of the cache a model was fit on (a URL's fetched view)."""
     record = (model.info.get("lineage") or {}).get("cache") or {}
-    return Path(record.get("path") or model.info.get("cache", ""))
+    return _local_cache(record.get("path") or model.info.get("cache", ""))
+
+
+def _local_cache(recorded: str) -> Path:
+    """A recorded cache location as a local folder: a URL's cache is fetched into its view
+    (a URL that holds no cache any more stays a path that does not exist)."""
+    if is_url(recorded):
+        try:
+            return open_cache(recorded).root
+        except UserError:
+            return Path(recorded)
+    return Path(recorded)
 
 
 def add_model(gathered: Gathered, root: Path, origin: str) -> ModelEntry:
@@ -133,6 +146,14 @@ def gather(targets: list[str | Path]) -> Gathered:
     gathered = Gathered()
     for target in targets:
         path = Path(target).expanduser()
+        if is_url(target):  # a cache at a URL, else a model or bench folder: a local copy
+            from bottleneck.storage.remote_output import local_copy
+
+            try:
+                gathered.add_cache(open_cache(str(target)).root)
+                continue
+            except UserError:
+                path = local_copy(str(target))
         if not path.exists():
             raise UserError(f"{target} not found; give a cache, a model directory or a bench "
                             "folder.")
@@ -162,8 +183,8 @@ def _add_bench(gathered: Gathered, root: Path) -> None:
     except (OSError, ValueError, KeyError, TypeError):
         raise UserError(f"{root / LEADERBOARD} is damaged; re-run the bench.") from None
     for path in caches.values():
-        if Manifest.load(Path(path)) is not None:
-            gathered.add_cache(Path(path))
+        if Manifest.load(_local_cache(path)) is not None:
+            gathered.add_cache(_local_cache(path))
         else:
             gathered.missing_caches.append(str(path))
     chosen = (report.get("model") or {}).get("dir")

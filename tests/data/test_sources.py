@@ -110,9 +110,22 @@ def test_every_source_kind_reopens_from_its_description(tmp_path):
     rng = np.random.default_rng(0)
     np.savez(tmp_path / "a.npz", images=rng.integers(0, 255, (30, 8, 8), dtype=np.uint8),
              labels=np.arange(30) % 3)
+    import tarfile
+
+    import fsspec
+
+    from bottleneck.data import RemoteFolderSource, WebDatasetSource
+
+    with tarfile.open(tmp_path / "w.tar", "w") as tar:  # WebDataset shards
+        for path in sorted((tmp_path / "photos").rglob("*.jpg")):
+            tar.add(path, f"{path.parent.name}-{path.stem}.jpg")
+    memory = fsspec.filesystem("memory")  # a folder at a URL
+    memory.put(str(tmp_path / "photos"), f"/reopen-{tmp_path.name}", recursive=True)
     sources = [FolderSource(tmp_path / "photos", 20, 20, limit=5),
                fashion_mnist_source(tmp_path / "fm", val_percent=30, limit=4),
-               npz_source(tmp_path / "a.npz", 10, 30)]
+               npz_source(tmp_path / "a.npz", 10, 30),
+               WebDatasetSource(str(tmp_path / "w.tar"), 20, 20),
+               RemoteFolderSource(f"memory://reopen-{tmp_path.name}", 20, 20, limit=5)]
     assert {s.describe()["kind"] for s in sources} == {k.name for k in SOURCE_KINDS}
     for source in sources:
         again = reopen_source(source.describe())

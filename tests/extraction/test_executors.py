@@ -15,6 +15,7 @@ import bottleneck
 from bottleneck.data import FolderSource
 from bottleneck.errors import PartialFailure
 from tests.conftest import write_class_folder
+from tests.remote_fixtures import s3_fixture, s3_server_fixture  # noqa: F401 - fixtures
 
 ray = pytest.importorskip("ray", reason="the ray extra is not installed")
 
@@ -200,3 +201,31 @@ def test_a_batch_that_runs_out_of_device_memory_is_retried_at_half_size(weights,
 
     with h5py.File(tmp_path / "a" / plan.file) as a, h5py.File(tmp_path / "b" / plan.file) as b:
         np.testing.assert_allclose(a["features"][:], b["features"][:], rtol=1e-5, atol=1e-5)
+
+
+def test_ray_workers_upload_their_shards_to_a_url(cluster, weights, s3, monkeypatch,
+                                                  tmp_path: Path) -> None:
+    """--executor ray into s3://: each worker writes its shards in a temp folder of its own and
+    uploads them; the driver fetches them back (sha256-checked) and alone writes the manifest."""
+    import json
+
+    from bottleneck.cache import remote as remote_cache
+
+    options = s3.options() | {"key": "testing", "secret": "testing"}  # workers' credentials
+    monkeypatch.setenv("BOTTLENECK_STORAGE_OPTIONS", json.dumps(options))
+    adopted = []
+    real_adopt = remote_cache.RemoteOutput.adopt
+
+    def adopt(self, folder, shard_file, sha256):  # counts what the workers uploaded
+        adopted.append(shard_file)
+        return real_adopt(self, folder, shard_file, sha256)
+
+    monkeypatch.setattr(remote_cache.RemoteOutput, "adopt", adopt)
+    images = write_class_folder(tmp_path / "images", per_class=6)
+    url = f"s3://{s3.new_bucket()}/cache"
+    made = bottleneck.extract(str(images), weights=weights, shard_size=5, out=url,
+                              executor="ray", workers=2, **ARGS)
+    assert sorted(adopted) == [s.file for s in made.manifest.shards]
+    local = bottleneck.extract(str(images), weights=weights, shard_size=5,
+                               out=tmp_path / "local", **ARGS)
+    assert_same_rows(bottleneck.open_cache(url), local)
