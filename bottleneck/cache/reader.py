@@ -205,6 +205,29 @@ class Cache:
                 self._targets = handle["targets"][:]
         return self._targets
 
+    def arrow(self, split: str | None = None, batch_size: int = 8192) -> Any:
+        """The rows as a ``pyarrow.RecordBatchReader`` (path, label, class, split,
+        content_hash[, target], features as a fixed-size list), read batch by batch: DuckDB,
+        Polars and pandas take it; ``.read_all()`` makes a Table (see :mod:`.arrow`)."""
+        from bottleneck.cache.arrow import reader
+
+        return reader(self, split, batch_size)
+
+    def to_parquet(self, out: str | Path, split: str | None = None,
+                   row_group_rows: int = 8192, overwrite: bool = False) -> dict[str, Any]:
+        """Write the rows to a Parquet file, streamed, a row group per shard."""
+        from bottleneck.cache.arrow import write_parquet
+
+        return write_parquet(self, out, split, row_group_rows, overwrite)
+
+    def keras_dataset(self, split: str, batch_size: int = 256, target: str = "labels",
+                      shuffle: bool = False, seed: int | None = None) -> Any:
+        """A ``keras.utils.PyDataset`` of ``(float32 features, labels or targets)`` batches,
+        for ``model.fit`` on any Keras backend (see :mod:`.batches`)."""
+        from bottleneck.cache.batches import feature_batches
+
+        return feature_batches(self, split, batch_size, target, shuffle, seed)
+
     def tf_dataset(self, split: str, batch_size: int = 256, target: str = "labels") -> Any:
         """A tf.data stream of ``(features, labels or targets)`` batches read from the shards."""
         import tensorflow as tf
