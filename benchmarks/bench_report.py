@@ -53,13 +53,6 @@ FLIP = 0.05
 SHARD_ROWS = 4096
 
 
-def split_sizes(rows: int) -> dict[str, int]:
-    """Fashion-MNIST's shape: 1/7 test, 10% of the rest val."""
-    test = rows // 7
-    val = (rows - test) // 10
-    return {"train": rows - test - val, "val": val, "test": test}
-
-
 def jpeg_copy(picture: np.ndarray, quality: int = 75) -> np.ndarray:
     """The picture re-encoded as JPEG."""
     buffer = io.BytesIO()
@@ -69,8 +62,7 @@ def jpeg_copy(picture: np.ndarray, quality: int = 75) -> np.ndarray:
 
 def synthetic_cache(root: Path, rows: int, seed: int = 0) -> dict[str, Any]:
     """Write the cache of part (i); returns what was planted."""
-    from bottleneck.cache.manifest import Manifest, ShardRecord, shard_name
-    from bottleneck.cache.shards import ShardWriter
+    from bottleneck.cache.synthetic import ShardRows, split_sizes, write_cache
 
     rng = np.random.default_rng(seed)
     sizes = split_sizes(rows)
@@ -95,27 +87,13 @@ def synthetic_cache(root: Path, rows: int, seed: int = 0) -> dict[str, Any]:
     features = centres[truth] + rng.normal(0, 1, (rows, DIMS)).astype(np.float32)
     features[copies] = features[originals] + rng.normal(0, 0.05, (PLANTED, DIMS))
     np.maximum(features + 0.5, 0, out=features)  # non-negative, as pooled ReLU features
-    cache = root / "cache"
-    cache.mkdir()
-    shards = []
-    for number, start in enumerate(range(0, rows, SHARD_ROWS)):
-        chosen = np.arange(start, min(rows, start + SHARD_ROWS))
-        path = cache / shard_name(number)
-        writer = ShardWriter(path, (DIMS,), "float32", len(chosen))
-        writer.append(features[chosen], labels[chosen], [f"pictures/{i}" for i in chosen],
-                      list(splits[chosen]), rng.integers(0, 2**63, len(chosen), dtype=np.uint64))
-        sha = writer.commit({})
-        shards.append(ShardRecord(shard_name(number), len(chosen), f"{number:064x}", "done",
-                                  len(chosen), sha, failures=[], bytes=path.stat().st_size))
-    config = {"backbone": "synthetic", "weights": "none", "weights_name": "none",
-              "weights_digest": "0" * 64, "layer": None, "pooling": "avg", "image_size": 28,
-              "dtype": "float32", "engine": "keras", "precision": "fp32", "fast_decode": False,
-              "feature_shape": [DIMS], "preprocessing": {}}
     source = {"kind": "npz", "path": str(root / "pictures.npz"), "val_percent": 10,
               "test_percent": 10, "limit": None}
-    manifest = Manifest(config, source, CLASSES, {}, shards, complete=True, rows=rows,
-                        split_counts=sizes, failures=0)
-    manifest.save(cache)
+    write_cache(root / "cache", (
+        ShardRows(features[start:start + SHARD_ROWS], labels[start:start + SHARD_ROWS],
+                  [f"pictures/{i}" for i in range(start, min(rows, start + SHARD_ROWS))],
+                  splits[start:start + SHARD_ROWS])
+        for start in range(0, rows, SHARD_ROWS)), CLASSES, (DIMS,), source=source, seed=seed)
     return {"flipped": [f"pictures/{i}" for i in flipped],
             "copies": sorted((f"pictures/{c}", f"pictures/{o}")
                              for o, c in zip(originals, copies, strict=True))}

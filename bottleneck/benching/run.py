@@ -97,7 +97,7 @@ def fold_rows(y: np.ndarray, n_train: int, cv: int | None, seed: int, task: str,
 def run_cache(cache: Cache, variants: Sequence[tuple[int, Variant]], task: str, seeds: int,
               cv: int | None, jobs: int) -> dict[int, list[dict[str, Any]]]:
     """Every run of the variants on one cache, keyed by variant index."""
-    if not fits_in_memory(cache, BENCH_SPLITS):
+    if not fits_in_memory(cache, BENCH_SPLITS, head=[v.head for _, v in variants]):
         return _run_streaming(cache, variants, task, seeds)
     from joblib import Parallel, delayed
 
@@ -126,7 +126,7 @@ def run_cache(cache: Cache, variants: Sequence[tuple[int, Variant]], task: str, 
 
 def check_bench_memory(cache: Cache, heads: Sequence[str], cv: int | None) -> None:
     """Refuse, before anything runs, heads that would load a cache too big for memory."""
-    if fits_in_memory(cache, BENCH_SPLITS):
+    if fits_in_memory(cache, BENCH_SPLITS, head=list(heads)):
         return
     loaded = sorted({h for h in heads if not get_head_spec(h).streams})
     if loaded or cv:
@@ -148,10 +148,13 @@ def _run_streaming(cache: Cache, variants: Sequence[tuple[int, Variant]], task: 
             head = make_head(variant.head, task, variant.params, random_state=seed)
             batch = int(head.get_params().get("batch_size", 32))
             has_val = cache.split_counts().get("val", 0) > 0
+            extra: dict[str, Any] = {"classes": classes} if task == "classify" else {}
+            if get_head_spec(variant.head).takes_validation:
+                extra["validation_data"] = stream_split(cache, "val", task, batch) \
+                    if has_val else None
             start = time.perf_counter()
             head.fit(stream_split(cache, "train", task, batch, shuffle=True, seed=seed),
-                     validation_data=stream_split(cache, "val", task, batch) if has_val else None,
-                     classes=classes)
+                     **extra)
             fit_seconds = time.perf_counter() - start
             scores, predict_us = {}, 0.0
             for split in ("val", "test"):

@@ -166,17 +166,30 @@ class Cache:
                 offset += n
 
     def load(self, split: str | None = None, with_paths: bool = False) -> dict[str, np.ndarray]:
-        """One split as in-memory arrays (check :meth:`nbytes` first for big caches)."""
-        batches = list(self.iter_batches(split, batch_size=1 << 16, with_paths=with_paths))
-        if not batches:
-            empty = {"features": np.zeros((0, *self.feature_shape), np.float32),
-                     "labels": np.zeros((0,), np.int64)}
+        """One split as in-memory arrays (check :meth:`nbytes` first for big caches).
+
+        The features are read into one array of the split's size, so they are held once.
+        """
+        rows = self.split_counts().get(split, 0) if split else self.rows
+        data: dict[str, np.ndarray] = {}
+        filled = 0
+        for batch in self.iter_batches(split, batch_size=1 << 16, with_paths=with_paths):
+            for key, values in batch.items():
+                if key not in data:
+                    data[key] = np.empty((rows, *values.shape[1:]), values.dtype)
+                data[key][filled:filled + len(values)] = values
+            filled += len(batch["labels"])
+        if filled != rows:  # the manifest's counts and the shards disagree
+            raise UserError(f"{self.root}'s manifest records {rows} {split or ''} rows but its "
+                            f"shards hold {filled}; extract again into a new --out.")
+        if not data:
+            data = {"features": np.zeros((0, *self.feature_shape), np.float32),
+                    "labels": np.zeros((0,), np.int64)}
             if with_paths:
-                empty["paths"] = np.zeros((0,), object)
+                data["paths"] = np.zeros((0,), object)
             if self.has_targets:
-                empty["targets"] = np.zeros((0,), np.float64)
-            return empty
-        return {key: np.concatenate([b[key] for b in batches]) for key in batches[0]}
+                data["targets"] = np.zeros((0,), np.float64)
+        return data
 
     def nbytes(self, split: str | None = None) -> int:
         """Bytes that :meth:`load` would take for the features of ``split``."""
@@ -215,6 +228,29 @@ class Cache:
             with open_checked(path, columns, self.rows, repair) as handle:
                 self._targets = handle["targets"][:]
         return self._targets
+
+    def arrow(self, split: str | None = None, batch_size: int = 8192) -> Any:
+        """The rows as a ``pyarrow.RecordBatchReader`` (path, label, class, split,
+        content_hash[, target], features as a fixed-size list), read batch by batch: DuckDB,
+        Polars and pandas take it; ``.read_all()`` makes a Table (see :mod:`.arrow`)."""
+        from bottleneck.cache.arrow import reader
+
+        return reader(self, split, batch_size)
+
+    def to_parquet(self, out: str | Path, split: str | None = None,
+                   row_group_rows: int = 8192, overwrite: bool = False) -> dict[str, Any]:
+        """Write the rows to a Parquet file, streamed, a row group per shard."""
+        from bottleneck.cache.arrow import write_parquet
+
+        return write_parquet(self, out, split, row_group_rows, overwrite)
+
+    def keras_dataset(self, split: str, batch_size: int = 256, target: str = "labels",
+                      shuffle: bool = False, seed: int | None = None) -> Any:
+        """A ``keras.utils.PyDataset`` of ``(float32 features, labels or targets)`` batches,
+        for ``model.fit`` on any Keras backend (see :mod:`.batches`)."""
+        from bottleneck.cache.batches import feature_batches
+
+        return feature_batches(self, split, batch_size, target, shuffle, seed)
 
     def tf_dataset(self, split: str, batch_size: int = 256, target: str = "labels") -> Any:
         """A tf.data stream of ``(features, labels or targets)`` batches read from the shards."""

@@ -1,4 +1,4 @@
-"""Commands that make and inspect caches: extract, info, targets."""
+"""Commands that make and inspect caches: extract, info, targets, export-features."""
 
 from __future__ import annotations
 
@@ -146,3 +146,23 @@ def targets(cache_dir: str, synthetic_prices: bool, sigma: float, seed: int,
                        class_prices_file=class_prices, csv_file=from_csv)
     click.echo(f"targets attached to {cache_dir}: {plural(info['rows'], 'row')}, mean "
                f"{info['mean']:.2f}, std {info['std']:.2f} ({info['kind']})")
+
+
+@click.command("export-features")
+@click.argument("cache_dir", metavar="CACHE")
+@click.option("--out", "-o", required=True, type=click.Path(),
+              help="Parquet file to write (e.g. features.parquet).")
+@click.option("--split", type=click.Choice(["train", "val", "test"]),
+              help="Only this split (default: every row).")
+@click.option("--row-group-rows", type=int, default=8192, show_default=True,
+              help="Rows per row group at most (a row group never spans two shards).")
+@click.option("--overwrite", is_flag=True, help="Replace a feature table bottleneck wrote.")
+def export_features(cache_dir: str, out: str, split: str | None, row_group_rows: int,
+                    overwrite: bool) -> None:
+    """Write CACHE's rows (path, label, class, split, content hash, [target,] features) as a
+    Parquet file that DuckDB, Polars, pandas and Hugging Face datasets read."""
+    from bottleneck.cache import open_cache
+
+    written = open_cache(cache_dir).to_parquet(out, split, row_group_rows, overwrite)
+    click.echo(f"{written['rows']} rows in {written['row_groups']} row groups, "
+               f"{written['bytes'] / 2**20:.1f} MiB → {written['out']}")

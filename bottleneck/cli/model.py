@@ -12,7 +12,8 @@ from bottleneck.cli._options import ENGINE_HELP, PRECISIONS, THREADS_HELP, backe
 @click.command()
 @click.argument("cache_dir", metavar="CACHE")
 @click.option("--head", "head_name", required=True,
-              help="Head to train: logreg, linear-svm, svm, ridge, dense (a wrong name lists all).")
+              help="Head to train: logreg, linear-svm, svm, ridge, dense, linear (a wrong name "
+                   "lists all).")
 @click.option("--task", type=click.Choice(["classify", "regress"]),
               help="Default: regress if CACHE has targets and the head can regress, else classify.")
 @click.option("--param", "-p", "param_pairs", multiple=True, metavar="KEY=VALUE",
@@ -22,8 +23,8 @@ from bottleneck.cli._options import ENGINE_HELP, PRECISIONS, THREADS_HELP, backe
 @click.option("--out", "-o", required=True, type=click.Path(), help="MODEL_DIR to write.")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--stream/--no-stream", default=None,
-              help="dense: read batches from the shards (default: when train does not fit in "
-                   "memory).")
+              help="linear, dense: read batches from the shards (default: when train does not "
+                   "fit in memory).")
 @click.option("--overwrite", is_flag=True, help="Replace an earlier model in --out.")
 @click.option("--quiet", "-q", is_flag=True, help="No per-epoch lines.")
 @backend_option

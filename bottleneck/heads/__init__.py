@@ -6,6 +6,7 @@ Registration happens when a family module is imported, in the order below.
 # isort: off
 from bottleneck.heads import sklearn_heads  # noqa: F401  (fills the registry, first)
 from bottleneck.heads import dense  # noqa: F401
+from bottleneck.heads import linear  # noqa: F401
 from bottleneck.heads import to_keras  # noqa: F401  (Keras forms of the heads above)
 # isort: on
 from bottleneck.heads.registry import (

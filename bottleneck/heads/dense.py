@@ -285,7 +285,8 @@ class DenseRegressor(RegressorMixin, DenseHead):
 
 
 @register_head("dense", format=dense_format(DenseClassifier, DenseRegressor),
-               streams=True, takes_validation=True, parallel_safe=False)
+               streams=True, takes_validation=True, parallel_safe=False,
+               fit_bytes=8)  # the variance's float64 deviations
 def dense(task: str) -> DenseHead:
     """Keras Dense(256) + Dropout(0.5) net (softmax / sigmoid / linear); streams from shards."""
     return DenseClassifier() if task == "classify" else DenseRegressor()

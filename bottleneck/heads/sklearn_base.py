@@ -41,6 +41,16 @@ def check_feature_shape(X: np.ndarray) -> None:
                          "of 1 is required.")
 
 
+def pool(X: np.ndarray, mode: str) -> np.ndarray:
+    """``N×H×W×C`` rows reduced to ``N×D`` by ``mode`` (avg, max, flatten); vectors pass."""
+    if X.ndim <= 2:
+        return X
+    if mode == "flatten":
+        return X.reshape(len(X), -1)
+    axes = tuple(range(1, X.ndim - 1))
+    return X.max(axis=axes) if mode == "max" else X.mean(axis=axes)
+
+
 class SpatialPool(TransformerMixin, BaseEstimator):
     """Reduce ``N×H×W×C`` features (a ``--pooling none`` cache) to ``N×D`` rows.
 
@@ -70,12 +80,7 @@ class SpatialPool(TransformerMixin, BaseEstimator):
         if X.shape[1:] != self.feature_shape_:
             raise ValueError(f"X has rows of shape {X.shape[1:]}, but SpatialPool was fitted "
                              f"on rows of shape {self.feature_shape_}")
-        if X.ndim <= 2:
-            return X
-        if self.mode == "flatten":
-            return X.reshape(len(X), -1)
-        axes = tuple(range(1, X.ndim - 1))
-        return X.max(axis=axes) if self.mode == "max" else X.mean(axis=axes)
+        return pool(X, self.mode)
 
     def __sklearn_tags__(self) -> Any:
         tags = super().__sklearn_tags__()

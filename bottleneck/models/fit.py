@@ -23,6 +23,7 @@ from bottleneck.cache import Cache
 from bottleneck.cache.batches import feature_batches
 from bottleneck.errors import UserError
 from bottleneck.heads import (
+    HEADS,
     HeadSpec,
     InvalidParameterError,
     check_rows,
@@ -114,16 +115,20 @@ def _fit_head(estimator: Any, spec: HeadSpec, cache: Cache, task: str, stream: b
     with_val = spec.takes_validation
     check_rows(spec, task, cache.column("labels", "train"), f"the train split of {cache.root}")
     if stream and not spec.streams:
+        able = ", ".join(name for name, other in HEADS.items() if other.streams)
         raise UserError(f"the '{spec.name}' head cannot stream from the shards; drop --stream "
-                        "or use --head dense.")
+                        f"or use a head that streams: {able}.")
     splits = ("train", "val") if has_val and with_val else ("train",)
     streaming = bool(stream) or (stream is None and spec.streams
-                                 and not fits_in_memory(cache, splits))
+                                 and not fits_in_memory(cache, splits, head=spec.name))
     if streaming:
         batch = int(getattr(estimator, "batch_size", 32))
         train = stream_split(cache, "train", task, batch, shuffle=True, seed=seed)
-        val = stream_split(cache, "val", task, batch) if has_val else None
-        estimator.fit(train, validation_data=val, classes=classes)
+        extra = {"classes": classes} if task == "classify" else {}
+        if with_val:
+            extra["validation_data"] = stream_split(cache, "val", task, batch) \
+                if has_val else None
+        estimator.fit(train, **extra)
         return True
     if not spec.streams:
         check_fits_in_memory(cache, "train", spec.name)
@@ -145,7 +150,8 @@ def fit(
     """Train ``head`` on ``cache`` and write MODEL_DIR ``out``; see the module docstring.
 
     ``params``: short-named hyperparameters (``{"C": 0.1}``, ``{"hidden": (512,)}``).
-    ``stream``: dense head only; None streams when the split does not fit in memory.
+    ``stream``: heads that stream only (linear, dense); None streams when the split does not
+    fit in memory.
     ``progress``: let the dense head print one line per epoch (the CLI does unless ``-q``;
     off by default from Python, where ``params={"verbose": 1}`` asks for it too).
     """

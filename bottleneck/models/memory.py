@@ -4,30 +4,36 @@ Available memory is the smaller of what the machine has free (psutil) and what t
 container's cgroup still allows (v2 ``memory.max`` − ``memory.current``, or v1's
 ``memory.limit_in_bytes`` − ``memory.usage_in_bytes``).
 
-A scikit-learn fit on a split holds more than the stored features: the batches read from the
-shards and their concatenation (stored dtype, twice), the float32 copy of the spatial step,
-and StandardScaler's float64 input and output (8 bytes each). :func:`bytes_per_element`
-counts exactly those copies.
+A fit on a loaded split holds the features once, in their stored dtype (``Cache.load`` fills
+one array), a float32 copy where they are stored narrower, and what the head itself adds per
+value (its registry entry's ``fit_bytes``: a scaled copy, a solver's float64 copy).
+:func:`bytes_per_element` counts exactly those.
 """
 
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 
 from bottleneck.cache import Cache
 from bottleneck.errors import UserError
+from bottleneck.heads import HEADS, get_head_spec
 
 CGROUP_ROOT = Path("/sys/fs/cgroup")
 LIMIT_VARIABLE = "BOTTLENECK_MEMORY_LIMIT"
 NO_LIMIT = 1 << 60  # cgroup v1 reports "unlimited" as a number near 2**63
 
 
-def bytes_per_element(stored_dtype: str) -> int:
-    """Bytes a scikit-learn fit holds per feature value (see the module docstring)."""
-    return 2 * np.dtype(stored_dtype).itemsize + 4 + 8 + 8
+def bytes_per_element(stored_dtype: str, fit_bytes: int | None = None) -> int:
+    """Bytes a fit on a loaded split holds per feature value (see the module docstring);
+    ``fit_bytes`` None: the most any head that loads its split adds."""
+    if fit_bytes is None:
+        fit_bytes = max(spec.fit_bytes for spec in HEADS.values())
+    stored = np.dtype(stored_dtype).itemsize
+    return stored + (4 if stored < 4 else 0) + fit_bytes
 
 
 def _read_int(path: Path) -> int | None:
@@ -74,29 +80,41 @@ def available_memory() -> int | None:
     return min(known) if known else None
 
 
-def memory_needed(cache: Cache, splits: tuple[str, ...]) -> int:
-    """Bytes loading ``splits`` and fitting on them takes, every working copy included."""
+def memory_needed(cache: Cache, splits: tuple[str, ...],
+                  head: str | Sequence[str] | None = None) -> int:
+    """Bytes loading ``splits`` and fitting ``head`` (or the hungriest of several; None: of
+    every head) on them takes, every working copy included."""
     rows = sum(cache.split_counts().get(split, 0) for split in splits)
     elements = rows * int(np.prod(cache.feature_shape))
-    return elements * bytes_per_element(cache.config["dtype"])
+    names = [head] if isinstance(head, str) else head
+    extra = None if names is None else max(get_head_spec(n).fit_bytes for n in names)
+    return elements * bytes_per_element(cache.config["dtype"], extra)
 
 
-def fits_in_memory(cache: Cache, splits: tuple[str, ...], available: int | None = None) -> bool:
-    """True when ``splits`` can be loaded as arrays (unknown memory counts as enough)."""
+def fits_in_memory(cache: Cache, splits: tuple[str, ...], available: int | None = None,
+                   head: str | Sequence[str] | None = None) -> bool:
+    """True when ``splits`` can be loaded as arrays and ``head`` fitted on them (unknown
+    memory counts as enough)."""
     available = available_memory() if available is None else available
-    return available is None or memory_needed(cache, splits) <= available
+    return available is None or memory_needed(cache, splits, head) <= available
+
+
+def streaming_heads() -> str:
+    """The heads that stream from the shards (``--head linear``, ...), for a refusal."""
+    return ", ".join(f"--head {name}" for name, spec in HEADS.items() if spec.streams)
 
 
 def check_fits_in_memory(cache: Cache, split: str, head: str,
                          available: int | None = None) -> None:
-    """Refuse to load a split that would not fit, naming the streaming alternative."""
+    """Refuse to load a split that would not fit, naming the streaming alternatives."""
     available = available_memory() if available is None else available
-    if not fits_in_memory(cache, (split,), available):
+    if not fits_in_memory(cache, (split,), available, head):
         gib = 1 << 30
         raise UserError(
             f"the '{head}' head loads the {split} split into memory: "
             f"{cache.nbytes(split) / gib:.1f} GiB of features, "
-            f"{memory_needed(cache, (split,)) / gib:.1f} GiB while fitting, but only "
-            f"{available / gib:.1f} GiB is available; use --head dense, which streams "
-            "from the shards, or a smaller cache (pooled features, --limit)."
+            f"{memory_needed(cache, (split,), head) / gib:.1f} GiB while fitting, but only "
+            f"{available / gib:.1f} GiB is available; use --head linear (logistic "
+            "regression or ridge, streamed), or another head that streams from the shards "
+            f"({streaming_heads()}), or a smaller cache (pooled features, --limit)."
         )

@@ -11,6 +11,8 @@ writers use (tests/data/test_ours.py checks they agree with those modules):
 - bench output: a ``leaderboard.json`` with ``ranked_by`` and ``rows``;
 - report output: ``report.html`` with nothing beside it but JSON files;
 - an export: ``FILE.lineage.json`` beside the exported file or SavedModel folder;
+- a feature table (``export-features``): a Parquet file whose schema metadata has
+  ``bottleneck`` with ``"format": "bottleneck-features"``;
 - a folder holding only outputs of ours (a multi-layer extract: one cache per layer).
 """
 
@@ -28,6 +30,7 @@ MODEL_HEAD, MODEL_FORMAT = "head.json", "bottleneck-model"
 LEADERBOARD = "leaderboard.json"
 REPORT_HTML = "report.html"
 LINEAGE_SUFFIX = ".lineage.json"
+FEATURES_TABLE_KEY, FEATURES_TABLE_FORMAT = "bottleneck", "bottleneck-features"
 
 
 def what_of_ours(path: Path) -> str | None:
@@ -52,7 +55,21 @@ def _file(path: Path) -> str | None:
         return "an export's lineage"
     if path.with_name(path.name + LINEAGE_SUFFIX).is_file():
         return "a bottleneck export"
+    if path.suffix == ".parquet" and _parquet_format(path) == FEATURES_TABLE_FORMAT:
+        return "a bottleneck feature table"
     return None
+
+
+def _parquet_format(path: Path) -> str | None:
+    """The ``format`` in a Parquet file's ``bottleneck`` metadata, or None."""
+    try:
+        import pyarrow.parquet as pq
+
+        metadata = pq.read_schema(path).metadata or {}
+        about = json.loads(metadata.get(FEATURES_TABLE_KEY.encode(), b"{}"))
+    except (ImportError, OSError, ValueError):  # no pyarrow, or not a Parquet file of ours
+        return None
+    return about.get("format") if isinstance(about, dict) else None
 
 
 def _folder(path: Path) -> str | None:

@@ -170,7 +170,7 @@ def test_evaluate_refuses_a_cache_with_other_features(
 
 
 def test_memory_check_names_the_streaming_head(feature_cache: Cache) -> None:
-    with pytest.raises(UserError, match="use --head dense, which streams"):
+    with pytest.raises(UserError, match="use --head linear .*--head dense"):
         check_fits_in_memory(feature_cache, "train", "svm", available=1000)
     check_fits_in_memory(feature_cache, "train", "svm", available=1 << 30)
 

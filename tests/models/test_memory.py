@@ -8,9 +8,11 @@ from bottleneck.models.memory import bytes_per_element, cgroup_available
 
 
 def test_every_copy_counts() -> None:
-    # float16 read twice (2 + 2), a float32 copy (4), StandardScaler in and out (8 + 8)
-    assert bytes_per_element("float16") == 24
-    assert bytes_per_element("float32") == 28
+    # the features once as stored, a float32 copy of float16 ones, then the head's own copies
+    assert bytes_per_element("float16", 12) == 2 + 4 + 12
+    assert bytes_per_element("float32", 12) == 4 + 12
+    assert bytes_per_element("float32", 0) == 4  # the streaming linear probe's chunks
+    assert bytes_per_element("float32") == 4 + 32  # the hungriest head (ridge)
 
 
 def test_cgroup_v2_and_v1_limits(tmp_path: Path) -> None:
