@@ -21,20 +21,17 @@ from typing import Any
 import numpy as np
 
 from bottleneck import __version__
-from bottleneck.storage.atomic import remove_stale_temp_files
-from bottleneck.storage.machine import machine_errors
 from bottleneck._text import plural
 from bottleneck.backbones import get_backbone
 from bottleneck.backend import active_backend, backend_version, import_keras
 from bottleneck.cache.inputs import remove_inputs
-from bottleneck.storage.lock import cache_lock
 from bottleneck.cache.manifest import Manifest, shard_index
 from bottleneck.cache.reader import TARGETS_FILE, Cache
 from bottleneck.cache.shards import read_column
 from bottleneck.cache.targets import attach_targets, reattach_targets
 from bottleneck.data import SPLITS, Source, decode_gpu, images, open_source
 from bottleneck.errors import PartialFailure, UserError
-from bottleneck.extraction.config import ExtractConfig, check_decode
+from bottleneck.extraction.config import ExtractConfig, check_config, check_decode
 from bottleneck.extraction.executors import (
     KEPT,
     Outcome,
@@ -49,6 +46,9 @@ from bottleneck.extraction.outdir import check_out_dir, intact, previous_run, sh
 from bottleneck.extraction.plan import ShardPlan, plan_shards, replan
 from bottleneck.extraction.progress import progress_bar
 from bottleneck.extraction.runtime import check_device, choose_devices
+from bottleneck.storage.atomic import remove_stale_temp_files
+from bottleneck.storage.lock import cache_lock
+from bottleneck.storage.machine import machine_errors
 
 
 def library_versions() -> dict[str, str]:
@@ -242,7 +242,13 @@ def extract(
     ``devices``: ``auto`` (the GPUs if any), ``cpu`` or ``gpu``; ``decode``: ``cpu``
     (libjpeg-turbo) or ``gpu`` (nvJPEG on the PyTorch backend's GPU, another config).
     """
-    choose_devices(devices, backend)
+    layers = layer_list(layer)
+    config = ExtractConfig(backbone=backbone, weights=weights, layer=layers[0], pooling=pooling,
+                           image_size=image_size, dtype=dtype, engine=engine,
+                           precision=precision, fast_decode=fast_decode, augment=augment,
+                           augment_ops=augment_ops, decode=decode)
+    check_config(config)  # a bad argument is refused before the source is read or a backend
+    choose_devices(devices, backend)  # imported
     if isinstance(source, str):
         source = open_source(source)
     source = source.excluding([out])  # an --out inside its own source is never data
@@ -255,12 +261,7 @@ def extract(
         raise UserError("--shard-size must be a positive number of images.")
     runner = get_executor(executor, workers, ray_address)
     out = Path(out).expanduser()
-    layers = layer_list(layer)
     outs = layer_dirs(out, layers) if len(layers) > 1 else [out]
-    config = ExtractConfig(backbone=backbone, weights=weights, layer=layers[0], pooling=pooling,
-                           image_size=image_size, dtype=dtype, engine=engine,
-                           precision=precision, fast_decode=fast_decode, augment=augment,
-                           augment_ops=augment_ops, decode=decode)
     if decode == "gpu":  # refused before the model is built
         check_gpu_decode(source, config)
     extractor = FeatureExtractor(config, layers=layers, threads=threads)
