@@ -14,7 +14,6 @@ from typing import Any
 
 import numpy as np
 
-from bottleneck.storage.machine import machine_errors
 from bottleneck._text import plural
 from bottleneck.benching.leaderboard import write_reports
 from bottleneck.benching.leaks import cross_split_duplicates
@@ -29,9 +28,11 @@ from bottleneck.benching.plan import (
 from bottleneck.benching.run import check_bench_memory, run_cache
 from bottleneck.cache import Cache, open_cache
 from bottleneck.errors import UserError
+from bottleneck.extraction.progress import progress_bar
 from bottleneck.heads import HEADS, check_rows, get_head_spec
 from bottleneck.models.fit import head_errors
 from bottleneck.models.model_dir import check_out_dir
+from bottleneck.storage.machine import machine_errors
 
 BEST_MODEL = "best-model"  # OUT/best-model/: the top-ranked variant as a MODEL_DIR
 
@@ -116,6 +117,8 @@ def bench(
 ) -> dict[str, Any]:
     """Fit every variant, rank on val, write the leaderboard files to ``out``; returns them.
 
+    ``progress``: fits done of all and the time left, on stderr when it is a terminal.
+
     ``model``: also fit the top-ranked variant once more (seed 0, train only, as ``fit``)
     into ``out/best-model/`` with its per-row predictions on val and test, which the report
     reads.
@@ -145,10 +148,12 @@ def bench(
 
     started = time.perf_counter()
     results: dict[int, list[dict[str, Any]]] = {}
-    for label, cache in zip(labels, opened, strict=True):
-        mine = [(i, v) for i, v in enumerate(variants) if v.cache == label]
-        with head_errors(", ".join(sorted({v.head for _, v in mine}))):
-            results |= run_cache(cache, mine, task, seeds, cv, jobs)
+    fits = len(variants) * seeds * (cv or 1)
+    with progress_bar(fits, "bench", enabled=progress, unit="fit") as bar:
+        for label, cache in zip(labels, opened, strict=True):
+            mine = [(i, v) for i, v in enumerate(variants) if v.cache == label]
+            with head_errors(", ".join(sorted({v.head for _, v in mine}))):
+                results |= run_cache(cache, mine, task, seeds, cv, jobs, bar.update)
     metric = "val_r2" if task == "regress" else "val_accuracy"
     report = {
         "task": task, "ranked_by": metric, "seeds": seeds, "cv": cv,

@@ -8,8 +8,8 @@ import json
 from pathlib import Path
 from typing import Any
 
-from bottleneck.storage.atomic import atomic_path, atomic_write
 from bottleneck._text import plural
+from bottleneck.storage.atomic import atomic_path, atomic_write
 
 FILES = ("leaderboard.csv", "leaderboard.json", "leaderboard.md", "score_vs_fit_time.png")
 
