@@ -27,7 +27,7 @@ from bottleneck.benching.plan import (
 )
 from bottleneck.benching.run import check_bench_memory, run_cache
 from bottleneck.cache import Cache, open_cache
-from bottleneck.errors import UserError
+from bottleneck.errors import UserError, arg
 from bottleneck.extraction.progress import progress_bar
 from bottleneck.heads import HEADS, check_rows, get_head_spec
 from bottleneck.models.fit import head_errors
@@ -126,9 +126,10 @@ def bench(
     if not caches:
         raise UserError("give at least one cache to bench.")
     if seeds < 1 or (cv is not None and cv < 2):
-        raise UserError("--seeds must be ≥ 1 and --cv ≥ 2.")
+        raise UserError(f"{arg('--seeds', 'seeds')} must be ≥ 1 and {arg('--cv', 'cv')} ≥ 2.")
     if jobs == 0:
-        raise UserError("--jobs must be a number of processes (1, 2, …) or -1 for every core.")
+        raise UserError(f"{arg('--jobs', 'jobs')} must be a number of processes (1, 2, …) or -1 "
+                        "for every core.")
     opened = [open_cache(c) for c in caches]
     check_same_images(opened)
     task = task or ("regress" if all(c.has_targets for c in opened) else "classify")

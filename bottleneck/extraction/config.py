@@ -15,7 +15,7 @@ from typing import Any
 from bottleneck.backbones import Backbone, ResolvedWeights, get_backbone, preprocess_mode
 from bottleneck.data.augment import AUGMENT_RNG, Augment
 from bottleneck.data.decode_gpu import DECODES
-from bottleneck.errors import UserError
+from bottleneck.errors import UserError, arg
 from bottleneck.extraction.engines import Engine, check_engine
 
 POOLINGS = ("avg", "max", "none")
@@ -108,7 +108,8 @@ def check_config(config: ExtractConfig) -> tuple[Backbone, int, str | None, Engi
     backbone = get_backbone(config.backbone)
     size = config.image_size or backbone.default_size
     if not isinstance(size, int) or isinstance(size, bool):
-        raise UserError(f"--image-size must be a whole number of pixels, got {size!r}.")
+        raise UserError(f"{arg('--image-size', 'image_size')} must be a whole number of pixels, "
+                        f"got {size!r}.")
     backbone.check_size(size)
     if config.pooling not in POOLINGS:
         raise UserError(f"unknown pooling '{config.pooling}'; choose one of: "

@@ -30,7 +30,7 @@ from bottleneck.cache.reader import TARGETS_FILE, Cache
 from bottleneck.cache.shards import read_column
 from bottleneck.cache.targets import attach_targets, reattach_targets
 from bottleneck.data import SPLITS, Source, decode_gpu, images, open_source
-from bottleneck.errors import PartialFailure, UserError
+from bottleneck.errors import PartialFailure, UserError, arg
 from bottleneck.extraction.config import ExtractConfig, check_config, check_decode
 from bottleneck.extraction.executors import (
     KEPT,
@@ -256,9 +256,11 @@ def extract(
         for path, reason in source.skipped:
             print(f"note: skipped {path} ({reason}): not read as images", file=sys.stderr)
     if batch_size <= 0:
-        raise UserError("--batch-size must be a positive number of images.")
+        raise UserError(f"{arg('--batch-size', 'batch_size')} must be a positive number of "
+                        "images.")
     if shard_size <= 0:
-        raise UserError("--shard-size must be a positive number of images.")
+        raise UserError(f"{arg('--shard-size', 'shard_size')} must be a positive number of "
+                        "images.")
     runner = get_executor(executor, workers, ray_address)
     out = Path(out).expanduser()
     outs = layer_dirs(out, layers) if len(layers) > 1 else [out]

@@ -18,7 +18,7 @@ import numpy as np
 
 from bottleneck.data import images
 from bottleneck.data.decode_gpu import check_gpu_decode
-from bottleneck.errors import UserError
+from bottleneck.errors import UserError, arg
 from bottleneck.extraction import ExtractConfig, FeatureExtractor
 from bottleneck.extraction.engines import get_engine
 from bottleneck.heads import class_scores
@@ -97,7 +97,8 @@ def predict(model_dir: str | Path, inputs: Sequence[str | Path], top: int = 1,
     ``precision`` default to those the cache was made with; the backend is this process's.
     """
     if top < 1 or batch_size < 1:
-        raise UserError("--top and --batch-size must be positive.")
+        raise UserError(f"{arg('--top', 'top')} and {arg('--batch-size', 'batch_size')} must be "
+                        "positive.")
     files = list_inputs(inputs)
     if not files:
         raise UserError("no image files found in the given folders.")
