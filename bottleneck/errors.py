@@ -6,9 +6,30 @@ Python it is an ordinary exception whose message says what to do.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from typing import IO, Any
 
 import click
+
+_FROM_CLI: ContextVar[bool] = ContextVar("bottleneck_from_cli", default=False)
+
+
+def arg(flag: str, python: str) -> str:
+    """An option as the caller spells it: ``flag`` (``--overwrite``) under the CLI, ``python``
+    (``overwrite=True``) from Python."""
+    return flag if _FROM_CLI.get() else python
+
+
+@contextmanager
+def cli_messages() -> Iterator[None]:
+    """Inside this block (a CLI command) messages name options as flags (see :func:`arg`)."""
+    token = _FROM_CLI.set(True)
+    try:
+        yield
+    finally:
+        _FROM_CLI.reset(token)
 
 
 class UserError(click.ClickException):

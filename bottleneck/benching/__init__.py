@@ -27,7 +27,8 @@ from bottleneck.benching.plan import (
 )
 from bottleneck.benching.run import check_bench_memory, run_cache
 from bottleneck.cache import Cache, open_cache
-from bottleneck.errors import UserError
+from bottleneck.errors import UserError, arg
+from bottleneck.extraction.progress import progress_bar
 from bottleneck.heads import HEADS, check_rows, get_head_spec
 from bottleneck.models.fit import head_errors
 from bottleneck.models.model_dir import check_out_dir
@@ -116,6 +117,8 @@ def bench(
 ) -> dict[str, Any]:
     """Fit every variant, rank on val, write the leaderboard files to ``out``; returns them.
 
+    ``progress``: fits done of all and the time left, on stderr when it is a terminal.
+
     ``model``: also fit the top-ranked variant once more (seed 0, train only, as ``fit``)
     into ``out/best-model/`` with its per-row predictions on val and test, which the report
     reads.
@@ -123,9 +126,10 @@ def bench(
     if not caches:
         raise UserError("give at least one cache to bench.")
     if seeds < 1 or (cv is not None and cv < 2):
-        raise UserError("--seeds must be ≥ 1 and --cv ≥ 2.")
+        raise UserError(f"{arg('--seeds', 'seeds')} must be ≥ 1 and {arg('--cv', 'cv')} ≥ 2.")
     if jobs == 0:
-        raise UserError("--jobs must be a number of processes (1, 2, …) or -1 for every core.")
+        raise UserError(f"{arg('--jobs', 'jobs')} must be a number of processes (1, 2, …) or -1 "
+                        "for every core.")
     opened = [open_cache(c) for c in caches]
     check_same_images(opened)
     task = task or ("regress" if all(c.has_targets for c in opened) else "classify")
@@ -145,10 +149,12 @@ def bench(
 
     started = time.perf_counter()
     results: dict[int, list[dict[str, Any]]] = {}
-    for label, cache in zip(labels, opened, strict=True):
-        mine = [(i, v) for i, v in enumerate(variants) if v.cache == label]
-        with head_errors(", ".join(sorted({v.head for _, v in mine}))):
-            results |= run_cache(cache, mine, task, seeds, cv, jobs)
+    fits = len(variants) * seeds * (cv or 1)
+    with progress_bar(fits, "bench", enabled=progress, unit="fit") as bar:
+        for label, cache in zip(labels, opened, strict=True):
+            mine = [(i, v) for i, v in enumerate(variants) if v.cache == label]
+            with head_errors(", ".join(sorted({v.head for _, v in mine}))):
+                results |= run_cache(cache, mine, task, seeds, cv, jobs, bar.update)
     metric = "val_r2" if task == "regress" else "val_accuracy"
     report = {
         "task": task, "ranked_by": metric, "seeds": seeds, "cv": cv,

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -95,10 +95,12 @@ def fold_rows(y: np.ndarray, n_train: int, cv: int | None, seed: int, task: str,
 
 
 def run_cache(cache: Cache, variants: Sequence[tuple[int, Variant]], task: str, seeds: int,
-              cv: int | None, jobs: int) -> dict[int, list[dict[str, Any]]]:
-    """Every run of the variants on one cache, keyed by variant index."""
+              cv: int | None, jobs: int, on_fit: Callable[[int], object] = lambda n: None,
+              ) -> dict[int, list[dict[str, Any]]]:
+    """Every run of the variants on one cache, keyed by variant index; ``on_fit(1)`` after
+    each fit (the progress bar)."""
     if not fits_in_memory(cache, BENCH_SPLITS, head=[v.head for _, v in variants]):
-        return _run_streaming(cache, variants, task, seeds)
+        return _run_streaming(cache, variants, task, seeds, on_fit)
     from joblib import Parallel, delayed
 
     train, val = (Split(*load_split(cache, s, task)) for s in ("train", "val"))
@@ -114,13 +116,15 @@ def run_cache(cache: Cache, variants: Sequence[tuple[int, Variant]], task: str, 
     results: dict[int, list[dict[str, Any]]] = {index: [] for index, _ in variants}
     parallel = [r for r in runs if get_head_spec(r[1].head).parallel_safe]
     serial = [r for r in runs if not get_head_spec(r[1].head).parallel_safe]
-    outputs = Parallel(n_jobs=jobs)(
+    outputs = Parallel(n_jobs=jobs, return_as="generator")(  # in order, as they finish
         delayed(run_one)(v.head, v.params, task, seed, pool, *rows, test)
         for _, v, seed, rows in parallel)
     for run, output in zip(parallel, outputs, strict=True):
         results[run[0]].append(output)
+        on_fit(1)
     for index, v, seed, rows in serial:
         results[index].append(run_one(v.head, v.params, task, seed, pool, *rows, test))
+        on_fit(1)
     return results
 
 
@@ -139,7 +143,7 @@ def check_bench_memory(cache: Cache, heads: Sequence[str], cv: int | None) -> No
 
 
 def _run_streaming(cache: Cache, variants: Sequence[tuple[int, Variant]], task: str,
-                   seeds: int) -> dict[int, list[dict[str, Any]]]:
+                   seeds: int, on_fit: Callable[[int], object]) -> dict[int, list[dict[str, Any]]]:
     """Heads that stream, fitted from the shards batch by batch (the splits do not fit)."""
     results: dict[int, list[dict[str, Any]]] = {index: [] for index, _ in variants}
     classes = np.arange(len(cache.classes)) if task == "classify" else None
@@ -168,4 +172,5 @@ def _run_streaming(cache: Cache, variants: Sequence[tuple[int, Variant]], task: 
             results[index].append({"val": scores.get("val", {}), "test": scores.get("test", {}),
                                    "fit_seconds": fit_seconds, "predict_us_per_row": predict_us,
                                    "model_bytes": _model_bytes(head, variant.head)})
+            on_fit(1)
     return results

@@ -14,6 +14,7 @@ import click
 
 from bottleneck.cli import backbone, cache, compare, model, report
 from bottleneck.cli._options import storage_options
+from bottleneck.errors import cli_messages
 
 
 class _Main(click.Group):
@@ -22,7 +23,8 @@ class _Main(click.Group):
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
-            return super().invoke(ctx)
+            with cli_messages():
+                return super().invoke(ctx)
         except KeyboardInterrupt:
             click.echo("interrupted: complete shards are kept; re-run the same command to "
                        "resume.", err=True)

@@ -89,9 +89,11 @@ def extract(source: str, backbone: str, out: str, weights: str, layers: tuple[st
     `fashion-mnist`, or an .npz file with `images` and `labels`.
     """
     import bottleneck
+    from bottleneck.backbones import get_backbone
     from bottleneck.cache.summary import runtime_line
     from bottleneck.data import open_source
 
+    get_backbone(backbone)  # a wrong name is refused before SOURCE is scanned
     src = open_source(source, data_dir, val_percent, test_percent, limit, label_key=label_key)
     result = bottleneck.extract(src, backbone=backbone, out=out, weights=weights,
                                 layer=list(layers) or None,

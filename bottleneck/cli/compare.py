@@ -20,9 +20,10 @@ from bottleneck.cli._options import backend_option
 @click.option("--jobs", type=int, default=-1, show_default=True,
               help="Parallel scikit-learn fits (joblib); Keras heads run one at a time.")
 @click.option("--out", "-o", required=True, type=click.Path(), help="REPORT_DIR to write.")
+@click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
 @backend_option
 def bench(caches: tuple[str, ...], heads: str | None, grid_pairs: tuple[str, ...], seeds: int,
-          cv: int | None, task: str | None, jobs: int, out: str) -> None:
+          cv: int | None, task: str | None, jobs: int, out: str, quiet: bool) -> None:
     """Fit head variants on one or more caches of the same images and rank them on val."""
     import bottleneck
     from bottleneck.benching import parse_grid
@@ -30,7 +31,7 @@ def bench(caches: tuple[str, ...], heads: str | None, grid_pairs: tuple[str, ...
 
     names = [h.strip() for h in heads.split(",") if h.strip()] if heads else None
     report = bottleneck.bench(list(caches), heads=names, grid=parse_grid(grid_pairs), seeds=seeds,
-                              cv=cv, task=task, jobs=jobs, out=out)
+                              cv=cv, task=task, jobs=jobs, out=out, progress=not quiet)
     click.echo(format_table(report))
     click.echo(f"reports in {out}: leaderboard.csv, leaderboard.json, leaderboard.md, "
                "score_vs_fit_time.png" + (", best-model/ (the top variant, fitted again)"

@@ -76,6 +76,8 @@ def predict(model_dir: str, inputs: tuple[str, ...], as_json: bool, top: int,
 
     results = bottleneck.predict(model_dir, inputs, top=top, batch_size=batch_size,
                                  engine=engine, precision=precision, threads=threads)
+    if len(results) == 1:
+        require_some(results)  # one unreadable input: one line, not two
     if as_json:
         click.echo(json.dumps(results, indent=2))
     else:

@@ -12,11 +12,11 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
-from bottleneck.backbones import ResolvedWeights, get_backbone, preprocess_mode
+from bottleneck.backbones import Backbone, ResolvedWeights, get_backbone, preprocess_mode
 from bottleneck.data.augment import AUGMENT_RNG, Augment
 from bottleneck.data.decode_gpu import DECODES
-from bottleneck.errors import UserError
-from bottleneck.extraction.engines import check_engine
+from bottleneck.errors import UserError, arg
+from bottleneck.extraction.engines import Engine, check_engine
 
 POOLINGS = ("avg", "max", "none")
 DTYPES = ("float32", "float16")
@@ -87,10 +87,30 @@ def resolve_config(config: ExtractConfig) -> tuple[ExtractConfig, ResolvedWeight
 
     A recorded weights-file sha256 (a config read back from a manifest) must match the file.
     """
+    backbone, size, ops, engine = check_config(config)
+    weights = backbone.resolve_weights(config.weights)
+    if config.weights_sha256 and weights.sha256 and weights.sha256 != config.weights_sha256:
+        raise UserError(
+            f"the weights file {weights.arg} differs from the one the cache was built with "
+            f"({config.weights_name}, sha256 {config.weights_sha256[:12]}…); restore that file."
+        )
+    resolved = replace(config, backbone=backbone.name, image_size=size, weights=weights.spec,
+                       engine=engine.name, fast_decode=bool(config.fast_decode),
+                       weights_name=weights.name,
+                       weights_sha256=weights.sha256 or config.weights_sha256,
+                       augment_ops=ops, augment_rng=AUGMENT_RNG if config.augment else None)
+    return resolved, weights
+
+
+def check_config(config: ExtractConfig) -> tuple[Backbone, int, str | None, Engine]:
+    """The checks that need neither a model nor its weights (so a bad argument is refused
+    before any backend is imported): the backbone, its size, and its pooling, dtype, views,
+    engine and decode; returns the backbone, the size, the views' ops and the engine."""
     backbone = get_backbone(config.backbone)
     size = config.image_size or backbone.default_size
     if not isinstance(size, int) or isinstance(size, bool):
-        raise UserError(f"--image-size must be a whole number of pixels, got {size!r}.")
+        raise UserError(f"{arg('--image-size', 'image_size')} must be a whole number of pixels, "
+                        f"got {size!r}.")
     backbone.check_size(size)
     if config.pooling not in POOLINGS:
         raise UserError(f"unknown pooling '{config.pooling}'; choose one of: "
@@ -104,18 +124,7 @@ def resolve_config(config: ExtractConfig) -> tuple[ExtractConfig, ResolvedWeight
         raise UserError("--augment needs at least one op in --augment-ops.")
     engine = check_engine(config.engine, config.precision)
     check_decode(config)
-    weights = backbone.resolve_weights(config.weights)
-    if config.weights_sha256 and weights.sha256 and weights.sha256 != config.weights_sha256:
-        raise UserError(
-            f"the weights file {weights.arg} differs from the one the cache was built with "
-            f"({config.weights_name}, sha256 {config.weights_sha256[:12]}…); restore that file."
-        )
-    resolved = replace(config, backbone=backbone.name, image_size=size, weights=weights.spec,
-                       engine=engine.name, fast_decode=bool(config.fast_decode),
-                       weights_name=weights.name,
-                       weights_sha256=weights.sha256 or config.weights_sha256,
-                       augment_ops=ops, augment_rng=AUGMENT_RNG if config.augment else None)
-    return resolved, weights
+    return backbone, size, ops, engine
 
 
 def check_decode(config: ExtractConfig) -> None:

@@ -7,12 +7,22 @@ images), and returns the :class:`ShardResult`; the driver alone updates the mani
 process that dies is restarted and its shard retried. With GPUs visible there is one worker per
 GPU (on the driver's Keras backend; memory grown, not pre-allocated); CPU workers see no GPU
 and get an explicit thread budget, so N workers on N cores do not oversubscribe.
+
+Workers import the installed package wherever the command runs: Ray puts the driver's working
+folder first on its workers' ``sys.path`` (a folder holding a ``bottleneck/`` folder, such as
+the parent of a clone, would shadow the package), unless the job has a ``working_dir``; so a
+cluster started here gets an empty one, and every path a worker reads is made absolute first.
+Ray's own log lines stay off the terminal.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import logging
 import os
+import tempfile
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from bottleneck.errors import UserError
@@ -24,26 +34,35 @@ INSTALL_HINT = "the ray executor needs Ray: pip install 'bottleneck[ray]'"
 
 
 class ShardWorker:
-    """One Ray actor: a feature model built once, then shard after shard."""
+    """One Ray actor: a feature model built on its first shard, then shard after shard.
 
-    def __init__(self, job: ShardJob, threads: int) -> None:
+    The job comes with each shard (one object-store copy, shared), not to the constructor: Ray
+    warns on the terminal about an actor that restarts with constructor arguments in the store.
+    """
+
+    def __init__(self, threads: int) -> None:
+        self.threads = threads
+        self.extractor: FeatureExtractor | None = None
+
+    def _build(self, job: ShardJob) -> FeatureExtractor:
         from bottleneck.backend import import_keras
 
         import_keras(job.backend)  # memory growth / no pre-allocation, exact fp32
         if job.backend == "tensorflow":
             import tensorflow as tf
 
-            tf.config.threading.set_intra_op_parallelism_threads(threads)
-            tf.config.threading.set_inter_op_parallelism_threads(max(1, min(2, threads)))
+            tf.config.threading.set_intra_op_parallelism_threads(self.threads)
+            tf.config.threading.set_inter_op_parallelism_threads(max(1, min(2, self.threads)))
         elif job.backend == "torch":
             import torch
 
-            torch.set_num_threads(threads)
-        self.job = job
-        self.extractor = job.feature_model(threads)
+            torch.set_num_threads(self.threads)
+        return job.feature_model(self.threads)
 
-    def run(self, plan: ShardPlan) -> Outcome:
-        return attempt_shard(self.job, self.extractor, plan)
+    def run(self, job: ShardJob, plan: ShardPlan) -> Outcome:
+        if self.extractor is None:
+            self.extractor = self._build(job)
+        return attempt_shard(job, self.extractor, plan)
 
     def pid(self) -> int:
         return os.getpid()
@@ -66,12 +85,14 @@ class RayExecutor:
 
         os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
         started = not ray.is_initialized()
-        if started and self.address:
-            ray.init(address=self.address, include_dashboard=False, log_to_driver=False)
-        elif started:  # never every core by default: the driver needs one too (ray#44687)
+        if started:
+            # never every core by default: the driver needs one too (ray#44687)
             cores = os.cpu_count() or 1
-            ray.init(num_cpus=min(cores, self.workers or cores), include_dashboard=False,
-                     log_to_driver=False)
+            where = {"address": self.address} if self.address else \
+                {"num_cpus": min(cores, self.workers or cores)}
+            with tempfile.TemporaryDirectory(prefix="bottleneck-ray-") as empty:
+                ray.init(**where, include_dashboard=False, log_to_driver=False,
+                         logging_level=logging.ERROR, runtime_env={"working_dir": empty})
         resources = ray.cluster_resources()
         gpus = int(resources.get("GPU", 0))
         workers = self.workers or gpus or max(1, int(resources.get("CPU", 1)))
@@ -84,6 +105,7 @@ class RayExecutor:
 
         if not plans:
             return
+        job = absolute(job)
         started, workers, gpus = self._start()
         try:
             cpus = max(1, int(ray.cluster_resources().get("CPU", 1)) // workers)
@@ -94,10 +116,11 @@ class RayExecutor:
                 num_cpus=cpus, num_gpus=gpus, max_restarts=-1, max_task_retries=-1,
                 runtime_env={"env_vars": env})
             job_ref = ray.put(job)
-            self.actors = [worker.remote(job_ref, cpus) for _ in range(min(workers, len(plans)))]
+            self.actors = [worker.remote(cpus) for _ in range(min(workers, len(plans)))]
             pool = ActorPool(self.actors)
             sizes = {plan.index: len(plan.items) for plan in plans}
-            for outcome in pool.map_unordered(lambda actor, plan: actor.run.remote(plan), plans):
+            shards = pool.map_unordered(lambda actor, plan: actor.run.remote(job_ref, plan), plans)
+            for outcome in shards:
                 on_outcome(outcome)
                 on_images(sizes[outcome.index])
         finally:
@@ -107,3 +130,8 @@ class RayExecutor:
             if started:
                 ray.shutdown()
 
+
+def absolute(job: ShardJob) -> ShardJob:
+    """The job with its output folders absolute: a worker runs in its own working folder
+    (sources and weights files resolve their paths when they are opened)."""
+    return dataclasses.replace(job, out=tuple(Path(os.path.abspath(p)) for p in job.out))

@@ -10,7 +10,7 @@ from bottleneck.cache.manifest import MANIFEST, Manifest, ShardRecord, is_cache
 from bottleneck.cache.reader import TARGETS_FILE
 from bottleneck.cache.shards import read_column
 from bottleneck.data import location_fields
-from bottleneck.errors import UserError
+from bottleneck.errors import UserError, arg
 from bottleneck.extraction.config import identity_config
 from bottleneck.storage.atomic import is_stale_temp, sha256_file
 from bottleneck.storage.lock import LOCK_FILE
@@ -52,8 +52,8 @@ def previous_run(out: Path, fresh: Manifest, overwrite: bool) -> Manifest | None
                 differ = ("class names recorded in another Unicode form, by a version that "
                           "did not compare names in NFC")
             raise UserError(f"{out} holds a cache made with a different config or source "
-                            f"({differ}); use another --out, or --overwrite (overwrite=True) to "
-                            "replace it.")
+                            f"({differ}); use another {arg('--out', 'out')}, or "
+                            f"{arg('--overwrite', 'overwrite=True')} to replace it.")
         remove_cache_files(out, old)
         return None
     return old

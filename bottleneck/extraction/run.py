@@ -30,8 +30,8 @@ from bottleneck.cache.reader import TARGETS_FILE, Cache
 from bottleneck.cache.shards import read_column
 from bottleneck.cache.targets import attach_targets, reattach_targets
 from bottleneck.data import SPLITS, Source, decode_gpu, images, open_source
-from bottleneck.errors import PartialFailure, UserError
-from bottleneck.extraction.config import ExtractConfig, check_decode
+from bottleneck.errors import PartialFailure, UserError, arg
+from bottleneck.extraction.config import ExtractConfig, check_config, check_decode
 from bottleneck.extraction.executors import (
     KEPT,
     Outcome,
@@ -249,7 +249,13 @@ def extract(
     ``lock=False`` writes to a store that has no conditional writes.
     """
     target = Publishing(out, lock)
-    choose_devices(devices, backend)
+    layers = layer_list(layer)
+    config = ExtractConfig(backbone=backbone, weights=weights, layer=layers[0], pooling=pooling,
+                           image_size=image_size, dtype=dtype, engine=engine,
+                           precision=precision, fast_decode=fast_decode, augment=augment,
+                           augment_ops=augment_ops, decode=decode)
+    check_config(config)  # a bad argument is refused before the source is read or a backend
+    choose_devices(devices, backend)  # imported
     if isinstance(source, str):
         source = open_source(source)
     out = target.folder
@@ -258,16 +264,13 @@ def extract(
         for path, reason in source.skipped:
             print(f"note: skipped {path} ({reason}): not read as images", file=sys.stderr)
     if batch_size <= 0:
-        raise UserError("--batch-size must be a positive number of images.")
+        raise UserError(f"{arg('--batch-size', 'batch_size')} must be a positive number of "
+                        "images.")
     if shard_size <= 0:
-        raise UserError("--shard-size must be a positive number of images.")
+        raise UserError(f"{arg('--shard-size', 'shard_size')} must be a positive number of "
+                        "images.")
     runner = get_executor(executor, workers, ray_address)
-    layers = layer_list(layer)
     outs = layer_dirs(out, layers) if len(layers) > 1 else [out]
-    config = ExtractConfig(backbone=backbone, weights=weights, layer=layers[0], pooling=pooling,
-                           image_size=image_size, dtype=dtype, engine=engine,
-                           precision=precision, fast_decode=fast_decode, augment=augment,
-                           augment_ops=augment_ops, decode=decode)
     if decode == "gpu":  # refused before the model is built
         check_gpu_decode(source, config)
     extractor = FeatureExtractor(config, layers=layers, threads=threads, source=source)

@@ -20,9 +20,11 @@ from __future__ import annotations
 
 import io
 import json
+import sys
 import zipfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 import numpy as np
@@ -90,9 +92,8 @@ def skops_format(*trusted: type, upgrade: Callable[[Any], BaseEstimator] | None 
     allowed = estimators | BUILTIN_TYPES | NUMPY_TYPES
 
     def save(head: BaseEstimator, directory: Path) -> list[str]:
-        import skops.io
-
-        data = skops.io.dumps(head)
+        skops_io = _skops_io()
+        data = skops_io.dumps(head)
         refused = refused_types(read_schema(data), allowed)
         if refused:  # a head built of classes its format does not list: a bug, not user input
             raise TypeError(f"{type(head).__name__} holds types its format does not trust "
@@ -101,15 +102,14 @@ def skops_format(*trusted: type, upgrade: Callable[[Any], BaseEstimator] | None 
         return [SKOPS_FILE]
 
     def load(directory: Path) -> BaseEstimator:
-        import skops.io
-
+        skops_io = _skops_io()
         data = (Path(directory) / SKOPS_FILE).read_bytes()
         refused = refused_types(read_schema(data), allowed)
         if refused:
             raise HeadFileError(f"{SKOPS_FILE} holds types outside the allow-list: "
                                 f"{', '.join(refused)}")
         try:  # only allowed types are left: what remains is malformed state
-            head = skops.io.loads(data, trusted=sorted(estimators))
+            head = skops_io.loads(data, trusted=sorted(estimators))
         except (ValueError, TypeError, KeyError, AttributeError) as exc:
             raise HeadFileError(f"{SKOPS_FILE} is damaged ({type(exc).__name__}: {exc})") \
                 from None
@@ -118,3 +118,21 @@ def skops_format(*trusted: type, upgrade: Callable[[Any], BaseEstimator] | None 
         return upgrade(head) if upgrade is not None else head
 
     return HeadFormat(save, load, files=(SKOPS_FILE,))
+
+
+def _skops_io() -> ModuleType:
+    """``skops.io``, imported without PyTorch: on import it lists scikit-learn's estimators by
+    importing every scikit-learn package, ``externals.array_api_compat.torch`` among them,
+    which imports torch (seconds) for a head that never uses it. Where torch is not loaded yet
+    it is hidden for that import (scikit-learn skips a package that cannot be imported)."""
+    if "skops.io" in sys.modules or "torch" in sys.modules:
+        import skops.io
+
+        return skops.io
+    sys.modules["torch"] = None  # type: ignore[assignment]  # makes `import torch` fail
+    try:
+        import skops.io
+    finally:
+        del sys.modules["torch"]
+        sys.modules.pop("sklearn.externals.array_api_compat.torch", None)
+    return skops.io

@@ -12,6 +12,7 @@ nothing), score again ("after") and write a MODEL_DIR that ``evaluate``, ``predi
 from __future__ import annotations
 
 import datetime
+import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -77,8 +78,8 @@ class FinetuneResult:
         unfrozen = self.settings["unfrozen"]
         return (f"{self.head} fine-tuned (top {unfrozen['trainable_layers']} of "
                 f"{unfrozen['layers']} backbone layers from {unfrozen['layer']}, "
-                f"{self.settings['optimizer']} lr {self.settings['learning_rate']:.3g}, best "
-                f"epoch {self.settings['best_epoch']}/{self.settings['epochs_run']}): "
+                f"{self.settings['optimizer']} lr {self.settings['learning_rate']:.3g}, "
+                f"{epochs_text(self.settings)}): "
                 f"{'; '.join(scores) or 'no val/test rows'} | {self.seconds:.1f} s → "
                 f"{self.model_dir}{self.hint()}")
 
@@ -93,6 +94,24 @@ class FinetuneResult:
                 f"{fit['accuracy']:.3f}{loss}), so training on them has little to learn from; "
                 f"fine-tune {augment}from a head that does not memorise them (dense, or a "
                 "smaller C)")
+
+
+def epochs_text(settings: dict[str, Any]) -> str:
+    """Which epoch was kept, numbered from 1 among the epochs run, and why fewer ran than asked
+    (0 is the start: no epoch improved on it)."""
+    best, run, asked = settings["best_epoch"], settings["epochs_run"], settings["epochs"]
+    text = (f"best epoch {best} of {run}" if best else
+            f"kept the starting weights: no epoch of {run} improved {settings['monitor']}")
+    if run < asked:
+        text += (f"; stopped after {run} of {asked} epochs, {settings['patience']} without "
+                 "improvement (--patience)")
+    return text
+
+
+def _say(progress: bool, message: str) -> None:
+    """A line on stderr saying what runs now (before the first epoch, which takes a while)."""
+    if progress:
+        print(message, file=sys.stderr, flush=True)
 
 
 def _check_settings(epochs: int, batch_size: int, learning_rate: float | None, optimizer: str,
@@ -138,6 +157,8 @@ def finetune(
     check_compatible(source_model, cache)
     augment_record, augment_layer = parse_augment(augment)
     keras.utils.set_random_seed(seed)
+    _say(progress, f"building the model: {cache.config['backbone']} with the "
+                   f"{source_model.head_name} head…")
     assembled = assemble(source_model)
     unfrozen = unfreeze(assembled.backbone, unfreeze_from, unfreeze_top)
     task, classes, size = source_model.task, source_model.classes, assembled.image_size
@@ -146,7 +167,13 @@ def finetune(
         raise UserError(f"{cache.root} has no train rows to fine-tune on.")
     head_train = (evaluate_split(source_model.head, task, cache, "train")[0]
                   if task == "classify" else {})
+    count = "" if cache.config.get("augment") else \
+        f"{sum(cache.split_counts()[s] for s in splits)} "
+    _say(progress, f"decoding the {count}images of {', '.join(splits)} (they must still "
+                   "match the cache)…")
     source, data = cache_images(cache, task, splits, size)
+    _say(progress, f"scoring the start on {', '.join(s for s in EVAL_SPLITS if s in data)}, "
+                   f"then training up to {epochs} epochs…")
     start = time.perf_counter()
     before = {s: score_split(assembled.model, source, data[s], size, task, classes)
               for s in EVAL_SPLITS if s in data}

@@ -18,7 +18,6 @@ from typing import Any
 
 import numpy as np
 
-from bottleneck.backend import import_keras
 from bottleneck.cache import Cache
 from bottleneck.cache.batches import feature_batches
 from bottleneck.errors import UserError
@@ -220,8 +219,7 @@ def _score_and_plot(estimator: Any, head: str, task: str, cache: Cache, director
 def _head_record(estimator: Any, head: str, task: str, cache: Cache, result: FitResult,
                  seed: int | None, files: list[str]) -> dict[str, Any]:
     """What head.json says: enough to rebuild the extractor and check a cache matches."""
-    keras = import_keras()
-    import sklearn
+    from importlib.metadata import version
 
     from bottleneck import __version__
 
@@ -237,8 +235,8 @@ def _head_record(estimator: Any, head: str, task: str, cache: Cache, result: Fit
         "lineage": {"cache": cache_record(cache)},
         "fit_seconds": round(result.fit_seconds, 4), "files": files,
         "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-        "versions": {"bottleneck": __version__, "scikit-learn": sklearn.__version__,
-                     "keras": keras.__version__},
+        "versions": {"bottleneck": __version__, "scikit-learn": version("scikit-learn"),
+                     "keras": version("keras")},  # from metadata: no backend imported
     }
 
 

@@ -39,7 +39,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from bottleneck.errors import UserError
+from bottleneck.errors import UserError, arg
 from bottleneck.heads import HeadFileError, get_head_spec
 from bottleneck.models.assemble import INPUT_IMAGES, KERAS_FILE
 from bottleneck.storage import atomic as _io
@@ -74,8 +74,9 @@ def check_out_dir(out: Path, overwrite: bool) -> None:
         raise UserError(f"{out} exists and is not a bottleneck model directory; choose another "
                         "--out.")
     if not overwrite:
-        raise UserError(f"{out} already holds a model; pass --overwrite (overwrite=True) to "
-                        "replace it, or choose another --out.")
+        raise UserError(f"{out} already holds a model; pass "
+                        f"{arg('--overwrite', 'overwrite=True')} to replace it, or choose "
+                        f"another {arg('--out', 'out')}.")
 
 
 @contextmanager

@@ -16,14 +16,13 @@ from typing import Any
 
 import numpy as np
 
-from bottleneck._text import plural
 from bottleneck.data import images
 from bottleneck.data.decode_gpu import check_gpu_decode
-from bottleneck.errors import UserError
+from bottleneck.errors import UserError, arg
 from bottleneck.extraction import ExtractConfig, FeatureExtractor
 from bottleneck.extraction.engines import get_engine
 from bottleneck.heads import class_scores
-from bottleneck.models.model_dir import Model, load_model
+from bottleneck.models.model_dir import Model, is_model_dir, load_model
 from bottleneck.storage.names import find_on_disk
 
 
@@ -102,13 +101,16 @@ def predict(model_dir: str | Path, inputs: Sequence[str | Path], top: int = 1,
     ``precision`` default to those the cache was made with; the backend is this process's.
     """
     if top < 1 or batch_size < 1:
-        raise UserError("--top and --batch-size must be positive.")
-    model = load_model(model_dir)
-    if model.config.get("decode") == "gpu":  # the cache's photos were decoded by nvJPEG
-        check_gpu_decode()
+        raise UserError(f"{arg('--top', 'top')} and {arg('--batch-size', 'batch_size')} must be "
+                        "positive.")
     files = list_inputs(inputs)
     if not files:
         raise UserError("no image files found in the given folders.")
+    if all(error for _, error in files) and is_model_dir(Path(model_dir).expanduser()):
+        return [{"path": str(path), "error": error} for path, error in files]  # no model needed
+    model = load_model(model_dir)
+    if model.config.get("decode") == "gpu":  # the cache's photos were decoded by nvJPEG
+        check_gpu_decode()
     if model.takes_images:  # fine-tuned: the model holds its backbone, and takes pixels
         size = int(model.config["image_size"])
         fast_decode = bool(model.config.get("fast_decode", False))
@@ -148,7 +150,9 @@ def require_some(results: list[dict[str, Any]]) -> None:
     """Raise a UserError when not a single file could be read, naming the first reason."""
     if results and all("error" in r for r in results):
         first = results[0]
-        raise UserError(f"none of the {plural(len(results), 'input')} could be read as an image "
+        if len(results) == 1:
+            raise UserError(f"{first['path']} could not be read as an image: {first['error']}.")
+        raise UserError(f"none of the {len(results)} inputs could be read as an image "
                         f"(e.g. {first['path']}: {first['error']}).")
 
 

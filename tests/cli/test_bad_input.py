@@ -142,7 +142,7 @@ CASES = [
     (["evaluate", "{t}/cache"], "not a bottleneck model directory"),
     (["evaluate", "{t}/model", "{t}/foreign"], "not a bottleneck cache"),
     (["predict", "{t}/tampered_model", "{t}/images"], "changed since"),
-    (["predict", "{t}/model", "{t}/note.txt"], "could be read as an image"),
+    (["predict", "{t}/model", "{t}/note.txt"], "could not be read as an image"),
     (["predict", "{t}/model", "{t}/empty"], "no image files found"),
     (["predict", "{t}/model", "{t}/images", "--top", "0"], "must be positive"),
     # bench

@@ -64,6 +64,31 @@ def test_ray_features_equal_local_ones(cluster, weights, tmp_path: Path) -> None
     assert_same_rows(remote, local)
 
 
+def test_ray_workers_import_the_package_wherever_the_command_runs(weights, tmp_path: Path):
+    """From a folder holding a folder named bottleneck/ (here one that cannot be imported),
+    with relative paths: Ray's workers still import the installed package, and none of Ray's
+    own log lines reaches the terminal."""
+    import subprocess
+    import sys
+
+    here = tmp_path / "parent"
+    (here / "bottleneck").mkdir(parents=True)
+    (here / "bottleneck" / "__init__.py").write_text("raise ImportError('the decoy')\n")
+    write_class_folder(here / "images", per_class=2, classes=("circle", "square"))
+    env = dict(os.environ, PYTHONPATH=str(Path(bottleneck.__file__).parents[1]))
+    run = subprocess.run(
+        [sys.executable, "-P", "-c", "from bottleneck.cli import main; main()", "extract",
+         "images", "-b", "vgg16", "--weights", weights, "--image-size", "32", "-o", "cache",
+         "--shard-size", "2", "--executor", "ray", "--workers", "1", "-q"],
+        cwd=here, env=env, capture_output=True, text=True, timeout=400)
+    assert run.returncode == 0, run.stderr[-3000:]
+    assert "cached 4 images" in run.stdout
+    assert run.stderr.strip() == "", run.stderr[-3000:]
+    from bottleneck.cache import Manifest
+
+    assert [s.status for s in Manifest.load(here / "cache").shards] == ["done", "done"]
+
+
 def test_local_worker_processes_give_the_one_process_features(weights, tmp_path: Path) -> None:
     """--workers N on the local executor: one process per device (here, CPU processes), each
     with its own feature model; the driver alone records the shards."""

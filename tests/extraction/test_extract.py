@@ -99,7 +99,7 @@ def test_rerun_is_a_no_op_and_other_config_is_refused(vgg_cache, image_folder,
                        image_size=32, out=vgg_cache.root, shard_size=10, progress=False)
     after = {p.name: p.stat().st_mtime_ns for p in vgg_cache.root.glob("shard-*.h5")}
     assert before == after
-    with pytest.raises(UserError, match="different config.*--overwrite"):
+    with pytest.raises(UserError, match="different config.*overwrite=True"):
         bottleneck.extract(str(image_folder), backbone="vgg16", weights=str(vgg16_he_weights),
                            image_size=48, out=vgg_cache.root, shard_size=10, progress=False)
     assert {p.name: p.stat().st_mtime_ns for p in vgg_cache.root.glob("shard-*.h5")} == after

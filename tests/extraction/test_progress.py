@@ -28,14 +28,15 @@ print("done", flush=True)
 """
 
 
-def run_on_a_terminal(columns: int) -> str:
-    """Run SCRIPT with stdout and stderr on a pty ``columns`` wide (0: one that reports no
-    size); everything the terminal received."""
+def run_on_a_terminal(columns: int, args: list[str] | None = None) -> str:
+    """Run SCRIPT (or python ``args``) with stdout and stderr on a pty ``columns`` wide (0: one
+    that reports no size); everything the terminal received."""
     master, slave = pty.openpty()
     fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 24 if columns else 0, columns, 0, 0))
     env = {k: v for k, v in os.environ.items() if k not in ("COLUMNS", "LINES")}
-    process = subprocess.Popen([sys.executable, "-c", SCRIPT], stdout=slave, stderr=slave,
-                               env=env)
+    env["PYTHONPATH"] = str(PROGRESS.parents[2])
+    process = subprocess.Popen([sys.executable, *(args or ["-c", SCRIPT])], stdout=slave,
+                               stderr=slave, env=env)
     os.close(slave)
     received = b""
     while True:
@@ -47,7 +48,7 @@ def run_on_a_terminal(columns: int) -> str:
             break
         received += chunk
     os.close(master)
-    assert process.wait(timeout=60) == 0
+    assert process.wait(timeout=300) == 0, received[-2000:]
     return received.decode("utf-8", "replace")
 
 

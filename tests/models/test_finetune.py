@@ -156,10 +156,17 @@ def test_cli_finetune_keeps_the_start_when_training_only_hurts(
         small_heads: dict[str, Path], tmp_path: Path) -> None:
     result = CliRunner().invoke(main, [
         "finetune", str(small_heads["dense"]), "--out", str(tmp_path / "ft"), "--optimizer",
-        "sgd", "--learning-rate", "1000", "--epochs", "1", "--unfreeze-from", "block3_conv3"])
+        "sgd", "--learning-rate", "1000", "--epochs", "3", "--patience", "1",
+        "--unfreeze-from", "block3_conv3"])
     assert result.exit_code == 0, result.output
-    assert "best epoch 0/1" in result.stdout and "top 2 of 11" in result.stdout
-    assert "Epoch 1/1 - " in result.stderr and "val_loss" in result.stderr  # one header line
+    assert "kept the starting weights: no epoch of 1 improved val_loss; stopped after 1 of 3 " \
+           "epochs, 1 without improvement (--patience)" in result.stdout
+    assert "top 2 of 11" in result.stdout
+    assert "Epoch 1/3 - " in result.stderr and "val_loss" in result.stderr  # one header line
+    said = result.stderr.splitlines()  # what it does before the first epoch, in order
+    assert said[0].startswith("building the model: vgg16 with the dense head")
+    assert said[1].startswith("decoding the 90 images of train, val, test")
+    assert said[2].startswith("scoring the start on val, test, then training up to 3 epochs")
     after = json.loads((tmp_path / "ft" / "metrics.json").read_text())
     before = json.loads((tmp_path / "ft" / "metrics_before.json").read_text())
     assert after == before

@@ -176,7 +176,7 @@ def test_memory_check_names_the_streaming_head(feature_cache: Cache) -> None:
 
 
 def test_out_dir_is_protected(logreg_dir: Path, feature_cache: Cache, tmp_path: Path) -> None:
-    with pytest.raises(UserError, match="already holds a model; pass --overwrite"):
+    with pytest.raises(UserError, match="already holds a model; pass overwrite=True"):
         bottleneck.fit(feature_cache, "logreg", logreg_dir)
     other = tmp_path / "notes"
     other.mkdir()

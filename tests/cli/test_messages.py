@@ -1,0 +1,36 @@
+"""Messages speak the caller's language: options as flags under the CLI, as Python arguments
+from the API."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+import bottleneck
+from bottleneck.cache import Cache
+from bottleneck.cli import main
+from bottleneck.errors import UserError
+
+pytest_plugins = ["tests.heads_fixtures"]
+
+
+def test_errors_name_python_arguments_from_python_and_flags_from_the_cli(
+        feature_cache: Cache, tmp_path: Path) -> None:
+    model = tmp_path / "model"
+    bottleneck.fit(feature_cache, "logreg", model)
+    with pytest.raises(UserError) as python:
+        bottleneck.fit(feature_cache, "logreg", model)
+    assert "pass overwrite=True to replace it, or choose another out." in str(python.value)
+    assert "--" not in str(python.value)
+    cli = CliRunner().invoke(main, ["fit", str(feature_cache.root), "--head", "logreg", "-o",
+                                    str(model)])
+    assert cli.exit_code == 2
+    assert "pass --overwrite to replace it, or choose another --out." in cli.stderr
+    assert "overwrite=True" not in cli.stderr
+    with pytest.raises(UserError, match=r"^seeds must be ≥ 1 and cv ≥ 2\.$"):
+        bottleneck.bench([feature_cache.root], seeds=0, out=tmp_path / "bench")
+    cli = CliRunner().invoke(main, ["bench", str(feature_cache.root), "--seeds", "0", "-o",
+                                    str(tmp_path / "bench")])
+    assert cli.stderr.strip() == "error: --seeds must be ≥ 1 and --cv ≥ 2."
