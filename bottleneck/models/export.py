@@ -8,6 +8,10 @@ format. Input: a batch ``N × H × W × 3`` of RGB values 0..255 (the ``.keras``
 or float; SavedModel, TFLite and ONNX take float32). Output: ``N × classes`` probabilities
 (softmax of the decision scores for ridge and linear-svm heads), or ``N × 1`` values.
 Works from a head's MODEL_DIR (backbone + head as fitted) or a fine-tuned one.
+
+Only inference reaches the file (:mod:`bottleneck.models.serving`), and a written file is
+installed only once its format's own loader, run on probe images, answers as the Keras model's
+``predict`` does (:mod:`bottleneck.models.export_formats`); else the export is refused.
 """
 
 from __future__ import annotations

@@ -18,6 +18,7 @@ it frozen (BatchNorm then keeps its moving statistics even under ``training=True
 
 from __future__ import annotations
 
+import inspect
 from typing import Any
 
 import numpy as np
@@ -52,7 +53,7 @@ def inference_only(model: Any) -> Any:
         return keras.layers.Identity(name=layer.name) if training_only(layer) else layer
 
     def call(layer: Any, *args: Any, **kwargs: Any) -> Any:
-        if getattr(layer, "_call_has_training_arg", False):
+        if "training" in inspect.signature(layer.call).parameters:
             kwargs["training"] = False
         return layer(*args, **kwargs)
 

@@ -176,7 +176,7 @@ def test_every_format_answers_like_predict_in_a_fresh_process(
                 "head": predicted_probabilities(lite0["head"], files),
                 "dense": predicted_probabilities(small_heads["dense"], files)}
     assert {key.split(" | ")[0] for key in got} == set(exports)
-    assert len(got) == len(exports) + 3 * 2  # four ways to call each .keras file
+    assert len(got) == len(exports) + 3 * 3  # four ways to call each of the .keras files
     for key, answer in got.items():
         want = expected[key.split(" ")[0]]
         assert answer.shape == want.shape == (len(files), 3), key
