@@ -7,22 +7,22 @@ Two checks, both across splits only:
   resized). Each val and test row is matched to its ``MATCHES`` most similar rows in earlier
   splits (test: train and val; val: train) by the cosine of their features (a candidate from
   ``CANDIDATE_COSINE``) and, where the rows' pixels are searched, by their grey
-  ``SIGNATURE_SIDE``² pixels (from ``SIGNATURE_COSINE``); a candidate is a near-duplicate when the
-  two images agree in grey at up to ``PIXEL_SIDE``² (the centred cosine of the pixels, the
-  best over shifts of up to ``PIXEL_SHIFT`` pixel, ≥ ``PIXEL_MATCH``; :func:`pixel_similarity`)
-  or, where the pixels cannot be read, when the features alone have cosine ≥
-  ``FEATURE_ALONE``. Each row is reported once, with its most similar duplicate.
+  ``SIGNATURE_SIDE``² pixels (from ``SIGNATURE_COSINE``). Each candidate's pixels are
+  compared (:mod:`bottleneck.benching.pixels`); a row's most alike candidate is a
+  near-duplicate when they reach ``PIXEL_MATCH``, or ``PIXEL_FLOOR`` while standing out from
+  the row's next most alike candidate (its 1 − cosine at most 1/``STANDOUT`` of theirs: a
+  JPEG q75 copy of a noisy picture reaches 0.99 where its own class reaches 0.83); where no
+  pixels are compared, when the features alone have cosine ≥ ``FEATURE_ALONE``. Each row is
+  reported once, with its most alike duplicate and its runner-up's similarity.
 
 Features alone do not separate copies from look-alikes: through EfficientNet-Lite0 at 96 px,
 Fashion-MNIST copies with light noise (σ 6) had feature cosine 0.60–1 with their originals
 and ranked up to 237th among 6300 train rows, while distinct look-alikes reach 0.95. Hence
-the low candidate cosine, several matches per row and the pixel check, calibrated on
-Fashion-MNIST (benchmarks/bench_near_duplicates.py): for 1000 test images against all 60000
-train images, the best look-alike of 2 reached 0.993 (0.98, the old rule at 32² without
-shifts: 146 of 2000), while 97% of perturbed copies (JPEG q75/q90, a 1-pixel shift, 10%
-brighter, noise σ 6) did. Images are compared at their own size when both are smaller than
-``PIXEL_SIDE`` (Fashion-MNIST's 28², so that a 1-pixel shift stays whole), else both are
-box-resized to it.
+several matches per row from a low cosine, the pixel search and the pixel check, calibrated
+on Fashion-MNIST (benchmarks/bench_near_duplicates.py): for 1000 test images against all
+60,000 train images, the best look-alikes of 2 reached 0.993 (0.98, the old rule at 32²
+without shifts: 146 of 2000), while 97% of perturbed copies (JPEG q75/q90, a 1-pixel shift,
+10% brighter, noise σ 6) did.
 """
 
 from __future__ import annotations
@@ -33,13 +33,25 @@ from typing import Any
 
 import numpy as np
 
+from bottleneck.benching.pixels import (
+    PIXEL_SHIFT,
+    PIXEL_SIDE,
+    centred,
+    grey_image,
+    grey_similarity,
+    pixel_similarity,
+    square_grid,
+)
 from bottleneck.cache import Cache
+
+__all__ = ["cross_split_duplicates", "near_duplicates", "nearest_rows", "pixel_similarity",
+           "unit_rows"]
 
 CANDIDATE_COSINE = 0.60
 PIXEL_MATCH = 0.993
+PIXEL_FLOOR = 0.98  # below PIXEL_MATCH, a match must stand out from the row's others:
+STANDOUT = 8  # its pixel difference (1 − cosine) this many times smaller than the next's
 FEATURE_ALONE = 0.97
-PIXEL_SIDE = 32  # the largest grid the pixels are compared on
-PIXEL_SHIFT = 1  # grid pixels a copy may be moved by
 SIGNATURE_SIDE = 16  # the grey grid of the pixel search
 SIGNATURE_COSINE = 0.95  # a pixel-search match below this is no candidate
 SIGNATURE_DIMS = 32  # the pixel search's shortlist space (see _shortlist)
@@ -139,56 +151,6 @@ def _best_matches(queries: np.ndarray, reference: np.ndarray, reduced_q: np.ndar
     return index, cosine
 
 
-def grey_image(image: np.ndarray) -> np.ndarray:
-    """An image (uint8 H×W×3) in grey (uint8), box-reduced to ``PIXEL_SIDE`` a side at most:
-    what :func:`grey_similarity` compares (1 KiB a row at most)."""
-    from PIL import Image
-
-    grey = Image.fromarray(np.asarray(image, np.uint8)).convert("L")
-    if max(grey.size) > PIXEL_SIDE:
-        grey = grey.resize((min(grey.width, PIXEL_SIDE), min(grey.height, PIXEL_SIDE)),
-                           Image.Resampling.BOX)
-    return np.asarray(grey)
-
-
-def _grid(grey: np.ndarray, side: int) -> np.ndarray:
-    from PIL import Image
-
-    values = grey.astype(np.float32)
-    if grey.shape == (side, side):
-        return values
-    return np.asarray(Image.fromarray(values, mode="F").resize((side, side),
-                                                               Image.Resampling.BOX))
-
-
-def _centred(rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    rows = rows - rows.mean(axis=-1, keepdims=True)
-    norms = np.linalg.norm(rows, axis=-1, keepdims=True)
-    return rows / np.where(norms > 0, norms, 1), norms[..., 0] > 0
-
-
-def grey_similarity(x: np.ndarray, y: np.ndarray) -> float:
-    """Centred cosine of two grey images (:func:`grey_image`) on a common square grid (their
-    smaller side, at most ``PIXEL_SIDE``): ``x``'s centre against each window of ``y`` moved
-    by up to ``PIXEL_SHIFT`` pixels, the best. 1 for two flat images, 0 for one."""
-    from numpy.lib.stride_tricks import sliding_window_view
-
-    side = max(2 * PIXEL_SHIFT + 2, min(PIXEL_SIDE, *x.shape, *y.shape))
-    a, b = _grid(x, side), _grid(y, side)
-    n = side - 2 * PIXEL_SHIFT
-    centre, live = _centred(a[PIXEL_SHIFT:PIXEL_SHIFT + n, PIXEL_SHIFT:PIXEL_SHIFT + n].ravel())
-    windows, alive = _centred(sliding_window_view(b, (n, n)).reshape(-1, n * n))
-    if not live or not alive.any():
-        return 1.0 if not live and not alive.any() else 0.0
-    return float(np.clip((windows @ centre).max(), -1.0, 1.0))
-
-
-def pixel_similarity(a: np.ndarray, b: np.ndarray) -> float:
-    """How alike two images' pixels are (:func:`grey_similarity`): near 1 for the same
-    picture however it was re-encoded, slightly resized, moved, brightened or noised."""
-    return grey_similarity(grey_image(a), grey_image(b))
-
-
 def _feature_candidates(unit: np.ndarray, splits: np.ndarray, reduced: np.ndarray | None
                         ) -> list[tuple[int, int, float, int]]:
     """``(row, earlier row, cosine, rank)`` of each val and test row's ``MATCHES`` most
@@ -222,8 +184,8 @@ def _pixel_candidates(splits: np.ndarray, grey: Callable[[int], np.ndarray | Non
     for i in rows:
         image = grey(i)
         if image is not None:
-            signatures[i] = _grid(image, SIGNATURE_SIDE).ravel()
-    signatures = _centred(signatures)[0]  # unreadable rows stay zero
+            signatures[i] = square_grid(image, SIGNATURE_SIDE).ravel()
+    signatures = centred(signatures)[0]  # unreadable rows stay zero
     sample = signatures[rows[:: max(1, len(rows) // 5000)]]
     directions = np.linalg.eigh(sample.T @ sample)[1][:, ::-1][:, :SIGNATURE_DIMS].T
     found = []
@@ -281,22 +243,31 @@ def near_duplicates(
         candidates = [c for c in candidates if hashes[c[0]] != hashes[c[1]]]
     candidates.sort(key=lambda c: (c[3], -c[2]))  # every row's best match first
 
-    pairs, matched, checked, unreadable = [], set(), 0, 0
+    compared: dict[int, list[tuple[float, int, float]]] = defaultdict(list)
+    unjudged: dict[int, tuple[int, float]] = {}  # row → its best match not compared
+    checked = unreadable = 0
     for order, (a, b, cosine, _) in enumerate(candidates):
-        if a in matched:
-            continue
-        similarity = None
+        first = second = None
         if pixels is not None and (max_pixel_pairs is None or order < max_pixel_pairs):
             first, second = grey(a), grey(b)
-            if first is not None and second is not None:
-                similarity = grey_similarity(first, second)
-                checked += 1
-            else:
-                unreadable += 1
-        if (similarity is not None and similarity >= PIXEL_MATCH) or \
-                (similarity is None and cosine >= FEATURE_ALONE):
-            pairs.append({"a": a, "b": b, "cosine": cosine, "pixels": similarity})
-            matched.add(a)
+            unreadable += first is None or second is None
+        if first is not None and second is not None:
+            compared[a].append((grey_similarity(first, second), b, cosine))
+            checked += 1
+        elif cosine > unjudged.get(a, (0, -1.0))[1]:
+            unjudged[a] = (b, cosine)
+    pairs = []
+    for a, found in compared.items():
+        found.sort(reverse=True)
+        (best, b, cosine), runner_up = found[0], found[1][0] if len(found) > 1 else None
+        if best >= PIXEL_MATCH or (best >= PIXEL_FLOOR and runner_up is not None
+                                   and (1 - best) * STANDOUT <= 1 - runner_up):
+            pairs.append({"a": a, "b": b, "cosine": cosine, "pixels": best,
+                          "runner_up": runner_up})
+    matched = {p["a"] for p in pairs}
+    pairs += [{"a": a, "b": b, "cosine": cosine, "pixels": None, "runner_up": None}
+              for a, (b, cosine) in unjudged.items()
+              if a not in matched and cosine >= FEATURE_ALONE]
     pairs.sort(key=lambda p: (p["pixels"] is not None, p["pixels"] or 0.0, p["cosine"]),
                reverse=True)
     return {"pairs": pairs, "candidates": len(candidates), "pixels_compared": checked,
@@ -305,5 +276,6 @@ def near_duplicates(
             "thresholds": {"candidate_cosine": CANDIDATE_COSINE, "pixel_match": PIXEL_MATCH,
                            "feature_alone": FEATURE_ALONE, "pixel_side": PIXEL_SIDE,
                            "pixel_shift": PIXEL_SHIFT, "matches_per_row": MATCHES,
+                           "pixel_floor": PIXEL_FLOOR, "standout": STANDOUT,
                            "signature_side": SIGNATURE_SIDE,
                            "signature_cosine": SIGNATURE_COSINE}}

@@ -129,12 +129,12 @@ class CacheAnalysis:
         pairs = near.pop("pairs")
         near["total"] = len(pairs)
         near["pairs"] = [{"a": self._row(p["a"]), "b": self._row(p["b"]),
-                          "cosine": p["cosine"], "pixels": p["pixels"]}
-                         for p in pairs[:PAIRS_SHOWN]]
+                          "cosine": p["cosine"], "pixels": p["pixels"],
+                          "runner_up": p["runner_up"]} for p in pairs[:PAIRS_SHOWN]]
         near["all_pairs"] = [{"a": str(rows.paths[p["a"]]), "a_split": str(rows.splits[p["a"]]),
                               "b": str(rows.paths[p["b"]]), "b_split": str(rows.splits[p["b"]]),
-                              "cosine": p["cosine"], "pixels": p["pixels"]}
-                             for p in pairs[:PAIRS_KEPT]]
+                              "cosine": p["cosine"], "pixels": p["pixels"],
+                              "runner_up": p["runner_up"]} for p in pairs[:PAIRS_KEPT]]
         return {"exact": cross_split_duplicates(self.cache), "near": near}
 
     def _label_errors(self) -> dict[str, Any] | None:
