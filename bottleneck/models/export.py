@@ -22,7 +22,7 @@ from bottleneck.storage.atomic import atomic_output, read_json, write_json
 from bottleneck.storage.machine import machine_errors
 from bottleneck.backend import import_keras, installed
 from bottleneck.errors import UserError
-from bottleneck.storage.location import is_url
+from bottleneck.storage.location import is_url, redact_url
 from bottleneck.models.assemble import assemble
 from bottleneck.models.lineage import cache_record, model_record, sha256_path
 from bottleneck.models.model_dir import Model, load_model
@@ -169,7 +169,7 @@ def _export_to_url(model_dir: str | Path, url: str, format: str | None,
     local = staging_for(url) / url.rstrip("/").rsplit("/", 1)[-1]
     result = export(model_dir, local, format, overwrite=False)
     lineage = read_json(result.lineage_file)
-    lineage["export"]["path"] = url
+    lineage["export"]["path"] = redact_url(url)  # recorded and printed without credentials
     write_json(result.lineage_file, lineage)
     publish_paths([(url, local), (lineage_url, result.lineage_file)])
-    return ExportResult(url, result.format, result.sha256, result.lineage_file)
+    return ExportResult(redact_url(url), result.format, result.sha256, result.lineage_file)
