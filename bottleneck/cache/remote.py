@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from bottleneck.cache.inputs import inputs_name
-from bottleneck.cache.manifest import MANIFEST, Manifest
+from bottleneck.cache.manifest import MANIFEST
 from bottleneck.cache.reader import TARGETS_FILE, Cache
 from bottleneck.errors import UserError
 from bottleneck.storage.atomic import atomic_write, sha256_file
@@ -72,14 +72,14 @@ def open_remote_cache(url: str) -> Cache:
         if raw is None:
             raise UserError(f"{remote.url} is not a bottleneck cache (no manifest.json there); "
                             "run extract first.")
-        for child in view.iterdir():  # a view holds only what the manifest names
-            if child.name != MANIFEST:
+        files = recorded_files(data or {})
+        for child in view.iterdir():  # a view holds only what the manifest names; the
+            if child.name not in (MANIFEST, *files):  # others are replaced in one rename
                 child.unlink() if not child.is_dir() or child.is_symlink() \
                     else shutil.rmtree(child)
+        if (data or {}).get("complete"):
+            fetch(remote, files, view)
         atomic_write(view / MANIFEST, raw, fsync=False)
-        manifest = Manifest.load(view)
-        if manifest is not None and manifest.complete:
-            fetch(remote, recorded_files(data or {}), view)
     cache = open_cache(view)
     cache.location = remote.url
     return cache

@@ -30,7 +30,7 @@ from bottleneck.data.sources import (
     stratified_limit,
 )
 from bottleneck.errors import UserError
-from bottleneck.storage.location import Remote, is_url, remote_errors, resolve
+from bottleneck.storage.location import Remote, is_url, redact_url, remote_errors, resolve
 
 IMAGE_EXTENSIONS = ("jpg", "jpeg", "png", "webp", "bmp", "gif", "ppm")
 LABEL_MEMBERS = ("cls", "json")
@@ -143,11 +143,11 @@ class WebDatasetSource(Source):
     def __init__(self, pattern: str, val_percent: float = 10, test_percent: float = 10,
                  limit: int | None = None, label_key: str | None = None) -> None:
         check_percents(val_percent, test_percent)
-        self.pattern, self.label_key = pattern, label_key
+        self.pattern, self.label_key = redact_url(pattern), label_key  # recorded: no secret
         self.val_percent, self.test_percent, self.limit = val_percent, test_percent, limit
         self.tars = expand(pattern)
         if not self.tars:
-            raise UserError(f"{pattern} names no .tar files; give a tar, a brace pattern such "
+            raise UserError(f"{self.pattern} names no .tar files; give a tar, a brace pattern such "
                             "as 'data/{00000..00009}.tar', or a folder of .tar files.")
         self._where: dict[str, Sample] = {}
         skipped: list[tuple[Path, str]] = []
@@ -157,9 +157,11 @@ class WebDatasetSource(Source):
                 try:
                     found, problem = _scan(tar, label_key)
                 except FileNotFoundError:
-                    raise UserError(f"{tar} not found; check the SOURCE pattern.") from None
+                    raise UserError(f"{redact_url(tar)} not found; check the SOURCE "
+                                    "pattern.") from None
             if problem:
-                skipped.append((Path(tar), problem + "; the samples before it are kept"))
+                skipped.append((Path(redact_url(tar)),
+                                problem + "; the samples before it are kept"))
             name = tar.rstrip("/").rsplit("/", 1)[-1]
             for key, sample in found.items():
                 if "image" not in sample:

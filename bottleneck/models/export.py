@@ -34,7 +34,7 @@ from bottleneck.models.serving import (
     serving_model,
 )
 from bottleneck.storage.atomic import atomic_output, read_json, write_json
-from bottleneck.storage.location import is_url
+from bottleneck.storage.location import is_url, redact_url
 from bottleneck.storage.machine import machine_errors
 
 FORMATS = ("keras", "saved_model", "tflite", "onnx")
@@ -172,7 +172,7 @@ def _export_to_url(model_dir: str | Path, url: str, format: str | None,
     local = staging_for(url) / url.rstrip("/").rsplit("/", 1)[-1]
     result = export(model_dir, local, format, overwrite=False, verbose=verbose)
     lineage = read_json(result.lineage_file)
-    lineage["export"]["path"] = url
+    lineage["export"]["path"] = redact_url(url)  # recorded and printed without credentials
     write_json(result.lineage_file, lineage)
     publish_paths([(url, local), (lineage_url, result.lineage_file)])
-    return ExportResult(url, result.format, result.sha256, result.lineage_file)
+    return ExportResult(redact_url(url), result.format, result.sha256, result.lineage_file)

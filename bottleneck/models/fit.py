@@ -46,7 +46,7 @@ from bottleneck.models.model_dir import (
 )
 from bottleneck.models.tasks import target_key
 from bottleneck.storage.atomic import to_jsonable, write_json
-from bottleneck.storage.location import is_url
+from bottleneck.storage.location import is_url, redact_url
 from bottleneck.storage.machine import machine_errors
 from bottleneck.storage.remote_output import publish_folder
 
@@ -158,7 +158,7 @@ def fit(
         with publish_folder(str(out), HEAD_JSON, is_model_dir, overwrite, "model directory") \
                 as local:
             result = fit(cache, head, local, task, params, seed, False, stream, progress)
-        result.model_dir = str(out)
+        result.model_dir = redact_url(str(out))
         return result
     cache = open_any(cache)
     spec = get_head_spec(head)

@@ -18,7 +18,7 @@ from typing import Any
 
 from bottleneck._text import plural
 from bottleneck.errors import UserError
-from bottleneck.storage.location import is_url
+from bottleneck.storage.location import is_url, redact_url
 
 __all__ = ["ReportResult", "report"]
 
@@ -77,14 +77,15 @@ def report(targets: list[str | Path] | str | Path, out: str | Path = "report.htm
         local = [s if is_url(u) else Path(u) for u, s in zip(urls, staged, strict=True)]
         done = report(targets, local[0], local[1] if json_out else None)
         publish_paths([(u, p) for u, p in zip(urls, local, strict=True) if is_url(u)])
-        done.out, done.json_out = str(out), str(json_out) if json_out else None
+        done.out = redact_url(str(out))
+        done.json_out = redact_url(str(json_out)) if json_out else None
         return done
     out = Path(out).expanduser()
     json_path = Path(json_out).expanduser() if json_out else None
     _check_out(out, json_path)
     gathered = gather(list(targets))
     doc = build_document(gathered)
-    doc |= {"version": __version__, "targets": [str(t) for t in targets],
+    doc |= {"version": __version__, "targets": [redact_url(str(t)) for t in targets],
             "created": datetime.datetime.now(datetime.timezone.utc).isoformat(
                 timespec="seconds")}
     write(doc, out, json_path)

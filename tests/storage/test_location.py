@@ -67,6 +67,15 @@ def test_secrets_are_never_shown() -> None:
                                "sas_token")} == {"***"}
 
 
+def test_source_messages_carry_no_credentials() -> None:
+    from bottleneck.data import WebDatasetSource
+
+    with pytest.raises(UserError) as caught:
+        WebDatasetSource("memory://user:hunter2@nowhere/a.tar")
+    assert "hunter2" not in caught.value.format_message()
+    assert "memory://nowhere/a.tar" in caught.value.format_message()
+
+
 def test_a_url_resolves_to_its_file_system() -> None:
     found = resolve("memory://bottleneck-test/loc/")
     assert isinstance(found, Remote) and found.url == "memory://bottleneck-test/loc"
