@@ -98,8 +98,9 @@ class LinearClassifier(ClassifierMixin, LinearProbe):
     standardisation pass and held in memory, is solved first (its passes cost no reading) and
     starts the streamed L-BFGS near the optimum, so it needs few passes (0: start from zero;
     a training set no bigger than the sample is solved in memory alone); ``spatial``: avg,
-    max or flatten for feature maps; ``verbose``: a line per iteration. Fitted: ``coef_`` (classes × features, or 1 × features for two),
-    ``intercept_``, ``classes_``, ``mean_``, ``scale_``, ``n_iter_``, ``n_passes_``.
+    max or flatten for feature maps; ``verbose``: a line per iteration. Fitted: ``coef_``
+    (classes × features, or 1 × features for two), ``intercept_``, ``classes_``, ``mean_``,
+    ``scale_``, ``n_iter_``, ``n_passes_`` (over all the rows, the standardisation's included).
     """
 
     def __init__(self, C: float = 1.0, class_weight: Any = None, max_iter: int = 100,
