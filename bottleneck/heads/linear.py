@@ -178,11 +178,11 @@ class LinearClassifier(ClassifierMixin, LinearProbe):
         """scipy's L-BFGS-B from ``start``: at most ``max_iter`` iterations."""
         iteration = [0]
 
-        def report(result: Any) -> None:
+        def report(intermediate_result: Any) -> None:  # scipy passes the result by this name
             iteration[0] += 1
             if self.verbose:
                 print(f"linear: {what} iteration {iteration[0]}/{self.max_iter}, loss "
-                      f"{result.fun:.6f}", flush=True)
+                      f"{intermediate_result.fun:.6f}", flush=True)
 
         return minimize(objective, start, jac=True, method="L-BFGS-B", callback=report,
                         options={"maxiter": self.max_iter, "maxfun": self.max_iter + 20,

@@ -62,6 +62,14 @@ def test_a_stream_gives_what_the_arrays_give(warm_rows: int) -> None:
         assert stream.n_passes_ < cold.n_passes_
 
 
+def test_verbose_prints_a_line_per_iteration(capsys: pytest.CaptureFixture[str]) -> None:
+    X, y = blobs(300, 6, 3)
+    head = make_head("linear", "classify", {"verbose": 1, "warm_rows": 50}).fit(X, y)
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].startswith("linear: sample iteration 1/100, loss ")
+    assert sum(line.startswith("linear: pass iteration") for line in lines) == head.n_iter_[0]
+
+
 def test_the_sample_is_uniform_bounded_and_repeatable() -> None:
     from bottleneck.heads.linear_passes import Sample
 
