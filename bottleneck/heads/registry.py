@@ -186,8 +186,8 @@ def check_task(spec: HeadSpec, task: str) -> None:
 
 
 # Parameters a head takes but a user does not tune: accepted, never listed (the CLI sets
-# ``verbose`` from -q).
-NOT_LISTED = frozenset({"verbose"})
+# ``verbose`` from -q; ``tol`` is the linear probe's solver tolerance).
+NOT_LISTED = frozenset({"verbose", "tol"})
 
 
 def full_param_name(estimator: BaseEstimator, key: str) -> str | None:
