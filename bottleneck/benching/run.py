@@ -157,7 +157,8 @@ def _run_streaming(cache: Cache, variants: Sequence[tuple[int, Variant]], task: 
                 extra["validation_data"] = stream_split(cache, "val", task, batch) \
                     if has_val else None
             start = time.perf_counter()
-            head.fit(stream_split(cache, "train", task, batch, shuffle=True, seed=seed),
+            shuffle = get_head_spec(variant.head).shuffled
+            head.fit(stream_split(cache, "train", task, batch, shuffle=shuffle, seed=seed),
                      **extra)
             fit_seconds = time.perf_counter() - start
             scores, predict_us = {}, 0.0

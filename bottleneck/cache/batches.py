@@ -43,7 +43,8 @@ def _batches_class() -> type:
             row_bytes = 4 * max(1, int(np.prod(self.feature_shape)))
             # a whole number of batches (no batch spans two windows), or the whole split
             window = max(1, SHUFFLE_BYTES // row_bytes // batch_size) * batch_size
-            self.window = max(1, min(self.rows, window))
+            # in order, a window is one batch: nothing is held to mix
+            self.window = max(1, min(self.rows, window if shuffle else batch_size))
             self.shuffle, self.seed, self.epoch = shuffle, seed, 0
             self._reader: Iterator[tuple[int, np.ndarray, np.ndarray]] | None = None
             self._current: tuple[int, np.ndarray, np.ndarray] | None = None

@@ -252,6 +252,14 @@ class Cache:
 
         return feature_batches(self, split, batch_size, target, shuffle, seed)
 
+    def torch_dataset(self, split: str | None = None, batch_size: int = 256,
+                      target: str = "labels") -> Any:
+        """A PyTorch ``IterableDataset`` of ``(features, labels or targets)`` tensor batches,
+        for ``DataLoader(dataset, batch_size=None)`` (see :mod:`.torch_data`)."""
+        from bottleneck.cache.torch_data import torch_dataset
+
+        return torch_dataset(self, split, batch_size, target)
+
     def tf_dataset(self, split: str, batch_size: int = 256, target: str = "labels") -> Any:
         """A tf.data stream of ``(features, labels or targets)`` batches read from the shards."""
         import tensorflow as tf

@@ -94,18 +94,23 @@ class LinearClassifier(ClassifierMixin, LinearProbe):
     ``C``: inverse regularisation strength (scikit-learn's); ``class_weight``: None,
     ``balanced`` or ``{label: weight}``; ``max_iter``: L-BFGS iterations (about one pass over
     the rows each); ``tol``: the projected gradient at which it stops; ``batch_size``: rows
-    per chunk read; ``spatial``: avg, max or flatten for feature maps; ``verbose``: a line per
-    iteration. Fitted: ``coef_`` (classes × features, or 1 × features for two),
-    ``intercept_``, ``classes_``, ``mean_``, ``scale_``, ``n_iter_``, ``n_passes_``.
+    per chunk read; ``warm_rows``: a uniform sample of this many rows, drawn during the
+    standardisation pass and held in memory, is solved first (its passes cost no reading) and
+    starts the streamed L-BFGS near the optimum, so it needs few passes (0: start from zero;
+    a training set no bigger than the sample is solved in memory alone); ``spatial``: avg,
+    max or flatten for feature maps; ``verbose``: a line per iteration. Fitted: ``coef_``
+    (classes × features, or 1 × features for two), ``intercept_``, ``classes_``, ``mean_``,
+    ``scale_``, ``n_iter_``, ``n_passes_`` (over all the rows, the standardisation's included).
     """
 
     def __init__(self, C: float = 1.0, class_weight: Any = None, max_iter: int = 100,
-                 tol: float = 1e-4, batch_size: int = 4096, spatial: str = "avg",
-                 verbose: int = 0) -> None:
+                 tol: float = 1e-4, warm_rows: int = 32768, batch_size: int = 4096,
+                 spatial: str = "avg", verbose: int = 0) -> None:
         self.C = C
         self.class_weight = class_weight
         self.max_iter = max_iter
         self.tol = tol
+        self.warm_rows = warm_rows
         self.batch_size = batch_size
         self.spatial = spatial
         self.verbose = verbose
@@ -114,14 +119,17 @@ class LinearClassifier(ClassifierMixin, LinearProbe):
         """Fit on arrays ``(X, y)`` or a stream ``X`` of ``(features, label index)``."""
         if not (isinstance(self.C, (int, float, np.number)) and self.C > 0):
             raise InvalidParameterError(f"C must be a positive number, got {self.C!r}")
-        if not isinstance(self.max_iter, (int, np.integer)) or self.max_iter < 0:
-            raise InvalidParameterError(f"max_iter must be a non-negative integer, "
-                                        f"got {self.max_iter!r}")
+        for name in ("max_iter", "warm_rows"):
+            value = getattr(self, name)
+            if not isinstance(value, (int, np.integer)) or value < 0:
+                raise InvalidParameterError(f"{name} must be a non-negative integer, "
+                                            f"got {value!r}")
         streamed = is_dataset(X)
         chunks = self._training_chunks(X, y)
         if not streamed:
             check_classification_targets(y)
-        found = passes.moments(chunks, regress=False)
+        sample = passes.Sample(int(self.warm_rows))
+        found = passes.moments(chunks, regress=False, sample=sample)
         self._standardize(found)
         seen = found.labels
         self.classes_ = np.unique(np.asarray(classes)) if classes is not None else \
@@ -139,28 +147,46 @@ class LinearClassifier(ClassifierMixin, LinearProbe):
         scaled = passes.standardized(chunks, found.mean, self.scale_)
         labelled = lambda: ((x, index(t)) for x, t in scaled())  # noqa: E731
         d, m = len(found.mean), 1 if len(self.classes_) == 2 else len(self.classes_)
-        self.n_passes_, iteration = 1, [0]
+        self.n_passes_, self.n_iter_ = 1, np.array([0])
+        start = np.zeros(d * m + m)
+        sample_x, sample_y = sample.rows()
+        if len(sample_y):  # solved in memory first: its passes read nothing
+            sample_x -= found.mean.astype(np.float32)
+            sample_x *= (1.0 / self.scale_).astype(np.float32)
+            rows = (sample_x, index(sample_y))
+            result = self._minimize(lambda theta: passes.logistic_pass(
+                lambda: iter([rows]), theta, d, m, weights, float(self.C), len(rows[1]),
+                found.n), start, "sample")
+            start = result.x
+            del rows, sample_x, sample_y
+        if sample.held < found.n:
+            def objective(theta: np.ndarray) -> tuple[float, np.ndarray]:
+                self.n_passes_ += 1
+                return passes.logistic_pass(labelled, theta, d, m, weights, float(self.C),
+                                            found.n)
 
-        def objective(theta: np.ndarray) -> tuple[float, np.ndarray]:
-            self.n_passes_ += 1
-            return passes.logistic_pass(labelled, theta, d, m, weights, float(self.C),
-                                        found.n)
-
-        def report(result: Any) -> None:
-            iteration[0] += 1
-            if self.verbose:
-                print(f"linear: iteration {iteration[0]}/{self.max_iter}, loss "
-                      f"{result.fun:.6f}", flush=True)
-
-        result = minimize(objective, np.zeros(d * m + m), jac=True, method="L-BFGS-B",
-                          callback=report,
-                          options={"maxiter": self.max_iter, "maxfun": self.max_iter + 20,
-                                   "gtol": self.tol, "ftol": 1e-10})
+            result = self._minimize(objective, start, "pass")
+            self.n_iter_ = np.array([int(result.nit)])
+        else:  # the sample held every row: its optimum is the optimum
+            self.n_iter_ = np.array([int(result.nit)])
         self.coef_ = result.x[:d * m].reshape(d, m).T.copy()
         self.intercept_ = result.x[d * m:].copy()
-        self.n_iter_ = np.array([int(result.nit)])
         self.loss_ = float(result.fun)
         return self
+
+    def _minimize(self, objective: Any, start: np.ndarray, what: str) -> Any:
+        """scipy's L-BFGS-B from ``start``: at most ``max_iter`` iterations."""
+        iteration = [0]
+
+        def report(intermediate_result: Any) -> None:  # scipy passes the result by this name
+            iteration[0] += 1
+            if self.verbose:
+                print(f"linear: {what} iteration {iteration[0]}/{self.max_iter}, loss "
+                      f"{intermediate_result.fun:.6f}", flush=True)
+
+        return minimize(objective, start, jac=True, method="L-BFGS-B", callback=report,
+                        options={"maxiter": self.max_iter, "maxfun": self.max_iter + 20,
+                                 "gtol": self.tol, "ftol": 1e-10})
 
     def _class_weights(self, counts: np.ndarray) -> np.ndarray:
         if self.class_weight is None:
@@ -251,7 +277,7 @@ class LinearRegressor(RegressorMixin, LinearProbe):
 LINEAR_FORMAT = skops_format(LinearClassifier, LinearRegressor)
 
 
-@register_head("linear", format=LINEAR_FORMAT, streams=True, fit_bytes=0)
+@register_head("linear", format=LINEAR_FORMAT, streams=True, fit_bytes=0, shuffled=False)
 def linear(task: str) -> LinearProbe:
     """Streaming linear probe: logistic regression (L-BFGS) or ridge; streams from shards."""
     return LinearRegressor() if task == "regress" else LinearClassifier()

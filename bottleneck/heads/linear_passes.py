@@ -39,8 +39,49 @@ class Moments:
         return np.where(std < 10 * np.finfo(np.float64).eps, 1.0, std)
 
 
-def moments(chunks: Chunks, regress: bool) -> Moments:
-    """One pass: row count, feature mean and variance; class counts or target moments.
+class Sample:
+    """A uniform sample of at most ``size`` rows without replacement, kept while streaming:
+    each row draws a random key and the rows with the smallest keys stay, in place in one
+    buffer (deterministic for a seed), so memory is the sample plus one chunk."""
+
+    def __init__(self, size: int, seed: int = 0) -> None:
+        self.size, self.rng, self.held = size, np.random.default_rng(seed), 0
+        self.keys = np.zeros(size)
+        self.x: np.ndarray | None = None
+        self.y: np.ndarray | None = None
+
+    def add(self, x: np.ndarray, y: np.ndarray) -> None:
+        if not self.size or not len(x):
+            return
+        y = np.asarray(y)
+        if self.x is None:
+            self.x = np.empty((self.size, *x.shape[1:]), x.dtype)
+            self.y = np.empty(self.size, y.dtype)
+        keys = self.rng.random(len(x))
+        free = min(self.size - self.held, len(x))
+        if free:
+            slots = slice(self.held, self.held + free)
+            self.x[slots], self.y[slots], self.keys[slots] = x[:free], y[:free], keys[:free]
+            self.held += free
+            x, y, keys = x[free:], y[free:], keys[free:]
+        if not len(x):
+            return
+        together = np.concatenate([self.keys, keys])
+        kept = np.argpartition(together, self.size - 1)[:self.size]
+        incoming = kept[kept >= self.size] - self.size
+        slots = np.setdiff1d(np.arange(self.size), kept[kept < self.size])
+        self.x[slots], self.y[slots], self.keys[slots] = x[incoming], y[incoming], keys[incoming]
+
+    def rows(self) -> tuple[np.ndarray, np.ndarray]:
+        """The sampled ``(x, y)``."""
+        if self.x is None:
+            return np.zeros((0, 0), np.float32), np.zeros(0)
+        return self.x[:self.held], self.y[:self.held]
+
+
+def moments(chunks: Chunks, regress: bool, sample: Sample | None = None) -> Moments:
+    """One pass: row count, feature mean and variance; class counts or target moments; fills
+    ``sample`` on the way.
 
     Raises ValueError for no rows or a value that is NaN or infinite.
     """
@@ -62,6 +103,8 @@ def moments(chunks: Chunks, regress: bool) -> Moments:
             mean = mean + delta * (rows / total)
             m2 = m2 + part_m2 + np.square(delta) * (n * rows / total)
             n = total
+        if sample is not None:
+            sample.add(x, y)
         if regress:
             values = np.asarray(y, dtype=np.float64)
             if not np.isfinite(values).all():
@@ -95,12 +138,14 @@ def standardized(chunks: Chunks, mean: np.ndarray, scale: np.ndarray) -> Chunks:
 
 
 def logistic_pass(chunks: Chunks, theta: np.ndarray, d: int, m: int, row_weights: np.ndarray,
-                  C: float, n: int) -> tuple[float, np.ndarray]:
+                  C: float, n: int, n_penalty: int | None = None) -> tuple[float, np.ndarray]:
     """Loss and gradient at ``theta`` (``W`` (d × m) then ``b`` (m), float64) in one pass.
 
     Labels are indices into ``row_weights`` (a weight per class). ``m == 1``: binomial on
-    label 1 against 0; else multinomial over ``m`` classes.
+    label 1 against 0; else multinomial over ``m`` classes. ``n``: the rows the chunks hold;
+    ``n_penalty``: the rows the penalty is scaled for (a sample of a bigger set: the set's).
     """
+    n_penalty = n_penalty or n
     W64 = theta[:d * m].reshape(d, m)
     W, b = W64.astype(np.float32), theta[d * m:].astype(np.float32)
     loss, grad_W, grad_b = 0.0, np.zeros((d, m)), np.zeros(m)
@@ -126,8 +171,8 @@ def logistic_pass(chunks: Chunks, theta: np.ndarray, d: int, m: int, row_weights
             residual = scores
         grad_W += x.T @ residual
         grad_b += residual.sum(axis=0, dtype=np.float64)
-    value = loss / n + float(np.square(W64).sum()) / (2 * C * n)
-    gradient = np.concatenate([(grad_W / n + W64 / (C * n)).ravel(), grad_b / n])
+    value = loss / n + float(np.square(W64).sum()) / (2 * C * n_penalty)
+    gradient = np.concatenate([(grad_W / n + W64 / (C * n_penalty)).ravel(), grad_b / n])
     return value, gradient
 
 

@@ -90,6 +90,8 @@ class HeadSpec:
     ``parallel_safe``: can fit in a joblib worker process (Keras heads cannot: TensorFlow
     already uses every core and does not fork safely).
     ``min_per_class``: training rows each class needs (an internal cross-validation's folds).
+    ``shuffled``: a stream it fits from must come shuffled (mini-batch training); a head that
+    sums over every row per pass (full-batch) reads the shards in order, without the window.
     ``fit_bytes``: bytes the fit holds per feature value beyond the loaded float32 features
     (its scaled copy, a solver's float64 copy, ...), as measured; a head that reads its rows a
     chunk at a time holds none.
@@ -105,6 +107,7 @@ class HeadSpec:
     parallel_safe: bool = True
     min_per_class: int = 1
     fit_bytes: int = 12
+    shuffled: bool = True
     # fitted head, task, number of classes, feature shape → KerasHead; None: not expressible
     to_keras: Callable[[BaseEstimator, str, int, tuple[int, ...]], KerasHead] | None = None
 
@@ -115,7 +118,7 @@ HEADS: dict[str, HeadSpec] = {}
 def register_head(
     name: str, format: HeadFormat, tasks: tuple[str, ...] = TASKS, streams: bool = False,
     takes_validation: bool = False, parallel_safe: bool = True, description: str = "",
-    min_per_class: int = 1, fit_bytes: int = 12,
+    min_per_class: int = 1, fit_bytes: int = 12, shuffled: bool = True,
 ) -> Callable[[Callable[[str], BaseEstimator]], Callable[[str], BaseEstimator]]:
     """Decorator: register ``builder(task) -> estimator`` under ``name``."""
 
@@ -123,7 +126,8 @@ def register_head(
         doc = (builder.__doc__ or "").strip().splitlines()
         HEADS[name] = HeadSpec(name, builder, tasks, description or (doc[0] if doc else name),
                                format, streams, takes_validation, parallel_safe,
-                               min_per_class=min_per_class, fit_bytes=fit_bytes)
+                               min_per_class=min_per_class, fit_bytes=fit_bytes,
+                               shuffled=shuffled)
         return builder
 
     return decorator
@@ -182,8 +186,8 @@ def check_task(spec: HeadSpec, task: str) -> None:
 
 
 # Parameters a head takes but a user does not tune: accepted, never listed (the CLI sets
-# ``verbose`` from -q).
-NOT_LISTED = frozenset({"verbose"})
+# ``verbose`` from -q; ``tol`` is the linear probe's solver tolerance).
+NOT_LISTED = frozenset({"verbose", "tol"})
 
 
 def full_param_name(estimator: BaseEstimator, key: str) -> str | None:

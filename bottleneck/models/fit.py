@@ -122,7 +122,7 @@ def _fit_head(estimator: Any, spec: HeadSpec, cache: Cache, task: str, stream: b
                                  and not fits_in_memory(cache, splits, head=spec.name))
     if streaming:
         batch = int(getattr(estimator, "batch_size", 32))
-        train = stream_split(cache, "train", task, batch, shuffle=True, seed=seed)
+        train = stream_split(cache, "train", task, batch, shuffle=spec.shuffled, seed=seed)
         extra = {"classes": classes} if task == "classify" else {}
         if with_val:
             extra["validation_data"] = stream_split(cache, "val", task, batch) \

@@ -1,4 +1,5 @@
-"""A cache's rows as Arrow and Parquet, read back by the tools people use, equal to the shards."""
+"""A cache's rows as Arrow, Parquet and framework datasets, read back by the tools people use,
+equal to the shards."""
 
 from __future__ import annotations
 
@@ -135,3 +136,18 @@ def test_a_file_it_did_not_write_is_never_replaced(cache: Cache, parquet: Path,
     again = runner.invoke(main, ["export-features", str(cache.root), "-o", str(ours),
                                  "--overwrite"])
     assert again.exit_code == 0 and "700 rows" in again.output
+
+
+def test_torch_and_keras_datasets_give_the_rows(cache: Cache) -> None:
+    torch = pytest.importorskip("torch")
+    from torch.utils.data import DataLoader
+
+    truth = shard_rows(cache, "train")
+    batches = list(DataLoader(cache.torch_dataset("train", batch_size=100), batch_size=None))
+    assert all(isinstance(x, torch.Tensor) and x.dtype == torch.float32 for x, _ in batches)
+    np.testing.assert_array_equal(torch.cat([x for x, _ in batches]).numpy(),
+                                  truth["features"].astype(np.float32))
+    np.testing.assert_array_equal(torch.cat([y for _, y in batches]).numpy(), truth["labels"])
+    keras_rows = cache.keras_dataset("train", batch_size=100)
+    got = np.concatenate([keras_rows[i][0] for i in range(len(keras_rows))])
+    np.testing.assert_array_equal(got, truth["features"].astype(np.float32))

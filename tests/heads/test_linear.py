@@ -47,13 +47,43 @@ def test_same_accuracy_as_scikit_learn_lbfgs_with_c_chosen_on_val(classes: int) 
                                    model.predict_proba(scaler.transform(Xe)), atol=0.02)
 
 
-def test_a_stream_gives_what_the_arrays_give() -> None:
+@pytest.mark.parametrize("warm_rows", [0, 100, 32768])
+def test_a_stream_gives_what_the_arrays_give(warm_rows: int) -> None:
+    # 0: streamed L-BFGS from zero; 100: from a sample's optimum; 32768: the sample is all
     X, y = blobs(700, 12, 3, seed=1)
-    arrays = make_head("linear", "classify", {"batch_size": 64}).fit(X, y)
-    stream = make_head("linear", "classify").fit(array_batches(X, y, 50, shuffle=True, seed=0),
-                                                 classes=np.arange(3))
-    np.testing.assert_allclose(stream.coef_, arrays.coef_, rtol=1e-4, atol=1e-4)
+    arrays = make_head("linear", "classify", {"batch_size": 64, "tol": 1e-6}).fit(X, y)
+    stream = make_head("linear", "classify", {"warm_rows": warm_rows, "tol": 1e-6}).fit(
+        array_batches(X, y, 50, shuffle=True, seed=0), classes=np.arange(3))
+    np.testing.assert_allclose(stream.coef_, arrays.coef_, rtol=1e-3, atol=2e-3)
     np.testing.assert_array_equal(stream.predict(X), arrays.predict(X))
+    assert (stream.n_passes_ > 1) == (warm_rows < 700)  # passes over the rows beyond the first
+    if warm_rows == 100:  # started near the optimum: fewer passes than from zero
+        cold = make_head("linear", "classify", {"warm_rows": 0, "tol": 1e-6}).fit(X, y)
+        assert stream.n_passes_ < cold.n_passes_
+
+
+def test_verbose_prints_a_line_per_iteration(capsys: pytest.CaptureFixture[str]) -> None:
+    X, y = blobs(300, 6, 3)
+    head = make_head("linear", "classify", {"verbose": 1, "warm_rows": 50}).fit(X, y)
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].startswith("linear: sample iteration 1/100, loss ")
+    assert sum(line.startswith("linear: pass iteration") for line in lines) == head.n_iter_[0]
+
+
+def test_the_sample_is_uniform_bounded_and_repeatable() -> None:
+    from bottleneck.heads.linear_passes import Sample
+
+    def draw(seed: int) -> np.ndarray:
+        sample = Sample(500, seed)
+        for start in range(0, 10_000, 300):
+            rows = np.arange(start, min(10_000, start + 300))
+            sample.add(rows[:, None].astype(np.float32), rows)
+        x, y = sample.rows()
+        assert len(y) == 500 and np.array_equal(x[:, 0], y) and len(set(y)) == 500
+        return y
+
+    assert np.array_equal(draw(0), draw(0))
+    assert abs(np.mean(draw(0)) - 5000) < 500  # not the first rows: spread over all of them
 
 
 def test_ridge_is_ridgecv_from_streamed_normal_equations() -> None:
@@ -82,12 +112,14 @@ def test_fit_streams_a_cache_that_does_not_fit_and_scores_as_in_memory(
     with pytest.raises(UserError, match="use --head linear"):
         bottleneck.fit(big_cache, "logreg", tmp_path / "refused")
     assert not (tmp_path / "refused").exists()
-    streamed = bottleneck.fit(big_cache, "linear", tmp_path / "streamed", params={"C": 0.1})
+    streamed = bottleneck.fit(big_cache, "linear", tmp_path / "streamed",
+                              params={"C": 0.1, "warm_rows": 500})  # then passes over shards
     assert streamed.streamed
     assert abs(streamed.metrics["test"]["accuracy"] - loaded.metrics["test"]["accuracy"]) \
         <= 0.003
     model = load_model(tmp_path / "streamed")  # saved without pickle, loads as itself
     assert type(model.head).__name__ == "LinearClassifier" and model.head.C == 0.1
+    assert model.head.n_passes_ > 2  # the streamed L-BFGS read the shards
     evaluation = bottleneck.evaluate(tmp_path / "streamed", big_cache, split="test")
     assert evaluation.metrics["accuracy"] == streamed.metrics["test"]["accuracy"]
 

@@ -61,8 +61,9 @@ def write_old_skops(pipeline: Pipeline, directory: Path) -> None:
 
 
 def test_every_scikit_learn_head_had_a_format_2_shape() -> None:
+    newer = ("dense", "linear")  # not scikit-learn pipelines / registered after format 3
     assert {key for key in OLD_MODELS} == {(name, task) for name, spec in HEADS.items()
-                                           if name != "dense" for task in spec.tasks}
+                                           if name not in newer for task in spec.tasks}
 
 
 @pytest.mark.parametrize(("name", "task"), list(OLD_MODELS))
