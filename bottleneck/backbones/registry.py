@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from bottleneck.storage.atomic import sha256_file
-from bottleneck.errors import UserError
+from bottleneck.errors import UserError, arg
 
 RANDOM_WEIGHTS_SEED = 0
 
@@ -142,10 +142,14 @@ class Backbone:
         except Exception as exc:  # keras' get_file raises a bare Exception when offline
             if weights.arg != "imagenet":
                 raise
+            which = ("with the classifier top (Keras' *_tf_kernels.h5, not *_notop.h5)"
+                     if include_top else "without the top (Keras' *_notop.h5)")
             raise UserError(
                 f"could not download ImageNet weights for {self.name} ({type(exc).__name__}); "
-                "offline, download the *_notop.h5 file by hand and pass --weights PATH, or use "
-                "--backbone efficientnet_lite0 whose weights need no network."
+                f"offline, download its weights file {which} by hand and pass "
+                f"{arg('--weights PATH', 'weights=PATH')}, or use "
+                f"{arg('--backbone efficientnet_lite0', 'backbone=efficientnet_lite0')}, whose "
+                "weights need no network."
             ) from None
 
 

@@ -16,7 +16,8 @@ from bottleneck.cli._options import backend_option
 @click.option("--seeds", type=int, default=1, show_default=True, help="Fits per variant.")
 @click.option("--cv", type=int, help="K-fold cross-validation over train+val instead of val.")
 @click.option("--task", type=click.Choice(["classify", "regress"]),
-              help="Default: regress if every cache has targets, else classify.")
+              help="Default: the one the --heads can do, else regress if every cache has "
+                   "targets, else classify.")
 @click.option("--jobs", type=int, default=-1, show_default=True,
               help="Parallel scikit-learn fits (joblib); Keras heads run one at a time.")
 @click.option("--out", "-o", required=True, type=click.Path(), help="REPORT_DIR to write.")

@@ -34,3 +34,23 @@ def test_errors_name_python_arguments_from_python_and_flags_from_the_cli(
     cli = CliRunner().invoke(main, ["bench", str(feature_cache.root), "--seeds", "0", "-o",
                                     str(tmp_path / "bench")])
     assert cli.stderr.strip() == "error: --seeds must be ≥ 1 and --cv ≥ 2."
+
+
+def test_imagenet_takes_a_weights_file_with_the_top(tmp_path: Path) -> None:
+    """Offline, `imagenet` runs any backbone from a weights file with its classifier top (what
+    its download advice names)."""
+    import numpy as np
+    from PIL import Image
+
+    from bottleneck.backbones import get_backbone
+    from tests.conftest import draw_image
+
+    model = get_backbone("mobilenet").build_with_top(None, 224)
+    weights = tmp_path / "mobilenet_top.weights.h5"
+    model.save_weights(weights)
+    Image.fromarray(draw_image("circle", np.random.default_rng(0))).save(tmp_path / "a.jpg")
+    cli = CliRunner().invoke(main, ["imagenet", str(tmp_path / "a.jpg"), "-b", "mobilenet",
+                                    "--weights", str(weights), "--top", "2"])
+    assert cli.exit_code == 0, cli.output
+    path, ranked = cli.stdout.strip().split("\t")
+    assert path.endswith("a.jpg") and len(ranked.split(", ")) == 2
