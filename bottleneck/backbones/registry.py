@@ -63,6 +63,9 @@ class Backbone:
     preprocess_aliases: tuple[str, ...] = ()
 
     def _builder(self) -> Callable[..., Any]:
+        from bottleneck.backend import import_keras
+
+        import_keras()  # the chosen backend, imported without its C++ start-up lines
         return getattr(importlib.import_module(self.module), self.builder)
 
     def build(self, weights: str | None, image_size: int) -> Any:
@@ -87,6 +90,9 @@ class Backbone:
     @property
     def preprocess_input(self) -> Callable[[Any], Any]:
         """The model's own input scaling: float RGB in 0..255 → model input."""
+        from bottleneck.backend import import_keras
+
+        import_keras()
         return importlib.import_module(self.preprocess_module or self.module).preprocess_input
 
     def preprocess_layers(self) -> list[Any]:

@@ -54,3 +54,21 @@ def test_imagenet_takes_a_weights_file_with_the_top(tmp_path: Path) -> None:
     assert cli.exit_code == 0, cli.output
     path, ranked = cli.stdout.strip().split("\t")
     assert path.endswith("a.jpg") and len(ranked.split(", ")) == 2
+
+
+def test_no_start_up_chatter_on_stderr(tmp_path: Path) -> None:
+    """`layers` (TensorFlow's absl/oneDNN lines) and `heads` (pandas mistaking this package for
+    its optional accelerator of the same name) print nothing on stderr."""
+    import os
+    import subprocess
+    import sys
+
+    env = {k: v for k, v in os.environ.items() if k not in ("TF_CPP_MIN_LOG_LEVEL",
+                                                            "KERAS_BACKEND")}
+    env["PYTHONPATH"] = str(Path(bottleneck.__file__).parents[1])
+    for args in (["layers", "vgg16", "--image-size", "32"], ["heads"]):
+        done = subprocess.run([sys.executable, "-c", "from bottleneck.cli import main; main()",
+                               *args], env=env, cwd=tmp_path, capture_output=True, text=True,
+                              timeout=300)
+        assert done.returncode == 0 and done.stdout, done.stderr
+        assert done.stderr == "", (args, done.stderr)
