@@ -72,3 +72,20 @@ def test_no_start_up_chatter_on_stderr(tmp_path: Path) -> None:
                               timeout=300)
         assert done.returncode == 0 and done.stdout, done.stderr
         assert done.stderr == "", (args, done.stderr)
+
+
+def test_info_speaks_words_and_aligns_its_class_table(feature_cache: Cache) -> None:
+    from bottleneck.cache.summary import describe_record
+
+    out = CliRunner().invoke(main, ["info", str(feature_cache.root)]).stdout
+    source = next(line for line in out.splitlines() if line.startswith("source"))
+    assert source == f"source     folder {feature_cache.manifest.source['root']}, splits folders, val 10%, test 10%"
+    assert "None" not in out and "{" not in out and "1 shards" not in out
+    table = out[out.index("\nclass"):].strip().splitlines()
+    assert len({len(line) for line in table}) == 1  # every row as wide as the heading
+    assert table[0].split() == ["class", "train", "val", "test"]
+    assert describe_record({"kind": "npz", "path": "/a.npz", "val_percent": 10.0,
+                            "test_percent": 12.5, "limit": None}) == \
+        "npz /a.npz, val 10%, test 12.5%"
+    narrow = {"kind": "folder", "root": "/p", "classes": ["a", "b"]}
+    assert describe_record(narrow) == "folder /p, classes a, b"
