@@ -79,7 +79,8 @@ def test_info_speaks_words_and_aligns_its_class_table(feature_cache: Cache) -> N
 
     out = CliRunner().invoke(main, ["info", str(feature_cache.root)]).stdout
     source = next(line for line in out.splitlines() if line.startswith("source"))
-    assert source == f"source     folder {feature_cache.manifest.source['root']}, splits folders, val 10%, test 10%"
+    root = feature_cache.manifest.source["root"]
+    assert source == f"source     folder {root}, splits folders, val 10%, test 10%"
     assert "None" not in out and "{" not in out and "1 shards" not in out
     table = out[out.index("\nclass"):].strip().splitlines()
     assert len({len(line) for line in table}) == 1  # every row as wide as the heading
