@@ -90,3 +90,14 @@ def test_info_speaks_words_and_aligns_its_class_table(feature_cache: Cache) -> N
         "npz /a.npz, val 10%, test 12.5%"
     narrow = {"kind": "folder", "root": "/p", "classes": ["a", "b"]}
     assert describe_record(narrow) == "folder /p, classes a, b"
+
+
+@pytest.mark.parametrize("args", [["--bogus"], ["fit"], ["no-such-command"],
+                                  ["bench", "c", "--seeds", "x", "-o", "r"]])
+def test_every_error_says_error_the_same_way(args: list[str]) -> None:
+    """click's usage errors take the prefix of the tool's own errors: `error:`, exit 2."""
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 2
+    last = result.stderr.strip().splitlines()[-1]
+    assert last.startswith("error: ") and "Error:" not in result.stderr
+    assert result.stderr.startswith("Usage: ")
