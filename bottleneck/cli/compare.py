@@ -41,10 +41,10 @@ def bench(caches: tuple[str, ...], heads: str | None, grid_pairs: tuple[str, ...
 
 @click.command("heads")
 def list_heads() -> None:
-    """List the registered heads, their tasks and their parameters."""
+    """List the registered heads, their tasks and their parameters with their defaults."""
     from bottleneck.heads import HEADS
     from bottleneck.heads.registry import listed_params
 
     for spec in HEADS.values():
         click.echo(f"{spec.name:<11} {'/'.join(spec.tasks):<17} {spec.description}")
-        click.echo(f"{'':<11} params: {listed_params(spec.name)}")
+        click.echo(f"{'':<11} params: {listed_params(spec.name, defaults=True)}")
