@@ -14,9 +14,12 @@ from __future__ import annotations
 
 import importlib
 import os
+import warnings
 from typing import Any
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+# pandas takes this package for the numerical 'bottleneck' it optionally uses, and warns
+warnings.filterwarnings("ignore", message=r"Pandas requires version .* of 'bottleneck'")
 
 __version__ = "0.1.0"
 

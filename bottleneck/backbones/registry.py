@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from bottleneck.errors import UserError
+from bottleneck.errors import UserError, arg
 from bottleneck.storage.atomic import sha256_file
 
 RANDOM_WEIGHTS_SEED = 0
@@ -63,6 +63,9 @@ class Backbone:
     preprocess_aliases: tuple[str, ...] = ()
 
     def _builder(self) -> Callable[..., Any]:
+        from bottleneck.backend import import_keras
+
+        import_keras()  # the chosen backend, imported without its C++ start-up lines
         return getattr(importlib.import_module(self.module), self.builder)
 
     def build(self, weights: str | None, image_size: int) -> Any:
@@ -87,6 +90,9 @@ class Backbone:
     @property
     def preprocess_input(self) -> Callable[[Any], Any]:
         """The model's own input scaling: float RGB in 0..255 → model input."""
+        from bottleneck.backend import import_keras
+
+        import_keras()
         return importlib.import_module(self.preprocess_module or self.module).preprocess_input
 
     def preprocess_layers(self) -> list[Any]:
@@ -142,10 +148,14 @@ class Backbone:
         except Exception as exc:  # keras' get_file raises a bare Exception when offline
             if weights.arg != "imagenet":
                 raise
+            which = ("with the classifier top (Keras' *_tf_kernels.h5, not *_notop.h5)"
+                     if include_top else "without the top (Keras' *_notop.h5)")
             raise UserError(
                 f"could not download ImageNet weights for {self.name} ({type(exc).__name__}); "
-                "offline, download the *_notop.h5 file by hand and pass --weights PATH, or use "
-                "--backbone efficientnet_lite0 whose weights need no network."
+                f"offline, download its weights file {which} by hand and pass "
+                f"{arg('--weights PATH', 'weights=PATH')}, or use "
+                f"{arg('--backbone efficientnet_lite0', 'backbone=efficientnet_lite0')}, whose "
+                "weights need no network."
             ) from None
 
 

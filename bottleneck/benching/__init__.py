@@ -95,6 +95,15 @@ def check_training_rows(cache: Cache, heads: Sequence[str], task: str, cv: int |
             check_rows(spec, task, labels, where)
 
 
+def _task_of(heads: Sequence[str] | None, opened: Sequence[Cache]) -> str:
+    """The task the heads given can do (logreg: classify; a head that does both follows the
+    caches), else regress when every cache has targets, else classify."""
+    tasks = set.intersection(*(set(get_head_spec(h).tasks) for h in heads)) if heads else set()
+    if len(tasks) == 1:
+        return tasks.pop()
+    return "regress" if all(c.has_targets for c in opened) else "classify"
+
+
 def _labels(opened: Sequence[Cache]) -> list[str]:
     labels = [cache_label(c) for c in opened]
     if len(set(labels)) < len(labels):
@@ -117,7 +126,8 @@ def bench(
 ) -> dict[str, Any]:
     """Fit every variant, rank on val, write the leaderboard files to ``out``; returns them.
 
-    ``progress``: fits done of all and the time left, on stderr when it is a terminal.
+    ``task`` defaults to the one the ``heads`` can do, else regress where every cache has
+    targets. ``progress``: fits done of all and the time left, on stderr on a terminal.
 
     ``model``: also fit the top-ranked variant once more (seed 0, train only, as ``fit``)
     into ``out/best-model/`` with its per-row predictions on val and test, which the report
@@ -132,7 +142,7 @@ def bench(
                         "for every core.")
     opened = [open_cache(c) for c in caches]
     check_same_images(opened)
-    task = task or ("regress" if all(c.has_targets for c in opened) else "classify")
+    task = task or _task_of(heads, opened)
     if task == "regress" and not all(c.has_targets for c in opened):
         raise UserError("regression needs targets in every cache; attach them with "
                         "`bottleneck targets CACHE --synthetic-prices`.")

@@ -61,8 +61,31 @@ def format_table(report: dict[str, Any]) -> str:
         ceiling = report["r2_ceiling"]
         lines.append("R² ceiling (true class price): " + ", ".join(
             f"{split} {value:.3f}" for split, value in ceiling.items() if value is not None))
+    lines += below_the_mean(report)
     lines += leak_lines(report["leaks"])
     return "\n".join(lines)
+
+
+def below_the_mean(report: dict[str, Any]) -> list[str]:
+    """A note per regressor whose val R² is below 0 (worse than predicting the mean of the
+    targets), naming the best variant where one does better."""
+    rows = [r for r in report["rows"] if r.get("val_r2") is not None]
+    if report.get("task") != "regress" or not rows:
+        return []
+    best = max(rows, key=lambda r: r["val_r2"])
+    several = len(report.get("caches") or {}) > 1
+
+    def name(row: dict[str, Any]) -> str:
+        return f"{row['variant']} on {row['cache']}" if several else row["variant"]
+
+    lines = []
+    for row in rows:
+        if row["val_r2"] < 0:
+            better = (f"; {name(best)} does better (val R² {best['val_r2']:.3f})"
+                      if best["val_r2"] >= 0 else "; no variant here beats the mean")
+            lines.append(f"note: {name(row)} has val R² {row['val_r2']:.3f}, below 0: it is "
+                         f"worse than predicting the mean of the targets{better}.")
+    return lines
 
 
 def leak_lines(leaks: list[list[dict[str, str]]] | None) -> list[str]:

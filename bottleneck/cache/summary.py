@@ -11,6 +11,7 @@ import numpy as np
 from bottleneck._text import plural
 from bottleneck.cache.inputs import describe_changes
 from bottleneck.cache.reader import Cache, open_cache
+from bottleneck.data import SPLITS
 
 
 def cache_summary(root: str | Path, verify: bool = False) -> dict[str, Any]:
@@ -60,6 +61,28 @@ def runtime_line(cache: Cache) -> str:
         ", GPU decode (nvJPEG)" if config.get("decode") == "gpu" else "")
 
 
+def describe_record(record: dict[str, Any]) -> str:
+    """A manifest record (the source, the targets) as words: ``folder /photos, splits hash,
+    val 10%, test 10%``; what is unset (``limit`` None) is left out, 10.0 reads 10."""
+    record = dict(record)
+    head = [str(record.pop("kind", "")), *(str(record.pop(k)) for k in ("root", "path",
+                                                                          "data_dir", "file")
+                                           if record.get(k))]
+    parts = [" ".join(p for p in head if p)]
+    for key, value in record.items():
+        if value is None or value in ("", [], {}):
+            continue
+        if isinstance(value, float):
+            value = f"{value:g}"
+        elif isinstance(value, (list, tuple)):
+            value = ", ".join(map(str, value))
+        elif isinstance(value, str) and key.endswith("sha256"):
+            value = value[:12] + "…"
+        parts.append(f"{key.removesuffix('_percent')} {value}%" if key.endswith("_percent")
+                     else f"{key.replace('_', ' ')} {value}")
+    return ", ".join(p for p in parts if p)
+
+
 def _rows_per_view(cache: Cache) -> dict[str, int]:
     """Rows of each view index (all view 0 in a cache without --augment)."""
     if not cache.config.get("augment"):
@@ -80,10 +103,10 @@ def format_summary(summary: dict[str, Any]) -> str:
         f"engine     {summary['runtime_line']}",
         f"features   {' × '.join(map(str, summary['feature_shape']))} per image, "
         f"{plural(summary['rows'], 'row')} in {plural(summary['shards'], 'shard')}",
-        f"source     {summary['source']}",
+        f"source     {describe_record(summary['source'])}",
     ]
     if summary["targets"]:
-        lines.append(f"targets    {summary['targets']}")
+        lines.append(f"targets    {describe_record(summary['targets'])}")
     augment = summary["augment"]
     if augment["views"]:
         per_view = ", ".join(f"view {v}: {n}" for v, n in augment["rows_per_view"].items())
@@ -99,15 +122,19 @@ def format_summary(summary: dict[str, Any]) -> str:
         lines.append(f"sources    {note.removeprefix('note: ')}" if note else
                      "sources    every source file the rows were computed from is unchanged")
     classes = summary["classes"]
-    width = max(len(c) for c in classes) if classes else 5
-    splits = list(summary["splits"])
+    width = max(len(c) for c in [*classes, "class", "total"])
+    splits = sorted(summary["splits"], key=lambda s: (s not in SPLITS,
+                                                      SPLITS.index(s) if s in SPLITS else 0, s))
+    column = max(8, *(len(s) + 2 for s in splits),
+                 *(len(f"{n}") + 2 for counts in summary["splits"].values()
+                   for n in (*counts.values(), sum(counts.values()))))
     lines.append("")
-    lines.append(f"{'class':<{width}}" + "".join(f"{s:>8}" for s in splits))
+    lines.append(f"{'class':<{width}}" + "".join(f"{s:>{column}}" for s in splits))
     for name in classes:
         lines.append(f"{name:<{width}}" + "".join(
-            f"{summary['splits'][s].get(name, 0):>8}" for s in splits))
+            f"{summary['splits'][s].get(name, 0):>{column}}" for s in splits))
     lines.append(f"{'total':<{width}}" + "".join(
-        f"{sum(summary['splits'][s].values()):>8}" for s in splits))
+        f"{sum(summary['splits'][s].values()):>{column}}" for s in splits))
     if summary["failures"]:
         lines.append("")
         lines.append(f"skipped {plural(len(summary['failures']), 'file')}:")

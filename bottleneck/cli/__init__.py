@@ -7,8 +7,9 @@ One module per stage holds its commands as thin wrappers: ``cache`` (extract, in
 
 from __future__ import annotations
 
+import io
 import sys
-from typing import Any
+from typing import IO, Any
 
 import click
 
@@ -17,14 +18,45 @@ from bottleneck.cli._options import storage_options
 from bottleneck.errors import cli_messages
 
 
+class _UsageError(click.UsageError):
+    """click's usage error (a wrong option or argument) with the prefix every error of this
+    tool has, ``error:`` (click writes ``Error:``)."""
+
+    @classmethod
+    def of(cls, exc: click.UsageError) -> _UsageError:
+        ours = cls(exc.format_message(), exc.ctx)
+        ours.exit_code = exc.exit_code
+        return ours
+
+    def show(self, file: IO[Any] | None = None) -> None:
+        shown = io.StringIO()
+        super().show(shown)
+        text = shown.getvalue()
+        start = text.rfind("Error: ")
+        if start == 0 or text[start - 1:start] == "\n":
+            text = f"{text[:start]}error: {text[start + len('Error: '):]}"
+        click.echo(text, file=file, err=file is None, nl=False)
+
+
 class _Main(click.Group):
     """The command group. A ``UserError`` is a ``click.ClickException`` (one line, exit 2);
-    Ctrl-C says what was kept instead of click's bare "Aborted!"."""
+    a usage error says ``error:`` like every other; Ctrl-C says what was kept instead of
+    click's bare "Aborted!"."""
+
+    def make_context(self, *args: Any, **kwargs: Any) -> click.Context:
+        try:
+            return super().make_context(*args, **kwargs)
+        except click.UsageError as exc:
+            raise _UsageError.of(exc) from None
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
             with cli_messages():
                 return super().invoke(ctx)
+        except click.UsageError as exc:
+            if isinstance(exc, _UsageError):
+                raise
+            raise _UsageError.of(exc) from None
         except KeyboardInterrupt:
             click.echo("interrupted: complete shards are kept; re-run the same command to "
                        "resume.", err=True)

@@ -41,15 +41,19 @@ def layers(backbone: str, image_size: int | None) -> None:
 @click.argument("inputs", metavar="IMAGE_OR_FOLDER...", nargs=-1, required=True)
 @click.option("--backbone", "-b", default="efficientnet_lite0", show_default=True,
               help="A backbone whose ImageNet weights you have (efficientnet_lite0: offline).")
+@click.option("--weights", default="imagenet", show_default=True,
+              help="imagenet (Keras' download; efficientnet_lite0: offline) or a weights file "
+                   "WITH the classifier top (Keras' *_tf_kernels.h5, not *_notop.h5).")
 @click.option("--top", type=int, default=5, show_default=True)
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON list.")
 @backend_option
-def imagenet(inputs: tuple[str, ...], backbone: str, top: int, as_json: bool) -> None:
+def imagenet(inputs: tuple[str, ...], backbone: str, weights: str, top: int,
+             as_json: bool) -> None:
     """Name the ImageNet classes the backbone itself sees in each image (a sanity check)."""
     from bottleneck.models.imagenet import classify_imagenet
     from bottleneck.models.predict import require_some
 
-    results = classify_imagenet(inputs, backbone=backbone, top=top)
+    results = classify_imagenet(inputs, backbone=backbone, weights=weights, top=top)
     if as_json:
         click.echo(json.dumps(results, indent=2))
     for result in [] if as_json else results:

@@ -16,7 +16,8 @@ from bottleneck.cli._options import backend_option
 @click.option("--seeds", type=int, default=1, show_default=True, help="Fits per variant.")
 @click.option("--cv", type=int, help="K-fold cross-validation over train+val instead of val.")
 @click.option("--task", type=click.Choice(["classify", "regress"]),
-              help="Default: regress if every cache has targets, else classify.")
+              help="Default: the one the --heads can do, else regress if every cache has "
+                   "targets, else classify.")
 @click.option("--jobs", type=int, default=-1, show_default=True,
               help="Parallel scikit-learn fits (joblib); Keras heads run one at a time.")
 @click.option("--out", "-o", required=True, type=click.Path(), help="REPORT_DIR to write.")
@@ -40,10 +41,10 @@ def bench(caches: tuple[str, ...], heads: str | None, grid_pairs: tuple[str, ...
 
 @click.command("heads")
 def list_heads() -> None:
-    """List the registered heads, their tasks and their parameters."""
+    """List the registered heads, their tasks and their parameters with their defaults."""
     from bottleneck.heads import HEADS
     from bottleneck.heads.registry import listed_params
 
     for spec in HEADS.values():
         click.echo(f"{spec.name:<11} {'/'.join(spec.tasks):<17} {spec.description}")
-        click.echo(f"{'':<11} params: {listed_params(spec.name)}")
+        click.echo(f"{'':<11} params: {listed_params(spec.name, defaults=True)}")

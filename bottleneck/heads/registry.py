@@ -204,16 +204,37 @@ def head_param_names(estimator: BaseEstimator) -> list[str]:
     return sorted(set(estimator.get_params(deep=False)) - NOT_LISTED)
 
 
-def listed_params(name: str) -> str:
+def listed_params(name: str, defaults: bool = False) -> str:
     """A head's parameters for a listing: those of every task it can do, then each task's
-    own (``C, gamma, kernel, spatial; classify: class_weight; regress: epsilon``)."""
+    own (``C, gamma, kernel, spatial; classify: class_weight; regress: epsilon``); with
+    ``defaults``, each as ``name=default`` (shared where every task has that default)."""
     spec = get_head_spec(name)
-    per_task = {task: head_param_names(spec.builder(task)) for task in spec.tasks}
-    shared = sorted(set.intersection(*(set(names) for names in per_task.values())))
-    parts = [", ".join(shared)] + [
-        f"{task}: {', '.join(own)}" for task, names in per_task.items()
-        if (own := [n for n in names if n not in shared])]
+    per_task = {}
+    for task in spec.tasks:
+        estimator = spec.builder(task)
+        values = estimator.get_params(deep=False)
+        per_task[task] = {n: values[n] for n in head_param_names(estimator)}
+
+    def shown(key: str, value: Any) -> str:
+        if not defaults:
+            return key
+        return f"{key}={value:g}" if isinstance(value, float) else f"{key}={value}"
+
+    first = next(iter(per_task.values()))
+    shared = sorted(n for n in first if all(n in p and _same(p[n], first[n])
+                                            for p in per_task.values()))
+    parts = [", ".join(shown(n, first[n]) for n in shared)] + [
+        f"{task}: {', '.join(shown(n, v) for n, v in params.items())}"
+        for task, all_params in per_task.items()
+        if (params := {n: v for n, v in all_params.items() if n not in shared})]
     return "; ".join(part for part in parts if part)
+
+
+def _same(a: Any, b: Any) -> bool:
+    try:
+        return bool(a == b)
+    except (TypeError, ValueError):  # arrays
+        return a is b
 
 
 def set_head_params(estimator: BaseEstimator, params: Mapping[str, Any], head: str = "") -> None:

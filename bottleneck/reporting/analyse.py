@@ -7,8 +7,9 @@ from typing import Any
 
 import numpy as np
 
+from bottleneck._text import plural
 from bottleneck.benching.leaks import cross_split_duplicates, near_duplicates, nearest_rows
-from bottleneck.cache.summary import cache_summary
+from bottleneck.cache.summary import cache_summary, describe_record
 from bottleneck.reporting import embedding, figures
 from bottleneck.reporting.gather import CacheEntry
 from bottleneck.reporting.label_errors import (
@@ -89,15 +90,15 @@ class CacheAnalysis:
             "backbone": f"{config['backbone']} @ {config['image_size']} px",
             "layer": config.get("layer") or "(last block)", "pooling": config.get("pooling"),
             "features": f"{' × '.join(map(str, summary['feature_shape']))} "
-                        f"{config.get('dtype')}, {summary['rows']} rows in "
-                        f"{summary['shards']} shards",
+                        f"{config.get('dtype')}, {plural(summary['rows'], 'row')} in "
+                        f"{plural(summary['shards'], 'shard')}",
             "weights": config.get("weights_name"),
             "runtime": " ".join(str(v) for v in (
                 config.get("engine", "tf"), config.get("backend"),
                 config.get("precision", "fp32")) if v)
             + (", fast decode" if config.get("fast_decode") else "")
             + (", GPU decode (nvJPEG)" if config.get("decode") == "gpu" else ""),
-            "source": ", ".join(f"{k} {v}" for k, v in summary["source"].items()),
+            "source": describe_record(summary["source"]),
         }
         if config.get("augment"):
             facts["augmented views"] = (f"{config['augment']} per train image "

@@ -144,7 +144,11 @@ def test_heads_list_what_a_user_tunes() -> None:
     assert listed_params("ridge") == "spatial; classify: alpha, class_weight; regress: alphas"
     lines = CliRunner().invoke(main, ["heads"]).output.splitlines()
     logreg = next(i for i, line in enumerate(lines) if line.startswith("logreg "))
-    assert lines[logreg + 1].split() == ["params:", "C,", "class_weight,", "max_iter,", "spatial"]
+    assert lines[logreg + 1].split() == ["params:", "C=1,", "class_weight=None,",
+                                         "max_iter=2000,", "spatial=avg"]  # with defaults
+    assert listed_params("svm", defaults=True) == \
+        "C=1, gamma=scale, kernel=rbf, spatial=avg; classify: class_weight=None; " \
+        "regress: epsilon=0.1"
 
 
 def test_dense_rejects_bad_values(feature_cache: Cache) -> None:
