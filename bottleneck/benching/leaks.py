@@ -53,7 +53,8 @@ PIXEL_FLOOR = 0.98  # below PIXEL_MATCH, a match must stand out from the row's o
 STANDOUT = 8  # its pixel difference (1 − cosine) this many times smaller than the next's
 FEATURE_ALONE = 0.97
 SIGNATURE_SIDE = 16  # the grey grid of the pixel search
-SIGNATURE_COSINE = 0.95  # a pixel-search match below this is no candidate
+SIGNATURE_COSINE = 0.95  # a pixel-search match below this is no candidate...
+NEAREST_ALWAYS = 2  # ...but the nearest two are: a copy stands out from the runner-up
 SIGNATURE_DIMS = 32  # the pixel search's shortlist space (see _shortlist)
 EXACT_FLOPS = 2e9  # below this a search compares every pair in the full feature space
 CHUNK_BYTES = 32 << 20  # similarity block held at once
@@ -175,8 +176,9 @@ def _pixel_candidates(splits: np.ndarray, grey: Callable[[int], np.ndarray | Non
                       ) -> tuple[list[tuple[int, int, int]], int]:
     """``(row, earlier row, rank)`` of each val and test row's ``MATCHES`` most similar
     rows of earlier splits by their grey ``SIGNATURE_SIDE``² pixels (centred cosine ≥
-    ``SIGNATURE_COSINE``), and the rows read: features drift under noise or JPEG on small
-    images where these do not."""
+    ``SIGNATURE_COSINE``, and the nearest ``NEAREST_ALWAYS`` whatever their cosine, so that
+    a copy has a runner-up to stand out from), and the rows read: features drift under
+    noise or JPEG on small images where these do not."""
     rows = np.flatnonzero(np.isin(splits, ("train", *EARLIER)))
     if not len(rows):
         return [], 0
@@ -200,7 +202,7 @@ def _pixel_candidates(splits: np.ndarray, grey: Callable[[int], np.ndarray | Non
         for a, row, values in zip(query, match, cosine, strict=True):
             found += [(int(a), int(ref[b]), rank)
                       for rank, (b, c) in enumerate(zip(row, values, strict=True))
-                      if c >= SIGNATURE_COSINE]
+                      if c >= SIGNATURE_COSINE or (rank < NEAREST_ALWAYS and c > -np.inf)]
     return found, len(rows)
 
 
