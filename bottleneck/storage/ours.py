@@ -11,6 +11,8 @@ writers use (tests/data/test_ours.py checks they agree with those modules):
 - bench output: a ``leaderboard.json`` with ``ranked_by`` and ``rows``;
 - report output: ``report.html`` with nothing beside it but JSON files;
 - an export: ``FILE.lineage.json`` beside the exported file or SavedModel folder;
+- a cache's nearest-neighbour index: a folder (``CACHE/index/``) whose ``index.json`` has
+  ``"format": "bottleneck-index"``, beside the faiss files it names;
 - a folder holding only outputs of ours (a multi-layer extract: one cache per layer).
 """
 
@@ -28,6 +30,7 @@ MODEL_HEAD, MODEL_FORMAT = "head.json", "bottleneck-model"
 LEADERBOARD = "leaderboard.json"
 REPORT_HTML = "report.html"
 LINEAGE_SUFFIX = ".lineage.json"
+INDEX_DIR, INDEX_RECORD, INDEX_FORMAT = "index", "index.json", "bottleneck-index"
 
 
 def what_of_ours(path: Path) -> str | None:
@@ -60,6 +63,8 @@ def _folder(path: Path) -> str | None:
         return "a bottleneck cache"
     if _format(path / MODEL_HEAD, MODEL_FORMAT):
         return "a bottleneck model directory"
+    if _format(path / INDEX_RECORD, INDEX_FORMAT):
+        return "a bottleneck nearest-neighbour index"
     board = _json(path / LEADERBOARD)
     if isinstance(board, dict) and {"ranked_by", "rows"} <= set(board):
         return "bench output"
