@@ -251,12 +251,14 @@ def quality(n: int, size: int, work: Path) -> dict[str, Any]:
     def pixels(i: int) -> np.ndarray | None:
         return reader.pixels(str(rows.paths[i]), str(rows.splits[i]), int(rows.labels[i]))
 
-    near = near_duplicates(rows.unit, rows.splits, pixels, rows.reduced, rows.hashes)
+    near = near_duplicates(None, rows.splits, pixels, hashes=rows.hashes,
+                           neighbours=rows.neighbours())
     pairs = {(str(rows.paths[p["a"]]), str(rows.paths[p["b"]])) for p in near["pairs"]}
     clean = ~np.isin(rows.paths, [c for c, _ in copies])
-    without = near_duplicates(rows.unit[clean], rows.splits[clean],
+    without = near_duplicates(None, rows.splits[clean],
                               lambda i: pixels(int(np.flatnonzero(clean)[i])),
-                              rows.reduced[clean], rows.hashes[clean])
+                              hashes=rows.hashes[clean],
+                              neighbours=rows.neighbours(np.flatnonzero(clean)))
     result = {"train": n, "test": n // 4 + 20, "image_size": size, "flipped": len(wrong),
               "flagged": len(ranked), "label_recall": recall,
               "copies_found": len(set(copies) & pairs), "copies": len(copies),

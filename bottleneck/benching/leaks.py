@@ -151,10 +151,14 @@ def pixel_similarity(a: np.ndarray, b: np.ndarray) -> float:
     return float(x @ y)
 
 
+Neighbours = Callable[[np.ndarray, np.ndarray, int], tuple[np.ndarray, np.ndarray]]
+
+
 def near_duplicates(
-    unit: np.ndarray, splits: np.ndarray, pixels: Callable[[int], np.ndarray | None] | None,
+    unit: np.ndarray | None, splits: np.ndarray,
+    pixels: Callable[[int], np.ndarray | None] | None,
     reduced: np.ndarray | None = None, hashes: np.ndarray | None = None,
-    max_pixel_pairs: int | None = None,
+    max_pixel_pairs: int | None = None, neighbours: Neighbours | None = None,
 ) -> dict[str, Any]:
     """Near-duplicate pairs across splits (see the module docstring).
 
@@ -163,19 +167,28 @@ def near_duplicates(
     the rows projected to a few dimensions (the shortlist of big searches); ``hashes``:
     content hashes, so that identical images (the exact check's) are not repeated;
     ``max_pixel_pairs``: compare the pixels of at most this many candidates, most similar
-    first (the rest are judged by their features alone).
+    first (the rest are judged by their features alone); ``neighbours(queries, allowed, k)``:
+    instead of ``unit`` and ``reduced``, a search that answers the ``k`` most similar rows
+    allowed (a boolean mask over all rows) to each query row, as row indices and cosines (-1
+    and -inf where none): the cache's nearest-neighbour index (``CacheRows.neighbours``).
     Returns ``{"pairs": [{"a", "b", "cosine", "pixels"}], ...counts and thresholds}``, row
     ``a`` in the later split, pairs most similar first.
     """
     candidates: list[tuple[int, int, float]] = []
     for split, earlier in EARLIER.items():
         query = np.flatnonzero(splits == split)
-        ref = np.flatnonzero(np.isin(splits, earlier))
+        allowed = np.isin(splits, earlier)
+        ref = np.flatnonzero(allowed)
         if not len(query) or not len(ref):
             continue
-        match, cosine = _best_matches(unit[query], unit[ref],
-                                      None if reduced is None else reduced[query],
-                                      None if reduced is None else reduced[ref])
+        if neighbours is not None:
+            match, cosine = neighbours(query, allowed, MATCHES)
+            ref = np.arange(len(splits))  # the search answers row indices
+        else:
+            assert unit is not None, "give the rows' unit features or a neighbour search"
+            match, cosine = _best_matches(unit[query], unit[ref],
+                                          None if reduced is None else reduced[query],
+                                          None if reduced is None else reduced[ref])
         for a, row, values in zip(query, match, cosine, strict=True):
             candidates += [(int(a), int(ref[b]), float(c))
                            for b, c in zip(row, values, strict=True) if c >= CANDIDATE_COSINE]

@@ -7,7 +7,7 @@ from typing import Any
 
 import numpy as np
 
-from bottleneck.benching.leaks import cross_split_duplicates, near_duplicates, nearest_rows
+from bottleneck.benching.leaks import cross_split_duplicates, near_duplicates
 from bottleneck.cache.summary import cache_summary
 from bottleneck.reporting import embedding, figures
 from bottleneck.reporting.gather import CacheEntry
@@ -55,22 +55,20 @@ class CacheAnalysis:
 
     def run(self) -> dict[str, Any]:
         """Every section of this cache (``models``: a list of model sections)."""
-        must = {}
         shown: list[tuple[ModelScores, np.ndarray, np.ndarray, str]] = []
         for scores in self.scores:
             split = scores.mistake_split
             if split is not None:
                 positions, values, what = wrong_order(scores.predictions[split])
                 shown.append((scores, positions, values, what))
-                must[split] = np.union1d(must.get(split, np.zeros(0, np.int64)),
-                                         positions[:MISTAKES])
-        self.rows = load_rows(self.cache, must)
+        self.rows = load_rows(self.cache)
         section = self._cache_section()
         section["leaks"] = self._leaks()
-        section["label_errors"] = self._label_errors()
         section["models"] = [self._model_section(*item) for item in shown]
         section["models"] += [self._model_section(s, None, None, "") for s in self.scores
                               if s.mistake_split is None]
+        self.rows.index = None  # every neighbour is found: its memory goes to the label errors
+        section["label_errors"] = self._label_errors()
         section["map"] = self._feature_map(shown)
         return section
 
@@ -117,8 +115,8 @@ class CacheAnalysis:
             return self.reader.pixels(str(rows.paths[i]), str(rows.splits[i]),
                                       int(rows.labels[i]))
 
-        near = near_duplicates(rows.unit, rows.splits, pixels, rows.reduced, rows.hashes,
-                               MAX_PIXEL_PAIRS)
+        near = near_duplicates(None, rows.splits, pixels, rows.reduced, rows.hashes,
+                               MAX_PIXEL_PAIRS, neighbours=rows.neighbours())
         pairs = near.pop("pairs")
         near["total"] = len(pairs)
         near["pairs"] = [{"a": self._row(p["a"]), "b": self._row(p["b"]),
@@ -185,7 +183,7 @@ class CacheAnalysis:
         train = np.flatnonzero(rows.splits == "train")
         listed = []
         if len(train) and len(loaded):
-            near, cosine = nearest_rows(rows.unit[loaded], rows.unit[train], NEIGHBOURS)
+            near, cosine = rows.neighbours()(loaded, rows.splits == "train", NEIGHBOURS)
         for n, (position, row) in enumerate(zip(chosen, loaded, strict=True)):
             item = self._row(int(row), score=float(values[n]))
             if predictions.task == "regress":
@@ -194,8 +192,8 @@ class CacheAnalysis:
             else:
                 item["truth"] = self.cache.classes[int(predictions.truth[position])]
                 item["predicted"] = self.cache.classes[int(predictions.predicted[position])]
-            item["neighbours"] = [self._row(int(train[j]), cosine=float(c))
-                                  for j, c in zip(near[n], cosine[n], strict=True)] \
+            item["neighbours"] = [self._row(int(j), cosine=float(c))
+                                  for j, c in zip(near[n], cosine[n], strict=True) if j >= 0] \
                 if len(train) else []
             listed.append(item)
         wrong = len(positions) if predictions.task == "classify" else None
