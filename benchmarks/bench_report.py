@@ -68,7 +68,8 @@ def jpeg_copy(picture: np.ndarray, quality: int = 75) -> np.ndarray:
 
 
 def synthetic_cache(root: Path, rows: int, seed: int = 0) -> dict[str, Any]:
-    """Write the cache of part (i); returns what was planted."""
+    """Write the cache of part (i), one shard at a time (a million rows need ~1 GB beside
+    the pictures' 0.8 GB); returns what was planted."""
     from bottleneck.cache.manifest import Manifest, ShardRecord, shard_name
     from bottleneck.cache.shards import ShardWriter
 
@@ -77,9 +78,8 @@ def synthetic_cache(root: Path, rows: int, seed: int = 0) -> dict[str, Any]:
     splits = np.repeat(list(sizes), list(sizes.values()))
     truth = rng.integers(0, len(CLASSES), rows)
     templates = rng.integers(0, 256, (len(CLASSES), 7, 7)).astype(np.uint8)
-    pictures = np.stack([np.asarray(Image.fromarray(t).resize((28, 28), Image.BICUBIC))
-                         for t in templates])[truth].astype(np.int16)
-    pictures = (pictures + rng.normal(0, 30, pictures.shape)).clip(0, 255).astype(np.uint8)
+    base = np.stack([np.asarray(Image.fromarray(t).resize((28, 28), Image.BICUBIC))
+                     for t in templates]).astype(np.float32)
     centres = rng.normal(0, 0.1, (len(CLASSES), DIMS)).astype(np.float32)
     train = np.flatnonzero(splits == "train")
     test = np.flatnonzero(splits == "test")
@@ -89,20 +89,34 @@ def synthetic_cache(root: Path, rows: int, seed: int = 0) -> dict[str, Any]:
     originals, copies = rng.choice(train, PLANTED, replace=False), test[:PLANTED]
     truth[copies] = truth[originals]
     labels[copies] = labels[originals]
+    pictures = np.empty((rows, 28, 28), np.uint8)
+    for start in range(0, rows, 1 << 16):
+        chosen = slice(start, min(rows, start + (1 << 16)))
+        noise = rng.standard_normal((len(truth[chosen]), 28, 28), dtype=np.float32)
+        pictures[chosen] = (base[truth[chosen]] + 30 * noise).clip(0, 255).astype(np.uint8)
     for original, copy in zip(originals, copies, strict=True):
         pictures[copy] = jpeg_copy(pictures[original])
     np.savez(root / "pictures.npz", images=pictures, labels=labels, classes=np.array(CLASSES))
-    features = centres[truth] + rng.normal(0, 1, (rows, DIMS)).astype(np.float32)
-    features[copies] = features[originals] + rng.normal(0, 0.05, (PLANTED, DIMS))
-    np.maximum(features + 0.5, 0, out=features)  # non-negative, as pooled ReLU features
+    del pictures
+    copy_of = dict(zip(copies.tolist(), originals.tolist(), strict=True))
+    planted = set(originals.tolist())
+    kept: dict[int, np.ndarray] = {}  # the originals' features, for their copies in test
     cache = root / "cache"
     cache.mkdir()
     shards = []
     for number, start in enumerate(range(0, rows, SHARD_ROWS)):
         chosen = np.arange(start, min(rows, start + SHARD_ROWS))
+        features = centres[truth[chosen]] + rng.standard_normal((len(chosen), DIMS),
+                                                                dtype=np.float32)
+        kept |= {row: features[i].copy() for i, row in enumerate(chosen.tolist())
+                 if row in planted}
+        for i, row in enumerate(chosen.tolist()):
+            if row in copy_of:
+                features[i] = kept[copy_of[row]] + rng.normal(0, 0.05, DIMS)
+        np.maximum(features + 0.5, 0, out=features)  # non-negative, as pooled ReLU features
         path = cache / shard_name(number)
         writer = ShardWriter(path, (DIMS,), "float32", len(chosen))
-        writer.append(features[chosen], labels[chosen], [f"pictures/{i}" for i in chosen],
+        writer.append(features, labels[chosen], [f"pictures/{i}" for i in chosen],
                       list(splits[chosen]), rng.integers(0, 2**63, len(chosen), dtype=np.uint64))
         sha = writer.commit({})
         shards.append(ShardRecord(shard_name(number), len(chosen), f"{number:064x}", "done",

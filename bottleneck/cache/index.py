@@ -20,6 +20,7 @@ from __future__ import annotations
 import hashlib
 import json
 import time
+from collections import OrderedDict
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -29,7 +30,12 @@ import numpy as np
 
 from bottleneck.cache.reader import Cache
 from bottleneck.errors import UserError
-from bottleneck.storage.atomic import atomic_path, read_json, write_json
+from bottleneck.storage.atomic import (
+    atomic_path,
+    read_json,
+    remove_stale_temp_files,
+    write_json,
+)
 from bottleneck.storage.lock import cache_lock
 from bottleneck.storage.ours import INDEX_DIR, INDEX_FORMAT, INDEX_RECORD
 
@@ -39,6 +45,7 @@ EF_CONSTRUCTION = 40
 EF_SEARCH = 96  # candidates kept while searching: recall@10 vs exact in benchmarks/README.md
 SAVE_SECONDS = 60.0  # a build saves what it has at least this often
 QUERY_BLOCK = 4096  # query rows searched at once
+OPEN_SHARDS = 16  # shard files a loaded index keeps open for reading rows
 FEW_ROWS = 64  # rows of one shard read one by one; more: the whole shard is read
 REBUILD_HINT = "rebuild it with `bottleneck similar {root} --rebuild-index`"
 
@@ -76,6 +83,22 @@ class NeighbourIndex:
     kind: str  # "exact" or "hnsw"
     counts: list[int]  # view-0 rows of each covered shard, in shard order
     _rows: dict[int, np.ndarray] = field(default_factory=dict, repr=False)
+    _open: OrderedDict[int, h5py.File] = field(default_factory=OrderedDict, repr=False)
+
+    def shard(self, number: int) -> h5py.File:
+        """Shard ``number`` opened for reading (the last ``OPEN_SHARDS`` stay open)."""
+        if number in self._open:
+            self._open.move_to_end(number)
+        else:
+            self._open[number] = h5py.File(self.cache.shard_paths[number], "r")
+            if len(self._open) > OPEN_SHARDS:
+                self._open.popitem(last=False)[1].close()
+        return self._open[number]
+
+    def close(self) -> None:
+        """Close the shards kept open."""
+        while self._open:
+            self._open.popitem()[1].close()
 
     @property
     def rows(self) -> int:
@@ -121,8 +144,7 @@ class NeighbourIndex:
 
     def _shard_rows(self, shard: int) -> np.ndarray:
         if shard not in self._rows:
-            with h5py.File(self.cache.shard_paths[shard], "r") as handle:
-                self._rows[shard] = view0(handle)
+            self._rows[shard] = view0(self.shard(shard))
         return self._rows[shard]
 
     def features(self, rows: np.ndarray) -> np.ndarray:
@@ -132,10 +154,9 @@ class NeighbourIndex:
         for shard in np.unique(places[:, 0]):
             mine = np.flatnonzero(places[:, 0] == shard)
             wanted, inverse = np.unique(places[mine, 1], return_inverse=True)
-            with h5py.File(self.cache.shard_paths[int(shard)], "r") as handle:
-                dataset = handle["features"]
-                # h5py's point selection is slow for many rows: then read the whole shard
-                read = dataset[:][wanted] if len(wanted) > FEW_ROWS else dataset[wanted]
+            dataset = self.shard(int(shard))["features"]
+            # h5py's point selection is slow for many rows: then read the whole shard
+            read = dataset[:][wanted] if len(wanted) > FEW_ROWS else dataset[wanted]
             out[mine] = read.reshape(len(read), -1)[inverse]
         return unit(out)
 
@@ -271,6 +292,28 @@ def _grow(cache: Cache, found: NeighbourIndex, covered: list[dict[str, Any]],
     if progress and records:
         print()
     _save(cache, found, covered)
+
+
+def remove_index(root: Path) -> None:
+    """Delete the files of a cache's index of ours (with a cache that is replaced), and its
+    folder when nothing else is left in it."""
+    folder = Path(root) / INDEX_DIR
+    if not (folder / INDEX_RECORD).is_file() or _format_of(folder / INDEX_RECORD) != INDEX_FORMAT:
+        return
+    for path in folder.glob("index-*.faiss"):
+        path.unlink(missing_ok=True)
+    (folder / INDEX_RECORD).unlink(missing_ok=True)
+    remove_stale_temp_files(folder)
+    if not any(folder.iterdir()):
+        folder.rmdir()
+
+
+def _format_of(path: Path) -> Any:
+    try:
+        record = read_json(path)
+    except (OSError, ValueError):
+        return None
+    return record.get("format") if isinstance(record, dict) else None
 
 
 def open_index(cache: Cache, rebuild: bool = False, progress: bool = False

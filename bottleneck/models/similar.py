@@ -13,7 +13,6 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-import h5py
 import numpy as np
 
 from bottleneck._text import plural
@@ -31,18 +30,24 @@ class Searcher:
         self.cache = cache if isinstance(cache, Cache) else open_cache(cache)
         self.index: NeighbourIndex = open_index(self.cache, rebuild_index, progress)
         self._keys: dict[str, int] | None = None
+        self._table: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
         self._extractor: Any = None
 
     def row_keys(self) -> dict[str, int]:
-        """Row key → index row, for every view-0 row."""
+        """Row key → index row, for every view-0 row (read once, with every row's label and
+        split, so that answers need no more reading)."""
         if self._keys is None:
-            keys: dict[str, int] = {}
-            for path in self.cache.shard_paths:
-                with h5py.File(path, "r") as handle:
-                    names = handle["paths"].asstr()[:][view0(handle)]
-                keys.update(zip(names.tolist(), range(len(keys), len(keys) + len(names)),
-                                strict=True))
-            self._keys = keys
+            keys, labels, splits = [], [], []
+            for number in range(len(self.cache.shard_paths)):
+                handle = self.index.shard(number)
+                rows = view0(handle)
+                keys.append(handle["paths"].asstr()[:][rows])
+                labels.append(handle["labels"][:][rows])
+                splits.append(handle["split"].asstr()[:][rows])
+            names = np.concatenate(keys) if keys else np.zeros(0, object)
+            self._table = (names, np.concatenate(labels) if labels else np.zeros(0, int),
+                           np.concatenate(splits) if splits else np.zeros(0, object))
+            self._keys = dict(zip(names.tolist(), range(len(names)), strict=True))
         return self._keys
 
     def by_key(self, key: str, top: int) -> dict[str, Any]:
@@ -94,19 +99,25 @@ class Searcher:
         return self._extractor
 
     def describe(self, rows: np.ndarray, cosines: np.ndarray) -> list[dict[str, Any]]:
-        """Key, label, split and cosine of index rows (read from their shards)."""
-        listed = []
+        """Key, label, split and cosine of index rows (from the table :meth:`row_keys`
+        read, else from their shards)."""
+        keep = rows >= 0
+        rows, cosines = rows[keep], cosines[keep]
+        if self._table is not None:
+            keys, labels, splits = (column[rows] for column in self._table)
+        else:
+            keys, labels, splits = [], [], []
+            for shard, row in self.index.locate(rows):
+                handle = self.index.shard(shard)
+                keys.append(handle["paths"].asstr()[row])
+                labels.append(int(handle["labels"][row]))
+                splits.append(handle["split"].asstr()[row])
         classes = self.cache.classes
-        for (shard, row), cosine in zip(self.index.locate(rows[rows >= 0]),
-                                        cosines[rows >= 0], strict=True):
-            with h5py.File(self.cache.shard_paths[shard], "r") as handle:
-                label = int(handle["labels"][row])
-                listed.append({"key": handle["paths"].asstr()[row],
-                               "label": classes[label] if 0 <= label < len(classes)
-                               else str(label),
-                               "split": handle["split"].asstr()[row],
-                               "cosine": round(float(cosine), 6)})
-        return listed
+        return [{"key": str(key), "label": classes[int(label)]
+                 if 0 <= int(label) < len(classes) else str(label),
+                 "split": str(split), "cosine": round(float(cosine), 6)}
+                for key, label, split, cosine in zip(keys, labels, splits, cosines,
+                                                     strict=True)]
 
 
 def similar(cache_dir: str | Path | Cache, queries: Sequence[str | Path], top: int = 10,
@@ -124,17 +135,20 @@ def similar(cache_dir: str | Path | Cache, queries: Sequence[str | Path], top: i
     if json_out is not None and Path(json_out).is_dir():
         raise UserError(f"{json_out} is a folder; give a file name such as similar.json.")
     searcher = Searcher(cache_dir, rebuild_index)
-    answers: list[dict[str, Any]] = []
-    for query in queries:
-        if Path(query).expanduser().exists():
-            files = [path for path, _ in list_inputs([query])]
-            answers += searcher.by_images(files, top, batch_size) if files else \
-                [{"query": str(query), "error": "a folder with no files"}]
-        elif str(query) in searcher.row_keys():
-            answers.append(searcher.by_key(str(query), top))
-        else:
-            answers.append({"query": str(query),
-                            "error": "neither an image file nor a row key of the cache"})
+    try:
+        answers: list[dict[str, Any]] = []
+        for query in queries:
+            if Path(query).expanduser().exists():
+                files = [path for path, _ in list_inputs([query])]
+                answers += searcher.by_images(files, top, batch_size) if files else \
+                    [{"query": str(query), "error": "a folder with no files"}]
+            elif str(query) in searcher.row_keys():
+                answers.append(searcher.by_key(str(query), top))
+            else:
+                answers.append({"query": str(query),
+                                "error": "neither an image file nor a row key of the cache"})
+    finally:
+        searcher.index.close()
     if json_out is not None:
         write_json(Path(json_out).expanduser(), answers)
     return answers

@@ -153,3 +153,13 @@ def test_augmented_views_are_left_out(tmp_path: Path) -> None:
     manifest.save(root)
     found = open_index(open_cache(root))
     assert found.rows == 25 and found.locate(np.array([0, 1, 24])) == [(0, 0), (0, 2), (0, 48)]
+
+
+def test_a_replaced_cache_takes_its_index_along_and_nothing_else(tmp_path: Path) -> None:
+    from bottleneck.extraction.outdir import remove_cache_files
+
+    root = write_cache(tmp_path / "cache", 2)
+    open_index(open_cache(root))
+    (root / "index" / "notes.txt").write_text("mine")
+    remove_cache_files(root, Manifest.load(root))
+    assert sorted(p.name for p in (root / "index").iterdir()) == ["notes.txt"]
