@@ -71,7 +71,7 @@ def _measured(run: Any) -> dict[str, Any]:
 
 def child_index(cache: str) -> dict[str, Any]:
     from bottleneck.cache import open_cache
-    from bottleneck.cache.index import open_index
+    from bottleneck.cache.index_files import open_index
 
     opened = open_cache(cache)
     measured = _measured(lambda: open_index(opened, rebuild=True).kind)
@@ -145,7 +145,7 @@ def part_similar(cache: Path) -> dict[str, Any]:
 
 def part_recall(cache: Path) -> dict[str, Any]:
     from bottleneck.cache import open_cache
-    from bottleneck.cache.index import open_index
+    from bottleneck.cache.index_files import open_index
 
     opened = open_cache(cache)
     index = open_index(opened)
@@ -163,7 +163,7 @@ def part_recall(cache: Path) -> dict[str, Any]:
 def part_report(cache: Path) -> dict[str, Any]:
     import bottleneck
     from bottleneck.cache import open_cache
-    from bottleneck.cache.index import open_index
+    from bottleneck.cache.index_files import open_index
 
     work = cache.parent
     if not (work / "model").exists():

@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from bottleneck.storage.atomic import is_stale_temp, sha256_file
-from bottleneck.cache.index import remove_index
+from bottleneck.cache.index_files import remove_index
 from bottleneck.cache.inputs import remove_inputs
 from bottleneck.storage.lock import LOCK_FILE
 from bottleneck.cache.manifest import MANIFEST, Manifest, ShardRecord, is_cache

@@ -17,7 +17,8 @@ import numpy as np
 
 from bottleneck._text import plural
 from bottleneck.cache import Cache, open_cache
-from bottleneck.cache.index import NeighbourIndex, open_index, view0
+from bottleneck.cache.index import NeighbourIndex, view0
+from bottleneck.cache.index_files import open_index
 from bottleneck.errors import UserError
 
 

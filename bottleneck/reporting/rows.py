@@ -17,7 +17,8 @@ import numpy as np
 
 from bottleneck.benching.leaks import Neighbours, unit_rows
 from bottleneck.cache import Cache
-from bottleneck.cache.index import NeighbourIndex, open_index
+from bottleneck.cache.index import NeighbourIndex
+from bottleneck.cache.index_files import open_index
 from bottleneck.models.tasks import READ_BATCH
 
 PROJECTION_DIMS = 64
