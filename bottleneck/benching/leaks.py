@@ -51,9 +51,13 @@ def cross_split_duplicates(cache: Cache) -> list[list[dict[str, str]]] | None:
         hashes = cache.column("content_hash")
     except KeyError:  # h5py: no such dataset
         return None
-    for key, split, digest in zip(cache.column("paths"), cache.column("split"), hashes,
-                                  strict=True):
-        groups[int(digest)].append({"path": str(key), "split": str(split)})
+    _, inverse, counts = np.unique(hashes, return_inverse=True, return_counts=True)
+    shared = np.flatnonzero(counts[inverse] > 1)  # only rows whose hash another row has
+    if not len(shared):
+        return []
+    paths, splits = cache.column("paths"), cache.column("split")
+    for i in shared:
+        groups[int(hashes[i])].append({"path": str(paths[i]), "split": str(splits[i])})
     return [rows for rows in groups.values() if len({r["split"] for r in rows}) > 1]
 
 

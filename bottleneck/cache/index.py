@@ -12,7 +12,8 @@ i-th view-0 row of the cache in shard order (the order :meth:`Cache.iter_batches
   added (an exact index that grows past ``EXACT_VALUES`` is rebuilt once as HNSW).
 - ``index.json`` (written last) records the shards it covers by file and sha256 and names
   the faiss file, ``index-<digest>.faiss``, a new name per write: a reader never sees half an
-  index. An index whose covered shards are gone or changed is refused in one line.
+  index. An index whose covered shards are gone or changed is refused in one line. An
+  index opened only to search maps its rows from the file instead of reading them.
 
 This module searches a loaded index; :mod:`bottleneck.cache.index_files` builds, grows,
 saves, loads and refuses it (``open_index``).

@@ -73,14 +73,16 @@ def _stale(cache: Cache, record: dict[str, Any]) -> str | None:
     return None
 
 
-def _load(cache: Cache, record: dict[str, Any]) -> NeighbourIndex:
+def _load(cache: Cache, record: dict[str, Any], mapped: bool) -> NeighbourIndex:
+    """The index the record names; ``mapped``: its rows memory-mapped from the file, not
+    read (a search-only index opens at once, whatever its size)."""
     faiss = _faiss()
     path = index_dir(cache) / record["file"]
     if not path.is_file() or path.stat().st_size != record.get("bytes"):
         raise UserError(f"{path} is missing or damaged; " +
                         REBUILD_HINT.format(root=cache.root) + ".")
     try:
-        index = faiss.read_index(str(path))
+        index = faiss.read_index(str(path), faiss.IO_FLAG_MMAP_IFC if mapped else 0)
     except RuntimeError:
         raise UserError(f"{path} is damaged; " + REBUILD_HINT.format(root=cache.root) + ".") \
             from None
@@ -186,7 +188,7 @@ def open_index(cache: Cache, rebuild: bool = False, progress: bool = False
             raise UserError(f"the index of {cache.root} no longer matches the cache ({why}); "
                             + REBUILD_HINT.format(root=cache.root) + ".")
         if len(record["shards"]) == len(cache.manifest.shards):
-            return _load(cache, record)
+            return _load(cache, record, mapped=True)
     with cache_lock(cache.root, "index"):
         kind = _kind(cache)
         if record is None or rebuild or record["kind"] != kind:
@@ -194,6 +196,6 @@ def open_index(cache: Cache, rebuild: bool = False, progress: bool = False
                                    kind, [])
             covered: list[dict[str, Any]] = []
         else:
-            found, covered = _load(cache, record), list(record["shards"])
+            found, covered = _load(cache, record, mapped=False), list(record["shards"])
         _grow(cache, found, covered, progress)
     return found
