@@ -23,6 +23,7 @@ from bottleneck.storage.atomic import (
     write_json,
 )
 from bottleneck.storage.lock import cache_lock
+from bottleneck.storage.machine import machine_errors
 from bottleneck.storage.ours import INDEX_DIR, INDEX_FORMAT, INDEX_RECORD
 
 EXACT_VALUES = 25_000_000  # rows × dims searched exactly (100 MB of float32)
@@ -176,6 +177,7 @@ def _format_of(path: Path) -> Any:
     return record.get("format") if isinstance(record, dict) else None
 
 
+@machine_errors("cache")
 def open_index(cache: Cache, rebuild: bool = False, progress: bool = False
                ) -> NeighbourIndex:
     """The cache's index: loaded, after adding the shards it does not cover yet, or built

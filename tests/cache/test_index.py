@@ -163,3 +163,18 @@ def test_a_replaced_cache_takes_its_index_along_and_nothing_else(tmp_path: Path)
     (root / "index" / "notes.txt").write_text("mine")
     remove_cache_files(root, Manifest.load(root))
     assert sorted(p.name for p in (root / "index").iterdir()) == ["notes.txt"]
+
+
+def test_a_read_only_cache_folder_is_one_line(tmp_path: Path) -> None:
+    import os
+
+    root = write_cache(tmp_path / "cache", 1)
+    os.chmod(root, 0o555)
+    try:
+        if os.access(root, os.W_OK):
+            pytest.skip("running as root: the folder stays writable")
+        with pytest.raises(UserError, match="permission denied"):
+            open_index(open_cache(root))
+    finally:
+        os.chmod(root, 0o755)
+    assert not (root / "index").exists()
