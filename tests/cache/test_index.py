@@ -178,3 +178,18 @@ def test_a_read_only_cache_folder_is_one_line(tmp_path: Path) -> None:
     finally:
         os.chmod(root, 0o755)
     assert not (root / "index").exists()
+
+
+def test_an_index_folder_among_images_is_never_read_as_data(tmp_path: Path) -> None:
+    from bottleneck.data import FolderSource
+    from tests.conftest import write_class_folder
+
+    root = write_cache(tmp_path / "cache", 1)
+    open_index(open_cache(root))
+    photos = write_class_folder(tmp_path / "photos", per_class=2, classes=("circle", "square"))
+    shutil.copytree(root / "index", photos / "circle" / "index")
+    source = FolderSource(photos)
+    assert source.classes == ["circle", "square"]
+    assert not any("index" in item.key for item in source.items())
+    assert [(p.name, why) for p, why in source.skipped] == [
+        ("index", "a bottleneck nearest-neighbour index")]
