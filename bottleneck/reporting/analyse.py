@@ -102,8 +102,7 @@ class CacheAnalysis:
                 "splits": splits, "counts": counts, "failures": summary["failures"],
                 "failures_shown": summary["failures"][:FAILURES_SHOWN],
                 "classes": self.cache.classes, "source_problem": self.reader.problem,
-                "rows": {"loaded": len(rows), "view0_rows": rows.total,
-                         "sampled": rows.sampled},
+                "rows": {"loaded": len(rows), "view0_rows": rows.total},
                 "lineage": [{"model": s.entry.label, "steps": s.entry.lineage()}
                             for s in self.scores]}
 

@@ -10,7 +10,6 @@ projection (64 floats a row) and the bookkeeping columns, whatever the cache's s
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
 
 import h5py
 import numpy as np
@@ -39,7 +38,6 @@ class CacheRows:
     reduced: np.ndarray  # n × k: the unit-length features on their top singular directions
     total: int  # view-0 rows in the cache
     index: NeighbourIndex | None  # row i of the index is row i here; None once released
-    sampled: bool = False  # every row is analysed (kept for the report's summary)
 
     def __len__(self) -> int:
         return len(self.paths)
@@ -160,7 +158,3 @@ def project(unit: np.ndarray, dims: int = PROJECTION_DIMS) -> np.ndarray:
         reduced[start:start + 8192] = unit[start:start + 8192] @ components.T
     return reduced
 
-
-def summary(rows: CacheRows) -> dict[str, Any]:
-    """What the report says about the loaded rows."""
-    return {"loaded": len(rows), "view0_rows": rows.total, "sampled": rows.sampled}

@@ -160,7 +160,7 @@ def test_cache_sections_say_what_the_cache_holds(made: dict[str, Any],
     cache = next(c for c in made["json"]["caches"] if c["root"] == str(feature_cache.root))
     assert cache["facts"]["backbone"] == "vgg16 @ 32 px"
     assert cache["counts"][-1][1:] == [feature_cache.split_counts()[s] for s in cache["splits"]]
-    assert cache["failures"] == [] and cache["rows"]["sampled"] is False
+    assert cache["failures"] == [] and cache["rows"]["loaded"] == cache["rows"]["view0_rows"]
     steps = [s["step"] for item in cache["lineage"] for s in item["steps"]]
     assert steps.count("cache") == 3 and steps.count("head") == 3
     assert cache["leaks"]["exact"] == [] and cache["leaks"]["near"]["total"] == 0
@@ -233,8 +233,7 @@ def test_a_cache_bigger_than_memory_is_still_analysed_whole(feature_cache: Cache
     shutil.copytree(feature_cache.root, cache)
     result = bottleneck.report(cache, tmp_path / "whole.html", json_out=tmp_path / "whole.json")
     doc = json.loads((tmp_path / "whole.json").read_text())["caches"][0]
-    assert doc["rows"] == {"loaded": feature_cache.rows, "view0_rows": feature_cache.rows,
-                           "sampled": False}
+    assert doc["rows"] == {"loaded": feature_cache.rows, "view0_rows": feature_cache.rows}
     assert doc["map"]["n"] == feature_cache.rows and "sampled" not in result.summary()
     assert (cache / "index" / "index.json").is_file()  # the index it searched, kept
 
