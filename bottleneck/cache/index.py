@@ -4,12 +4,13 @@ Built with faiss (MIT; ``pip install 'bottleneck[similar]'``) over view 0 of eve
 features scaled to length 1 so an inner product is a cosine. Row ``i`` of the index is the
 i-th view-0 row of the cache in shard order (the order :meth:`Cache.iter_batches` reads).
 
-- Exact (``IndexFlatIP``, float32) while rows × dims ≤ ``EXACT_VALUES`` (20k rows of 1280);
-  above, approximate: HNSW (``M=16``) over float16 copies of the rows (half the float32
-  size), no training, so it grows row by row; cosines it returns are float16-exact (±1e-3).
+- Exact (``IndexFlatIP``, float32) while rows × dims ≤ ``index_files.EXACT_VALUES`` (20k
+  rows of 1280); above, approximate: HNSW (``M=16``) over float16 copies of the rows (half
+  the float32 size), no training, so it grows row by row; its cosines are float16-exact
+  (±1e-3).
 - Built shard by shard (one shard's features in memory, plus the index), saved every
-  ``SAVE_SECONDS``, so an interrupted build resumes; when the cache grows, the new shards are
-  added (an exact index that grows past ``EXACT_VALUES`` is rebuilt once as HNSW).
+  ``index_files.SAVE_SECONDS``, so an interrupted build resumes; when the cache grows, the
+  new shards are added (an exact index that grows past the limit is rebuilt once as HNSW).
 - ``index.json`` (written last) records the shards it covers by file and sha256 and names
   the faiss file, ``index-<digest>.faiss``, a new name per write: a reader never sees half an
   index. An index whose covered shards are gone or changed is refused in one line. An
