@@ -37,6 +37,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -61,7 +62,8 @@ def jpeg_copy(picture: np.ndarray, quality: int = 75) -> np.ndarray:
 
 
 def synthetic_cache(root: Path, rows: int, seed: int = 0) -> dict[str, Any]:
-    """Write the cache of part (i); returns what was planted."""
+    """Write the cache of part (i), one shard at a time (a million rows need ~1 GB beside
+    the pictures' 0.8 GB); returns what was planted."""
     from bottleneck.cache.synthetic import ShardRows, split_sizes, write_cache
 
     rng = np.random.default_rng(seed)
@@ -84,16 +86,29 @@ def synthetic_cache(root: Path, rows: int, seed: int = 0) -> dict[str, Any]:
     for original, copy in zip(originals, copies, strict=True):
         pictures[copy] = jpeg_copy(pictures[original])
     np.savez(root / "pictures.npz", images=pictures, labels=labels, classes=np.array(CLASSES))
-    features = centres[truth] + rng.normal(0, 1, (rows, DIMS)).astype(np.float32)
-    features[copies] = features[originals] + rng.normal(0, 0.05, (PLANTED, DIMS))
-    np.maximum(features + 0.5, 0, out=features)  # non-negative, as pooled ReLU features
+    del pictures
+    copy_of = dict(zip(copies.tolist(), originals.tolist(), strict=True))
+    planted = set(originals.tolist())
+    kept: dict[int, np.ndarray] = {}  # the originals' features, for their copies in test
+
+    def shards() -> Iterator[ShardRows]:
+        """One shard's features at a time (a million rows would need ~5 GB at once)."""
+        for start in range(0, rows, SHARD_ROWS):
+            chosen = np.arange(start, min(rows, start + SHARD_ROWS))
+            features = centres[truth[chosen]] + rng.standard_normal((len(chosen), DIMS),
+                                                                    dtype=np.float32)
+            kept.update({row: features[i].copy() for i, row in enumerate(chosen.tolist())
+                         if row in planted})
+            for i, row in enumerate(chosen.tolist()):
+                if row in copy_of:
+                    features[i] = kept[copy_of[row]] + rng.normal(0, 0.05, DIMS)
+            np.maximum(features + 0.5, 0, out=features)  # non-negative, as pooled ReLU
+            yield ShardRows(features, labels[chosen], [f"pictures/{i}" for i in chosen],
+                            splits[chosen])
+
     source = {"kind": "npz", "path": str(root / "pictures.npz"), "val_percent": 10,
               "test_percent": 10, "limit": None}
-    write_cache(root / "cache", (
-        ShardRows(features[start:start + SHARD_ROWS], labels[start:start + SHARD_ROWS],
-                  [f"pictures/{i}" for i in range(start, min(rows, start + SHARD_ROWS))],
-                  splits[start:start + SHARD_ROWS])
-        for start in range(0, rows, SHARD_ROWS)), CLASSES, (DIMS,), source=source, seed=seed)
+    write_cache(root / "cache", shards(), CLASSES, (DIMS,), source=source, seed=seed)
     return {"flipped": [f"pictures/{i}" for i in flipped],
             "copies": sorted((f"pictures/{c}", f"pictures/{o}")
                              for o, c in zip(originals, copies, strict=True))}
@@ -184,7 +199,11 @@ def quality(n: int, size: int, work: Path) -> dict[str, Any]:
     import bottleneck
     from bottleneck.benching.leaks import near_duplicates
     from bottleneck.data.arrays import FASHION_MNIST_CLASSES, load_fashion_mnist_arrays
-    from bottleneck.reporting.label_errors import evidence_features, find_label_errors
+    from bottleneck.reporting.label_errors import (
+        FULL_WIDTH_VALUES,
+        evidence_features,
+        find_label_errors,
+    )
     from bottleneck.reporting.rows import load_rows
     from bottleneck.reporting.thumbs import ImageReader
 
@@ -221,7 +240,8 @@ def quality(n: int, size: int, work: Path) -> dict[str, Any]:
     wrong = {str(key) for key in rows.paths
              if str(key).startswith("train/") and str(key) not in true_name}
     pool = np.flatnonzero(rows.splits == "train")
-    features = evidence_features(rows.unit, rows.reduced)  # as the report chooses them
+    features = evidence_features(rows.full_width(FULL_WIDTH_VALUES), rows.reduced)  # as the
+    # report chooses them
     found = find_label_errors(features[pool], rows.labels[pool].astype(np.int64), 10)
     ranked = [str(rows.paths[pool[i]]) for i in found["issues"]]
     recall = len(set(ranked[: 2 * len(wrong)]) & wrong) / len(wrong)
@@ -230,12 +250,15 @@ def quality(n: int, size: int, work: Path) -> dict[str, Any]:
     def pixels(i: int) -> np.ndarray | None:
         return reader.pixels(str(rows.paths[i]), str(rows.splits[i]), int(rows.labels[i]))
 
-    near = near_duplicates(rows.unit, rows.splits, pixels, rows.reduced, rows.hashes)
+    near = near_duplicates(None, rows.splits, pixels, rows.reduced, rows.hashes,
+                           neighbours=rows.neighbours(), features=rows.index.features)
     pairs = {(str(rows.paths[p["a"]]), str(rows.paths[p["b"]])) for p in near["pairs"]}
     clean = ~np.isin(rows.paths, [c for c, _ in copies])
-    without = near_duplicates(rows.unit[clean], rows.splits[clean],
-                              lambda i: pixels(int(np.flatnonzero(clean)[i])),
-                              rows.reduced[clean], rows.hashes[clean])
+    kept = np.flatnonzero(clean)
+    without = near_duplicates(None, rows.splits[clean], lambda i: pixels(int(kept[i])),
+                              rows.reduced[clean], rows.hashes[clean],
+                              neighbours=rows.neighbours(kept),
+                              features=lambda r: rows.index.features(kept[r]))
     result = {"train": n, "test": n // 4 + 20, "image_size": size, "flipped": len(wrong),
               "flagged": len(ranked), "label_recall": recall,
               "copies_found": len(set(copies) & pairs), "copies": len(copies),

@@ -37,6 +37,7 @@ _API = {
     "export": "bottleneck.models.export",
     "bench": "bottleneck.benching",
     "report": "bottleneck.reporting",
+    "similar": "bottleneck.models.similar",
     "make_head": "bottleneck.heads",
     "register_head": "bottleneck.heads",
     "load_model": "bottleneck.models.model_dir",

@@ -73,9 +73,13 @@ def cross_split_duplicates(cache: Cache) -> list[list[dict[str, str]]] | None:
         hashes = cache.column("content_hash")
     except KeyError:  # h5py: no such dataset
         return None
-    for key, split, digest in zip(cache.column("paths"), cache.column("split"), hashes,
-                                  strict=True):
-        groups[int(digest)].append({"path": str(key), "split": str(split)})
+    _, inverse, counts = np.unique(hashes, return_inverse=True, return_counts=True)
+    shared = np.flatnonzero(counts[inverse] > 1)  # only rows whose hash another row has
+    if not len(shared):
+        return []
+    paths, splits = cache.column("paths"), cache.column("split")
+    for i in shared:
+        groups[int(hashes[i])].append({"path": str(paths[i]), "split": str(splits[i])})
     return [rows for rows in groups.values() if len({r["split"] for r in rows}) > 1]
 
 
@@ -152,23 +156,34 @@ def _best_matches(queries: np.ndarray, reference: np.ndarray, reduced_q: np.ndar
     return index, cosine
 
 
-def _feature_candidates(unit: np.ndarray, splits: np.ndarray, reduced: np.ndarray | None
+Neighbours = Callable[[np.ndarray, np.ndarray, int], tuple[np.ndarray, np.ndarray]]
+
+
+def _feature_candidates(unit: np.ndarray | None, splits: np.ndarray,
+                        reduced: np.ndarray | None, neighbours: Neighbours | None = None
                         ) -> list[tuple[int, int, float, int]]:
     """``(row, earlier row, cosine, rank)`` of each val and test row's ``MATCHES`` most
-    similar rows of earlier splits by their features, from ``CANDIDATE_COSINE``."""
+    similar rows of earlier splits by their features, from ``CANDIDATE_COSINE``; by the
+    ``neighbours`` search where given, else by comparing ``unit`` rows."""
     candidates: list[tuple[int, int, float, int]] = []
     for split, earlier in EARLIER.items():
         query = np.flatnonzero(splits == split)
-        ref = np.flatnonzero(np.isin(splits, earlier))
+        allowed = np.isin(splits, earlier)
+        ref = np.flatnonzero(allowed)
         if not len(query) or not len(ref):
             continue
-        match, cosine = _best_matches(unit[query], unit[ref],
-                                      None if reduced is None else reduced[query],
-                                      None if reduced is None else reduced[ref])
+        if neighbours is not None:
+            match, cosine = neighbours(query, allowed, MATCHES)
+            ref = np.arange(len(splits))  # the search answers row indices
+        else:
+            assert unit is not None, "give the rows' unit features or a neighbour search"
+            match, cosine = _best_matches(unit[query], unit[ref],
+                                          None if reduced is None else reduced[query],
+                                          None if reduced is None else reduced[ref])
         for a, row, values in zip(query, match, cosine, strict=True):
             candidates += [(int(a), int(ref[b]), float(c), rank)
                            for rank, (b, c) in enumerate(zip(row, values, strict=True))
-                           if c >= CANDIDATE_COSINE]
+                           if b >= 0 and c >= CANDIDATE_COSINE]
     return candidates
 
 
@@ -206,10 +221,27 @@ def _pixel_candidates(splits: np.ndarray, grey: Callable[[int], np.ndarray | Non
     return found, len(rows)
 
 
+def _pair_cosines(pairs: list[tuple[int, int, int]], unit: np.ndarray | None,
+                  features: Callable[[np.ndarray], np.ndarray] | None) -> list[float]:
+    """The feature cosine of each ``(row, earlier row, rank)`` pair."""
+    if not pairs:
+        return []
+    a, b = (np.array([p[i] for p in pairs], np.int64) for i in (0, 1))
+    if unit is not None:
+        return [float(x @ y) for x, y in zip(unit[a], unit[b], strict=True)]
+    assert features is not None, "give the rows' unit features or a features(rows) reader"
+    rows, inverse = np.unique(np.concatenate([a, b]), return_inverse=True)
+    vectors = features(rows)[inverse]
+    return np.einsum("ij,ij->i", vectors[:len(a)], vectors[len(a):]).astype(float).tolist()
+
+
 def near_duplicates(
-    unit: np.ndarray, splits: np.ndarray, pixels: Callable[[int], np.ndarray | None] | None,
+    unit: np.ndarray | None, splits: np.ndarray,
+    pixels: Callable[[int], np.ndarray | None] | None,
     reduced: np.ndarray | None = None, hashes: np.ndarray | None = None,
     max_pixel_pairs: int | None = None, max_pixel_rows: int | None = None,
+    neighbours: Neighbours | None = None,
+    features: Callable[[np.ndarray], np.ndarray] | None = None,
 ) -> dict[str, Any]:
     """Near-duplicate pairs across splits (see the module docstring).
 
@@ -220,7 +252,11 @@ def near_duplicates(
     ``max_pixel_pairs``: compare the pixels of at most this many candidates, most similar
     first (the rest are judged by their features alone); ``max_pixel_rows``: search the
     pixels of every row too (:func:`_pixel_candidates`) only when there are at most this
-    many rows (None: always).
+    many rows (None: always); ``neighbours(queries, allowed, k)``: instead of ``unit``, a
+    search that answers the ``k`` most similar rows allowed (a boolean mask over all rows) to
+    each query row, as row indices and cosines (-1 and -inf where none): the cache's
+    nearest-neighbour index (``CacheRows.neighbours``), with ``features(rows)`` giving rows'
+    unit-length features for the pairs the pixel search finds.
     Returns ``{"pairs": [{"a", "b", "cosine", "pixels"}], ...counts and thresholds}``, row
     ``a`` in the later split, pairs with the most similar pixels first (then those judged
     by their features alone). Pixels are compared for each row's best match first, so that
@@ -234,13 +270,14 @@ def near_duplicates(
             greys[i] = None if image is None else grey_image(image)
         return greys[i]
 
-    candidates = _feature_candidates(unit, splits, reduced)
+    candidates = _feature_candidates(unit, splits, reduced, neighbours)
     searched = 0
     if pixels is not None and (max_pixel_rows is None or len(splits) <= max_pixel_rows):
         known = {(a, b) for a, b, _, _ in candidates}
         found, searched = _pixel_candidates(splits, grey)
-        candidates += [(a, b, float(unit[a] @ unit[b]), rank) for a, b, rank in found
-                       if (a, b) not in known]
+        found = [(a, b, rank) for a, b, rank in found if (a, b) not in known]
+        candidates += [(a, b, c, rank) for (a, b, rank), c
+                       in zip(found, _pair_cosines(found, unit, features), strict=True)]
     if hashes is not None:
         candidates = [c for c in candidates if hashes[c[0]] != hashes[c[1]]]
     candidates.sort(key=lambda c: (c[3], -c[2]))  # every row's best match first

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from bottleneck.cache.index_files import remove_index
 from bottleneck.cache.inputs import remove_inputs
 from bottleneck.cache.manifest import MANIFEST, Manifest, ShardRecord, is_cache
 from bottleneck.cache.reader import TARGETS_FILE
@@ -28,13 +29,14 @@ def check_out_dir(out: Path) -> None:
 
 
 def remove_cache_files(out: Path, old: Manifest) -> None:
-    """Delete what an earlier cache recorded (shards and their sidecars, targets, manifest),
-    nothing else."""
+    """Delete what an earlier cache recorded (shards and their sidecars, targets, manifest)
+    and its nearest-neighbour index, nothing else."""
     for shard in old.shards:
         (out / shard.file).unlink(missing_ok=True)
     remove_inputs(out, [shard.file for shard in old.shards])
     if old.targets is not None:
         (out / old.targets.get("file", TARGETS_FILE)).unlink(missing_ok=True)
+    remove_index(out)
     (out / MANIFEST).unlink(missing_ok=True)
 
 

@@ -40,11 +40,9 @@ class ReportResult:
         models = sum(len(c["models"]) for c in doc["caches"]) + len(doc["orphans"])
         parts = [plural(len(doc["caches"]), "cache"), plural(models, "model"),
                  plural(len(doc["benches"]), "bench", "benches")]
-        sampled = [c["root"] for c in doc["caches"] if c["rows"]["sampled"]]
-        note = f"; sampled {', '.join(sampled)} (too big for memory)" if sampled else ""
         also = f" and {self.json_out}" if self.json_out else ""
         return (f"report of {', '.join(parts)} → {self.out} ({size:.1f} MiB){also} in "
-                f"{self.seconds:.1f} s{note}")
+                f"{self.seconds:.1f} s")
 
 
 def _check_out(out: Path, json_out: Path | None) -> None:

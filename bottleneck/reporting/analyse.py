@@ -8,11 +8,12 @@ from typing import Any
 import numpy as np
 
 from bottleneck._text import plural
-from bottleneck.benching.leaks import cross_split_duplicates, near_duplicates, nearest_rows
+from bottleneck.benching.leaks import cross_split_duplicates, near_duplicates
 from bottleneck.cache.summary import cache_summary, describe_record
 from bottleneck.reporting import embedding, figures
 from bottleneck.reporting.gather import CacheEntry
 from bottleneck.reporting.label_errors import (
+    FULL_WIDTH_VALUES,
     evidence_features,
     find_label_errors,
     held_out_accuracy,
@@ -62,22 +63,21 @@ class CacheAnalysis:
 
     def run(self) -> dict[str, Any]:
         """Every section of this cache (``models``: a list of model sections)."""
-        must = {}
         shown: list[tuple[ModelScores, np.ndarray, np.ndarray, str]] = []
         for scores in self.scores:
             split = scores.mistake_split
             if split is not None:
                 positions, values, what = wrong_order(scores.predictions[split])
                 shown.append((scores, positions, values, what))
-                must[split] = np.union1d(must.get(split, np.zeros(0, np.int64)),
-                                         positions[:MISTAKES])
-        self.rows = load_rows(self.cache, must)
+        self.rows = load_rows(self.cache)
         section = self._cache_section()
         section["leaks"] = self._leaks()
-        section["label_errors"] = self._label_errors()
         section["models"] = [self._model_section(*item) for item in shown]
         section["models"] += [self._model_section(s, None, None, "") for s in self.scores
                               if s.mistake_split is None]
+        full = self.rows.full_width(FULL_WIDTH_VALUES)  # small caches: label errors at full width
+        self.rows.index = None  # every neighbour is found: its memory goes to the label errors
+        section["label_errors"] = self._label_errors(full)
         section["map"] = self._feature_map(shown)
         return section
 
@@ -111,8 +111,7 @@ class CacheAnalysis:
                 "splits": splits, "counts": counts, "failures": summary["failures"],
                 "failures_shown": summary["failures"][:FAILURES_SHOWN],
                 "classes": self.cache.classes, "source_problem": self.reader.problem,
-                "rows": {"loaded": len(rows), "view0_rows": rows.total,
-                         "sampled": rows.sampled},
+                "rows": {"loaded": len(rows), "view0_rows": rows.total},
                 "lineage": [{"model": s.entry.label, "steps": s.entry.lineage()}
                             for s in self.scores]}
 
@@ -124,9 +123,10 @@ class CacheAnalysis:
             return self.reader.pixels(str(rows.paths[i]), str(rows.splits[i]),
                                       int(rows.labels[i]))
 
-        near = near_duplicates(rows.unit, rows.splits, pixels, rows.reduced, rows.hashes,
+        near = near_duplicates(None, rows.splits, pixels, rows.reduced, rows.hashes,
                                MAX_PIXEL_PAIRS, None if self.reader.kind != "folder"
-                               else PIXEL_SEARCH_FILES)
+                               else PIXEL_SEARCH_FILES, neighbours=rows.neighbours(),
+                               features=rows.index.features)
         pairs = near.pop("pairs")
         near["total"] = len(pairs)
         near["pairs"] = [{"a": self._row(p["a"]), "b": self._row(p["b"]),
@@ -138,13 +138,13 @@ class CacheAnalysis:
                               "runner_up": p["runner_up"]} for p in pairs[:PAIRS_KEPT]]
         return {"exact": cross_split_duplicates(self.cache), "near": near}
 
-    def _label_errors(self) -> dict[str, Any] | None:
+    def _label_errors(self, full: np.ndarray | None) -> dict[str, Any] | None:
         rows = self.rows
         assert rows is not None
         pool = np.flatnonzero(np.isin(rows.splits, ("train", "val")))
         if len(self.cache.classes) < 2 or not len(pool):
             return None
-        features = evidence_features(rows.unit, rows.reduced)
+        features = evidence_features(full, rows.reduced)
         labels = rows.labels.astype(np.int64)
         found = find_label_errors(features[pool], labels[pool], len(self.cache.classes))
         if found is None:
@@ -227,7 +227,7 @@ class CacheAnalysis:
         train = np.flatnonzero(rows.splits == "train")
         listed = []
         if len(train) and len(loaded):
-            near, cosine = nearest_rows(rows.unit[loaded], rows.unit[train], NEIGHBOURS)
+            near, cosine = rows.neighbours()(loaded, rows.splits == "train", NEIGHBOURS)
         for n, (position, row) in enumerate(zip(chosen, loaded, strict=True)):
             item = self._row(int(row), score=float(values[n]))
             if predictions.task == "regress":
@@ -236,8 +236,8 @@ class CacheAnalysis:
             else:
                 item["truth"] = self.cache.classes[int(predictions.truth[position])]
                 item["predicted"] = self.cache.classes[int(predictions.predicted[position])]
-            item["neighbours"] = [self._row(int(train[j]), cosine=float(c))
-                                  for j, c in zip(near[n], cosine[n], strict=True)] \
+            item["neighbours"] = [self._row(int(j), cosine=float(c))
+                                  for j, c in zip(near[n], cosine[n], strict=True) if j >= 0] \
                 if len(train) else []
             listed.append(item)
         wrong = len(positions) if predictions.task == "classify" else None

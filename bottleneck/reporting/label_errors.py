@@ -34,10 +34,11 @@ FULL_WIDTH_VALUES = 10_000_000  # rows × feature width fitted at full width, at
 EVIDENCE_MARGIN = 0.05  # accuracy the out-of-fold model may lag the best head by
 
 
-def evidence_features(unit: np.ndarray, reduced: np.ndarray) -> np.ndarray:
+def evidence_features(unit: np.ndarray | None, reduced: np.ndarray) -> np.ndarray:
     """The features the out-of-fold model is fitted on: ``unit`` (length-1 rows) at full
-    width when rows × width ≤ ``FULL_WIDTH_VALUES``, else ``reduced`` (their projection)."""
-    return unit if unit.size <= FULL_WIDTH_VALUES else reduced
+    width when given and rows × width ≤ ``FULL_WIDTH_VALUES``, else ``reduced`` (their
+    projection)."""
+    return unit if unit is not None and unit.size <= FULL_WIDTH_VALUES else reduced
 
 
 def held_out_accuracy(features: np.ndarray, labels: np.ndarray, queries: np.ndarray,

@@ -1,33 +1,32 @@
-"""A cache's rows as the report analyses them: view 0 of every image, features scaled to
-length 1 (cosine is then a dot product) and a low-dimensional projection of them.
+"""A cache's rows as the report analyses them: view 0 of every image, in shard order (the
+order of the cache's nearest-neighbour index, :mod:`bottleneck.cache.index`, which answers
+every neighbour question), and a low-dimensional projection of their unit-length features.
 
-The features are read once into one float32 array (never a second full copy: scaling and
-projecting work block by block). When that array would not fit in half the memory
-available (:func:`bottleneck.models.memory.available_memory`), a fixed random sample of
-rows is loaded instead, and the report says so.
+Nothing holds all the features: the projection is fitted on blocks of rows spread over the
+cache, then computed one batch at a time, so the report's memory is the index, the
+projection (64 floats a row) and the bookkeeping columns, whatever the cache's size.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
 
-from bottleneck.benching.leaks import unit_rows
+from bottleneck.benching.leaks import Neighbours, unit_rows
 from bottleneck.cache import Cache
-from bottleneck.models.memory import available_memory
+from bottleneck.cache.index import NeighbourIndex
+from bottleneck.cache.index_files import open_index
 from bottleneck.models.tasks import READ_BATCH
 
 PROJECTION_DIMS = 64
 PROJECTION_SAMPLE = 5_000  # rows the projection is fitted on
-WORKING_FACTOR = 1.5  # the features plus the blocks and projections computed from them
+SAMPLE_BLOCK = 32  # ... read in runs of this many consecutive rows, spread over the cache
 SEED = 0
-
 
 @dataclass
 class CacheRows:
-    """The loaded rows of one cache; arrays share one order (shard order)."""
+    """The rows of one cache; arrays share one order (shard order, view 0)."""
 
     cache: Cache
     paths: np.ndarray
@@ -35,19 +34,47 @@ class CacheRows:
     splits: np.ndarray
     hashes: np.ndarray | None
     position: np.ndarray  # each row's index within its split, the order predictions use
-    unit: np.ndarray  # n × D float32, rows of length 1
-    reduced: np.ndarray  # n × k: ``unit`` projected on its top singular directions
+    reduced: np.ndarray  # n × k: the unit-length features on their top singular directions
     total: int  # view-0 rows in the cache
-    sampled: bool
+    index: NeighbourIndex | None  # row i of the index is row i here; None once released
 
     def __len__(self) -> int:
         return len(self.paths)
 
     def where(self, split: str, positions: np.ndarray) -> np.ndarray:
-        """Loaded row indices of ``split``'s rows at ``positions`` (-1 where not loaded)."""
+        """Row indices of ``split``'s rows at ``positions`` (-1 where there is none)."""
         mine = np.flatnonzero(self.splits == split)
         lookup = dict(zip(self.position[mine].tolist(), mine.tolist(), strict=True))
         return np.array([lookup.get(int(p), -1) for p in positions], dtype=np.int64)
+
+    def full_width(self, most: int) -> np.ndarray | None:
+        """Every row's unit-length features at full width, read through the index, when
+        rows × width is at most ``most``; else None (the caller uses ``reduced``)."""
+        width = int(np.prod(self.cache.feature_shape))
+        if self.index is None or len(self) * width > most:
+            return None
+        return self.index.features(np.arange(len(self)))
+
+    def neighbours(self, keep: np.ndarray | None = None) -> Neighbours:
+        """``search(queries, allowed, k)``: the ``k`` most similar rows allowed (a boolean
+        mask) to each query row, by the index; with ``keep`` (row indices), rows are numbered
+        within that subset."""
+        index = self.index
+        assert index is not None, "the index was released"
+        if keep is None:
+            return lambda queries, allowed, k: index.search_rows(queries, k, allowed)
+        keep = np.asarray(keep, np.int64)
+        lookup = np.full(len(self) + 1, -1, np.int64)  # the last entry: "none found" (-1)
+        lookup[keep] = np.arange(len(keep))
+
+        def search(queries: np.ndarray, allowed: np.ndarray, k: int
+                   ) -> tuple[np.ndarray, np.ndarray]:
+            everywhere = np.zeros(len(self), bool)
+            everywhere[keep[allowed]] = True
+            found, cosines = index.search_rows(keep[queries], k, everywhere)
+            return lookup[found], cosines
+
+        return search
 
 
 def _bookkeeping(cache: Cache) -> dict[str, np.ndarray]:
@@ -57,65 +84,64 @@ def _bookkeeping(cache: Cache) -> dict[str, np.ndarray]:
                                       features=False))
     data = {key: np.concatenate([b[key] for b in batches]) for key in batches[0]}
     data["split"] = data["split"].astype(str)
-    position = np.zeros(len(data["labels"]), np.int64)
-    for split in np.unique(data["split"]):
-        chosen = data["split"] == split
-        position[chosen] = np.arange(int(chosen.sum()))
-    data["position"] = position
     return data
 
 
-def _choose(view0: np.ndarray, row_bytes: int, must: np.ndarray, budget: int | None
-            ) -> tuple[np.ndarray, bool]:
-    """Rows to load: every view-0 row, or a fixed sample that fits ``budget`` bytes (with
-    the ``must`` rows)."""
-    if budget is None or len(view0) * row_bytes * WORKING_FACTOR <= budget:
-        return view0, False
-    keep = max(2, int(budget // (row_bytes * WORKING_FACTOR)))
-    rng = np.random.default_rng(SEED)
-    sample = rng.choice(view0, size=min(keep, len(view0)), replace=False)
-    return np.union1d(sample, must), True
-
-
-def load_rows(cache: Cache, must: dict[str, np.ndarray] | None = None,
-              budget: int | None | str = "auto") -> CacheRows:
-    """Load view 0 of ``cache``'s rows (see the module docstring).
-
-    ``must``: split → positions that a sample must include (the rows a report shows);
-    ``budget``: bytes the features may take, ``"auto"`` for half the available memory.
-    """
+def load_rows(cache: Cache, progress: bool = False) -> CacheRows:
+    """View 0 of ``cache``'s rows, their projection and the cache's index (built or grown
+    first when it does not cover every shard; see the module docstring)."""
     info = _bookkeeping(cache)
     views = info.get("view")
     view0 = np.flatnonzero(views == 0) if views is not None else np.arange(len(info["labels"]))
-    dims = int(np.prod(cache.feature_shape))
-    if budget == "auto":
-        available = available_memory()
-        budget = None if available is None else available // 2
-    wanted = np.zeros(0, np.int64)
-    for split, positions in (must or {}).items():
-        chosen = np.flatnonzero(info["split"] == split)
-        wanted = np.union1d(wanted, chosen[np.asarray(positions, np.int64)])
-    chosen, sampled = _choose(view0, dims * 4, wanted, budget)  # type: ignore[arg-type]
-    unit = _read_features(cache, chosen, dims)
-    unit_rows(unit)
+    index = open_index(cache, progress=progress)
+    if index.rows != len(view0):
+        raise AssertionError(f"the index holds {index.rows} rows, the cache {len(view0)}")
+    splits = info["split"][view0]
+    position = np.zeros(len(view0), np.int64)
+    for split in np.unique(splits):
+        chosen = splits == split
+        position[chosen] = np.arange(int(chosen.sum()))
     hashes = info.get("content_hash")
-    return CacheRows(cache, info["paths"][chosen].astype(str), info["labels"][chosen],
-                     info["split"][chosen], None if hashes is None else hashes[chosen],
-                     info["position"][chosen], unit, project(unit), len(view0), sampled)
+    return CacheRows(cache, info["paths"][view0].astype(str), info["labels"][view0], splits,
+                     None if hashes is None else hashes[view0], position,
+                     _project_cache(cache, index), len(view0), index)
 
 
-def _read_features(cache: Cache, chosen: np.ndarray, dims: int) -> np.ndarray:
-    """The features of rows ``chosen`` (sorted global indices) into one float32 array."""
-    out = np.empty((len(chosen), dims), np.float32)
-    offset, filled = 0, 0
-    for batch in cache.iter_batches(None, READ_BATCH):
-        n = len(batch["labels"])
-        lo, hi = np.searchsorted(chosen, [offset, offset + n])
-        if hi > lo:
-            out[filled:filled + hi - lo] = batch["features"].reshape(n, -1)[chosen[lo:hi] - offset]
-            filled += hi - lo
-        offset += n
-    return out
+def _project_cache(cache: Cache, index: NeighbourIndex) -> np.ndarray:
+    """Every view-0 row's unit-length features on the top singular directions of a sample
+    (:func:`project`'s), computed one batch at a time."""
+    n = index.rows
+    dims = int(np.prod(cache.feature_shape))
+    k = max(1, min(PROJECTION_DIMS, dims, n - 1))
+    if n < 3 or k >= dims:
+        components = None
+    else:
+        starts = np.linspace(0, max(0, n - SAMPLE_BLOCK), max(1, PROJECTION_SAMPLE //
+                                                               SAMPLE_BLOCK)).astype(np.int64)
+        sample = np.unique((starts[:, None] + np.arange(SAMPLE_BLOCK)).ravel().clip(0, n - 1))
+        components = _components(index.features(sample), k)
+    reduced = np.empty((n, k if components is not None else dims), np.float32)
+    filled = 0
+    for batch in cache.iter_batches(None, READ_BATCH, columns=_view_column(cache)):
+        features = batch["features"]
+        if "view" in batch:
+            features = features[batch["view"] == 0]
+        block = unit_rows(features.astype(np.float32).reshape(len(features), -1))
+        reduced[filled:filled + len(block)] = block if components is None else \
+            block @ components.T
+        filled += len(block)
+    return reduced
+
+
+def _view_column(cache: Cache) -> tuple[str, ...]:
+    return ("view",) if cache.has_column("view") else ()
+
+
+def _components(sample: np.ndarray, k: int) -> np.ndarray:
+    from sklearn.utils.extmath import randomized_svd
+
+    _, _, components = randomized_svd(sample, k, n_iter=2, random_state=SEED)
+    return components.astype(np.float32)
 
 
 def project(unit: np.ndarray, dims: int = PROJECTION_DIMS) -> np.ndarray:
@@ -136,7 +162,3 @@ def project(unit: np.ndarray, dims: int = PROJECTION_DIMS) -> np.ndarray:
         reduced[start:start + 8192] = unit[start:start + 8192] @ components.T
     return reduced
 
-
-def summary(rows: CacheRows) -> dict[str, Any]:
-    """What the report says about the loaded rows."""
-    return {"loaded": len(rows), "view0_rows": rows.total, "sampled": rows.sampled}

@@ -13,6 +13,8 @@ writers use (tests/data/test_ours.py checks they agree with those modules):
 - an export: ``FILE.lineage.json`` beside the exported file or SavedModel folder;
 - a feature table (``export-features``): a Parquet file whose schema metadata has
   ``bottleneck`` with ``"format": "bottleneck-features"``;
+- a cache's nearest-neighbour index: a folder (``CACHE/index/``) whose ``index.json`` has
+  ``"format": "bottleneck-index"``, beside the faiss files it names;
 - a folder holding only outputs of ours (a multi-layer extract: one cache per layer).
 """
 
@@ -31,6 +33,7 @@ LEADERBOARD = "leaderboard.json"
 REPORT_HTML = "report.html"
 LINEAGE_SUFFIX = ".lineage.json"
 FEATURES_TABLE_KEY, FEATURES_TABLE_FORMAT = "bottleneck", "bottleneck-features"
+INDEX_DIR, INDEX_RECORD, INDEX_FORMAT = "index", "index.json", "bottleneck-index"
 
 
 def what_of_ours(path: Path) -> str | None:
@@ -77,6 +80,8 @@ def _folder(path: Path) -> str | None:
         return "a bottleneck cache"
     if _format(path / MODEL_HEAD, MODEL_FORMAT):
         return "a bottleneck model directory"
+    if _format(path / INDEX_RECORD, INDEX_FORMAT):
+        return "a bottleneck nearest-neighbour index"
     board = _json(path / LEADERBOARD)
     if isinstance(board, dict) and {"ranked_by", "rows"} <= set(board):
         return "bench output"

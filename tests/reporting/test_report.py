@@ -161,7 +161,7 @@ def test_cache_sections_say_what_the_cache_holds(made: dict[str, Any],
     cache = next(c for c in made["json"]["caches"] if c["root"] == str(feature_cache.root))
     assert cache["facts"]["backbone"] == "vgg16 @ 32 px"
     assert cache["counts"][-1][1:] == [feature_cache.split_counts()[s] for s in cache["splits"]]
-    assert cache["failures"] == [] and cache["rows"]["sampled"] is False
+    assert cache["failures"] == [] and cache["rows"]["loaded"] == cache["rows"]["view0_rows"]
     steps = [s["step"] for item in cache["lineage"] for s in item["steps"]]
     assert steps.count("cache") == 3 and steps.count("head") == 3
     assert cache["leaks"]["exact"] == [] and cache["leaks"]["near"]["total"] == 0
@@ -233,18 +233,20 @@ def test_missing_sources_leave_thumbnails_out_and_nothing_fails(feature_cache: C
     assert cache["label_errors"]["flagged"] >= 0 and cache["map"]["n"] == feature_cache.rows
 
 
-def test_a_cache_too_big_for_memory_is_sampled_and_says_so(feature_cache: Cache,
-                                                           tmp_path: Path,
-                                                           monkeypatch: pytest.MonkeyPatch
-                                                           ) -> None:
+def test_a_cache_bigger_than_memory_is_still_analysed_whole(feature_cache: Cache,
+                                                            tmp_path: Path,
+                                                            monkeypatch: pytest.MonkeyPatch
+                                                            ) -> None:
+    """The report streams the features (the index and a 64-d projection stay in memory):
+    a memory limit below the features' size no longer makes it sample."""
     monkeypatch.setenv("BOTTLENECK_MEMORY_LIMIT", "160K")  # the features take 184 KiB
-    result = bottleneck.report(feature_cache.root, tmp_path / "sampled.html",
-                               json_out=tmp_path / "sampled.json")
-    rows = json.loads((tmp_path / "sampled.json").read_text())["caches"][0]["rows"]
-    assert rows["sampled"] is True and rows["view0_rows"] == feature_cache.rows
-    assert 2 <= rows["loaded"] < feature_cache.rows / 2
-    assert "Sampled: the cache does not fit in memory" in (tmp_path / "sampled.html").read_text()
-    assert "sampled" in result.summary()
+    cache = tmp_path / "cache"
+    shutil.copytree(feature_cache.root, cache)
+    result = bottleneck.report(cache, tmp_path / "whole.html", json_out=tmp_path / "whole.json")
+    doc = json.loads((tmp_path / "whole.json").read_text())["caches"][0]
+    assert doc["rows"] == {"loaded": feature_cache.rows, "view0_rows": feature_cache.rows}
+    assert doc["map"]["n"] == feature_cache.rows and "sampled" not in result.summary()
+    assert (cache / "index" / "index.json").is_file()  # the index it searched, kept
 
 
 def test_cli_report_and_its_one_line_refusals(made: dict[str, Any], tmp_path: Path) -> None:

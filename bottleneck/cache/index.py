@@ -1,0 +1,169 @@
+"""One nearest-neighbour index per cache, beside its shards in ``CACHE/index/``.
+
+Built with faiss (MIT; ``pip install 'bottleneck[similar]'``) over view 0 of every row, its
+features scaled to length 1 so an inner product is a cosine. Row ``i`` of the index is the
+i-th view-0 row of the cache in shard order (the order :meth:`Cache.iter_batches` reads).
+
+- Exact (``IndexFlatIP``, float32) while rows × dims ≤ ``index_files.EXACT_VALUES`` (20k
+  rows of 1280); above, approximate: HNSW (``M=16``) over float16 copies of the rows (half
+  the float32 size), no training, so it grows row by row; its cosines are float16-exact
+  (±1e-3).
+- Built shard by shard (one shard's features in memory, plus the index), saved every
+  ``index_files.SAVE_SECONDS``, so an interrupted build resumes; when the cache grows, the
+  new shards are added (an exact index that grows past the limit is rebuilt once as HNSW).
+- ``index.json`` (written last) records the shards it covers by file and sha256 and names
+  the faiss file, ``index-<digest>.faiss``, a new name per write: a reader never sees half an
+  index. An index whose covered shards are gone or changed is refused in one line. An
+  index opened only to search maps its rows from the file instead of reading them.
+
+This module searches a loaded index; :mod:`bottleneck.cache.index_files` builds, grows,
+saves, loads and refuses it (``open_index``).
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from contextlib import ExitStack
+from dataclasses import dataclass, field
+from typing import Any
+
+import h5py
+import numpy as np
+
+from bottleneck.cache.reader import Cache
+from bottleneck.cache.shards import open_shard
+from bottleneck.errors import UserError
+
+EF_SEARCH = 96  # candidates kept while searching: recall@10 vs exact in benchmarks/README.md
+QUERY_BLOCK = 4096  # query rows searched at once
+OPEN_SHARDS = 16  # shard files a loaded index keeps open for reading rows
+FEW_ROWS = 64  # rows of one shard read one by one; more: the whole shard is read
+
+
+def _faiss() -> Any:
+    try:
+        import faiss
+    except ImportError:
+        raise UserError("the nearest-neighbour index needs faiss: pip install "
+                        "'bottleneck[similar]' (faiss-cpu).") from None
+    return faiss
+
+
+def unit(features: np.ndarray) -> np.ndarray:
+    """Rows flattened to float32 and scaled to length 1 (all-zero rows stay zero)."""
+    rows = np.ascontiguousarray(features.reshape(len(features), -1), np.float32)
+    norms = np.linalg.norm(rows, axis=1, keepdims=True)
+    rows /= np.where(norms > 0, norms, 1)
+    return rows
+
+
+def view0(handle: h5py.File) -> np.ndarray:
+    """Positions of a shard's view-0 rows (every row when it has no ``view`` column)."""
+    if "view" in handle:
+        return np.flatnonzero(handle["view"][:] == 0)
+    return np.arange(handle["labels"].shape[0])
+
+
+@dataclass
+class NeighbourIndex:
+    """A cache's index, loaded: search it by vectors or by its row numbers."""
+
+    cache: Cache
+    index: Any  # the faiss index
+    kind: str  # "exact" or "hnsw"
+    counts: list[int]  # view-0 rows of each covered shard, in shard order
+    _rows: dict[int, np.ndarray] = field(default_factory=dict, repr=False)
+    _open: OrderedDict[int, tuple[ExitStack, h5py.File]] = field(default_factory=OrderedDict,
+                                                                  repr=False)
+
+    def shard(self, number: int) -> h5py.File:
+        """Shard ``number`` opened for reading (the last ``OPEN_SHARDS`` stay open)."""
+        if number in self._open:
+            self._open.move_to_end(number)
+        else:
+            stack = ExitStack()
+            record = self.cache.manifest.shards[number]
+            handle = stack.enter_context(open_shard(self.cache.shard_paths[number],
+                                                    self.cache.manifest, record))
+            self._open[number] = (stack, handle)
+            if len(self._open) > OPEN_SHARDS:
+                self._open.popitem(last=False)[1][0].close()
+        return self._open[number][1]
+
+    def close(self) -> None:
+        """Close the shards kept open."""
+        while self._open:
+            self._open.popitem()[1][0].close()
+
+    @property
+    def rows(self) -> int:
+        return int(self.index.ntotal)
+
+    @property
+    def offsets(self) -> np.ndarray:
+        """First index row of each shard (and the total, last)."""
+        return np.concatenate([[0], np.cumsum(self.counts)]).astype(np.int64)
+
+    def search(self, queries: np.ndarray, k: int, allowed: np.ndarray | None = None
+               ) -> tuple[np.ndarray, np.ndarray]:
+        """``(rows, cosines)``, each Q × k, best first, of the ``k`` most similar index rows
+        to each query (any features; scaled here); ``allowed``: a boolean mask of the index
+        rows that may be answered. Row -1 and cosine -inf where fewer exist."""
+        faiss = _faiss()
+        queries = unit(queries)
+        k = max(1, min(k, self.rows))
+        params = faiss.SearchParametersHNSW() if self.kind == "hnsw" else \
+            faiss.SearchParameters()
+        if self.kind == "hnsw":
+            params.efSearch = max(EF_SEARCH, 2 * k)
+        if allowed is not None:
+            bitmap = np.packbits(np.asarray(allowed, bool), bitorder="little")
+            selector = faiss.IDSelectorBitmap(len(allowed), faiss.swig_ptr(bitmap))
+            params.sel = selector
+        found, cosines = [], []
+        for start in range(0, len(queries), QUERY_BLOCK):
+            cos, rows = self.index.search(queries[start:start + QUERY_BLOCK], k,
+                                          params=params)
+            found.append(rows)
+            cosines.append(np.where(rows >= 0, cos, -np.inf).astype(np.float32))
+        if not found:
+            return np.zeros((0, k), np.int64), np.zeros((0, k), np.float32)
+        return np.concatenate(found).astype(np.int64), np.concatenate(cosines)
+
+    def locate(self, rows: np.ndarray) -> list[tuple[int, int]]:
+        """``(shard number in the manifest, row within that shard file)`` of index rows."""
+        offsets = self.offsets
+        shards = np.searchsorted(offsets, rows, side="right") - 1
+        return [(int(s), int(self._shard_rows(int(s))[r - offsets[s]]))
+                for s, r in zip(shards, np.asarray(rows, np.int64), strict=True)]
+
+    def _shard_rows(self, shard: int) -> np.ndarray:
+        if shard not in self._rows:
+            self._rows[shard] = view0(self.shard(shard))
+        return self._rows[shard]
+
+    def features(self, rows: np.ndarray) -> np.ndarray:
+        """The stored features of index rows (read from their shards), scaled to length 1."""
+        out = np.zeros((len(rows), int(np.prod(self.cache.feature_shape))), np.float32)
+        places = np.array(self.locate(np.asarray(rows, np.int64)), np.int64).reshape(-1, 2)
+        for shard in np.unique(places[:, 0]):
+            mine = np.flatnonzero(places[:, 0] == shard)
+            wanted, inverse = np.unique(places[mine, 1], return_inverse=True)
+            dataset = self.shard(int(shard))["features"]
+            # h5py's point selection is slow for many rows: then read the whole shard
+            read = dataset[:][wanted] if len(wanted) > FEW_ROWS else dataset[wanted]
+            out[mine] = read.reshape(len(read), -1)[inverse]
+        return unit(out)
+
+    def search_rows(self, rows: np.ndarray, k: int, allowed: np.ndarray | None = None
+                    ) -> tuple[np.ndarray, np.ndarray]:
+        """:meth:`search` with index rows as queries, read shard by shard (one shard's
+        features in memory at a time)."""
+        rows = np.asarray(rows, np.int64)
+        found = np.full((len(rows), max(1, min(k, self.rows))), -1, np.int64)
+        cosines = np.full(found.shape, -np.inf, np.float32)
+        shards = np.searchsorted(self.offsets, rows, side="right") - 1
+        for shard in np.unique(shards):
+            mine = np.flatnonzero(shards == shard)
+            found[mine], cosines[mine] = self.search(self.features(rows[mine]), k, allowed)
+        return found, cosines

@@ -1,0 +1,195 @@
+"""The nearest-neighbour index beside a cache: what it answers (exact: what brute force
+answers; HNSW: nearly), that it grows with the cache shard by shard, and that it is refused
+when its shards changed, never overwriting a folder that is not ours."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import h5py
+import numpy as np
+import pytest
+
+from bottleneck.cache import Cache, open_cache
+from bottleneck.cache import index_files as index_module
+from bottleneck.cache.index_files import open_index
+from bottleneck.cache.manifest import Manifest, ShardRecord, shard_name
+from bottleneck.cache.shards import ShardWriter
+from bottleneck.errors import UserError
+from bottleneck.storage.ours import what_of_ours
+
+pytest.importorskip("faiss")
+
+DIMS = 24
+
+
+def write_cache(root: Path, shards: int, listed: int | None = None, rows: int = 50,
+                seed: int = 0) -> Path:
+    """A cache of ``shards`` shards of clustered random features, its manifest listing the
+    first ``listed`` of them (a cache that grows later)."""
+    rng = np.random.default_rng(seed)
+    root.mkdir(parents=True, exist_ok=True)
+    centres = rng.normal(0, 1, (5, DIMS))
+    records = []
+    for number in range(shards):
+        path = root / shard_name(number)
+        if not path.exists():
+            labels = rng.integers(0, 5, rows)
+            features = (centres[labels] + rng.normal(0, 0.4, (rows, DIMS))).astype(np.float32)
+            splits = rng.choice(["train", "val", "test"], rows, p=[0.7, 0.15, 0.15])
+            writer = ShardWriter(path, (DIMS,), "float32", rows)
+            writer.append(features, labels, [f"s{number}/{i}" for i in range(rows)],
+                          list(splits), rng.integers(0, 2**63, rows, dtype=np.uint64))
+            writer.commit({})
+        from bottleneck.storage.atomic import sha256_file
+
+        records.append(ShardRecord(shard_name(number), rows, f"{number:064x}", "done", rows,
+                                   sha256_file(path), bytes=path.stat().st_size))
+    records = records[:listed or shards]
+    config = {"backbone": "synthetic", "feature_shape": [DIMS], "dtype": "float32",
+              "image_size": 8, "preprocessing": {}}
+    Manifest(config, {"kind": "npz", "path": "none"}, [f"c{i}" for i in range(5)], {}, records,
+             complete=True, rows=rows * len(records),
+             split_counts={"train": 0}, failures=0).save(root)
+    return root
+
+
+def all_features(cache: Cache) -> np.ndarray:
+    rows = np.concatenate([b["features"] for b in cache.iter_batches()]).astype(np.float32)
+    return rows / np.linalg.norm(rows, axis=1, keepdims=True)
+
+
+def test_the_exact_index_answers_what_brute_force_answers(tmp_path: Path) -> None:
+    cache = open_cache(write_cache(tmp_path / "cache", 3))
+    found = open_index(cache)
+    assert found.kind == "exact" and found.rows == 150
+    unit = all_features(cache)
+    rows, cosines = found.search(unit[:20], 5)
+    truth = np.argsort(-(unit[:20] @ unit.T), axis=1)[:, :5]
+    assert rows.tolist() == truth.tolist()
+    np.testing.assert_allclose(cosines, np.take_along_axis(unit[:20] @ unit.T, truth, 1),
+                               atol=1e-5)
+    allowed = np.zeros(150, bool)
+    allowed[100:] = True  # only the last shard may answer
+    rows, _ = found.search_rows(np.arange(10), 3, allowed)
+    assert (rows >= 100).all()
+    record = json.loads((cache.root / "index" / "index.json").read_text())
+    assert record["format"] == "bottleneck-index" and len(record["shards"]) == 3
+    assert (cache.root / "index" / record["file"]).is_file()
+    assert what_of_ours(cache.root / "index") == "a bottleneck nearest-neighbour index"
+
+
+def test_above_the_exact_size_hnsw_finds_nearly_every_neighbour(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(index_module, "EXACT_VALUES", 0)
+    cache = open_cache(write_cache(tmp_path / "cache", 4, rows=100))
+    found = open_index(cache)
+    assert found.kind == "hnsw"
+    unit = all_features(cache)
+    rows, cosines = found.search(unit[:100], 10)
+    truth = np.argsort(-(unit[:100] @ unit.T), axis=1)[:, :10]
+    recall = np.mean([len(set(a) & set(b)) / 10 for a, b in zip(rows, truth, strict=True)])
+    assert recall >= 0.95, recall
+    assert rows[:, 0].tolist() == list(range(100))  # each row finds itself first
+    np.testing.assert_allclose(cosines[:, 0], 1, atol=2e-3)  # float16 copies
+
+
+def test_a_growing_cache_is_added_to_shard_by_shard(tmp_path: Path,
+                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    root = write_cache(tmp_path / "cache", 3, listed=2)
+    first = open_index(open_cache(root))
+    assert first.rows == 100
+    before = first.index.reconstruct_n(0, 100)
+    write_cache(root, 3)  # the cache grows by one shard
+    read = []
+    original = index_module.view0
+    monkeypatch.setattr(index_module, "view0", lambda h: read.append(h.filename) or original(h))
+    grown = open_index(open_cache(root))
+    assert grown.rows == 150 and [Path(p).name for p in read] == [shard_name(2)]
+    np.testing.assert_array_equal(grown.index.reconstruct_n(0, 100), before)
+    assert len(list((root / "index").glob("index-*.faiss"))) == 1  # the old file is gone
+    read.clear()
+    open_index(open_cache(root))  # up to date: nothing is read again
+    assert read == []
+
+
+def test_an_index_whose_shards_changed_is_refused_until_rebuilt(tmp_path: Path) -> None:
+    root = write_cache(tmp_path / "cache", 2)
+    open_index(open_cache(root))
+    record = json.loads((root / "index" / "index.json").read_text())
+    manifest = Manifest.load(root)
+    manifest.shards[1].sha256 = "0" * 64  # shard 1 was extracted again
+    manifest.save(root)
+    with pytest.raises(UserError, match=r"no longer matches the cache \(shard-00001.h5 "
+                                        r"changed.*--rebuild-index"):
+        open_index(open_cache(root))
+    assert json.loads((root / "index" / "index.json").read_text()) == record  # untouched
+    rebuilt = open_index(open_cache(root), rebuild=True)
+    assert rebuilt.rows == 100
+    assert json.loads((root / "index" / "index.json").read_text())["shards"][1]["sha256"] \
+        == "0" * 64
+
+
+def test_a_folder_of_someone_else_named_index_is_never_overwritten(tmp_path: Path) -> None:
+    root = write_cache(tmp_path / "cache", 1)
+    (root / "index").mkdir()
+    (root / "index" / "notes.txt").write_text("mine")
+    with pytest.raises(UserError, match="is not an index of ours; move it away"):
+        open_index(open_cache(root))
+    assert sorted(p.name for p in (root / "index").iterdir()) == ["notes.txt"]
+
+
+def test_augmented_views_are_left_out(tmp_path: Path) -> None:
+    root = write_cache(tmp_path / "cache", 1)
+    with h5py.File(root / shard_name(0), "a") as handle:  # every other row: view 1
+        handle.create_dataset("view", data=np.arange(50) % 2)
+    shutil.rmtree(root / "index", ignore_errors=True)
+    manifest = Manifest.load(root)
+    from bottleneck.storage.atomic import sha256_file
+
+    manifest.shards[0].sha256 = sha256_file(root / shard_name(0))
+    manifest.save(root)
+    found = open_index(open_cache(root))
+    assert found.rows == 25 and found.locate(np.array([0, 1, 24])) == [(0, 0), (0, 2), (0, 48)]
+
+
+def test_a_replaced_cache_takes_its_index_along_and_nothing_else(tmp_path: Path) -> None:
+    from bottleneck.extraction.outdir import remove_cache_files
+
+    root = write_cache(tmp_path / "cache", 2)
+    open_index(open_cache(root))
+    (root / "index" / "notes.txt").write_text("mine")
+    remove_cache_files(root, Manifest.load(root))
+    assert sorted(p.name for p in (root / "index").iterdir()) == ["notes.txt"]
+
+
+def test_a_read_only_cache_folder_is_one_line(tmp_path: Path) -> None:
+    import os
+
+    root = write_cache(tmp_path / "cache", 1)
+    os.chmod(root, 0o555)
+    try:
+        if os.access(root, os.W_OK):
+            pytest.skip("running as root: the folder stays writable")
+        with pytest.raises(UserError, match="permission denied"):
+            open_index(open_cache(root))
+    finally:
+        os.chmod(root, 0o755)
+    assert not (root / "index").exists()
+
+
+def test_an_index_folder_among_images_is_never_read_as_data(tmp_path: Path) -> None:
+    from bottleneck.data import FolderSource
+    from tests.conftest import write_class_folder
+
+    root = write_cache(tmp_path / "cache", 1)
+    open_index(open_cache(root))
+    photos = write_class_folder(tmp_path / "photos", per_class=2, classes=("circle", "square"))
+    shutil.copytree(root / "index", photos / "circle" / "index")
+    source = FolderSource(photos)
+    assert source.classes == ["circle", "square"]
+    assert not any("index" in item.key for item in source.items())
+    assert [(p.name, why) for p, why in source.skipped] == [
+        ("index", "a bottleneck nearest-neighbour index")]

@@ -1,0 +1,77 @@
+"""bottleneck similar: an image runs through the cache's own backbone and finds itself; a row
+key answers its nearest cached rows as brute force does; answers on the terminal and as JSON;
+a query that is neither is one line, exit 2."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+import bottleneck
+from bottleneck.cache import Cache, open_cache
+from bottleneck.cli import main
+
+pytest_plugins = ["tests.heads_fixtures"]
+pytest.importorskip("faiss")
+
+
+@pytest.fixture(scope="module")
+def cache(feature_cache: Cache, tmp_path_factory: pytest.TempPathFactory) -> Cache:
+    root = tmp_path_factory.mktemp("similar") / "cache"
+    shutil.copytree(feature_cache.root, root)
+    return open_cache(root)
+
+
+def test_an_image_of_the_cache_finds_its_own_row_first(cache: Cache, split_images: Path
+                                                        ) -> None:
+    files = [split_images / "test" / "circle" / "001.jpg",
+             split_images / "train" / "stripes" / "004.png"]
+    answers = bottleneck.similar(cache.root, files, top=3)
+    assert [a["kind"] for a in answers] == ["image", "image"]
+    for answer, key in zip(answers, ["test/circle/001.jpg", "train/stripes/004.png"],
+                           strict=True):
+        first = answer["neighbours"][0]
+        assert first["key"] == key and first["cosine"] > 0.9999
+        assert first["split"] == key.split("/")[0] and first["label"] == key.split("/")[1]
+        assert len(answer["neighbours"]) == 3
+
+
+def test_a_row_key_answers_its_nearest_rows_as_brute_force(cache: Cache) -> None:
+    data = cache.load(with_paths=True)
+    unit = data["features"] / np.linalg.norm(data["features"], axis=1, keepdims=True)
+    key = str(data["paths"][7])
+    answer = bottleneck.similar(cache.root, [key], top=4)[0]
+    cosines = unit @ unit[7]
+    order = [i for i in np.argsort(-cosines) if i != 7][:4]
+    assert [n["key"] for n in answer["neighbours"]] == [str(data["paths"][i]) for i in order]
+    assert [n["cosine"] for n in answer["neighbours"]] == pytest.approx(cosines[order],
+                                                                        abs=1e-5)
+    assert answer["kind"] == "row key"
+
+
+def test_cli_prints_and_writes_json_and_refuses_in_one_line(cache: Cache, split_images: Path,
+                                                           tmp_path: Path) -> None:
+    run = CliRunner().invoke
+    image = split_images / "val" / "square" / "000.jpg"
+    out = tmp_path / "answers.json"
+    result = run(main, ["similar", str(cache.root), str(image), "train/circle/000.jpg",
+                        "--top", "2", "--json", str(out)])
+    assert result.exit_code == 0, result.output
+    lines = result.output.strip().splitlines()
+    assert lines[0] == f"{image} (image):" and lines[3] == "train/circle/000.jpg (row key):"
+    assert lines[1].split()[:3] == ["1", "1.0000", "val"] and lines[1].endswith(
+        "square  val/square/000.jpg")
+    written = json.loads(out.read_text())
+    assert [len(a["neighbours"]) for a in written] == [2, 2]
+    assert written[1]["neighbours"][0]["key"] != "train/circle/000.jpg"
+    result = run(main, ["similar", str(cache.root), "no/such/key.jpg"])
+    assert result.exit_code == 2
+    lines = result.output.strip().splitlines()
+    assert lines[-1].startswith("error: none of the 1 query could be answered (e.g. "
+                                "no/such/key.jpg: neither an image file nor a row key")
+    assert "Traceback" not in result.output
