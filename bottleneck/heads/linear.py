@@ -36,7 +36,6 @@ from bottleneck.heads.sklearn_heads import RIDGE_ALPHAS
 from bottleneck.heads.sklearn_io import skops_format
 from bottleneck.heads.streams import feature_shape, is_dataset, iterate
 
-
 # L-BFGS iterations on the in-memory sample: they read nothing, so they are not max_iter's
 SAMPLE_MAX_ITER = 1000
 
