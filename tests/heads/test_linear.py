@@ -66,7 +66,9 @@ def test_verbose_prints_a_line_per_iteration(capsys: pytest.CaptureFixture[str])
     X, y = blobs(300, 6, 3)
     head = make_head("linear", "classify", {"verbose": 1, "warm_rows": 50}).fit(X, y)
     lines = capsys.readouterr().out.splitlines()
-    assert lines[0].startswith("linear: sample iteration 1/100, loss ")
+    assert lines[0].startswith("linear: sample iteration 1/1000, loss ")  # a part: its own
+    make_head("linear", "classify", {"verbose": 1}).fit(X, y)  # all of it: max_iter
+    assert capsys.readouterr().out.startswith("linear: sample iteration 1/100, loss ")
     assert sum(line.startswith("linear: pass iteration") for line in lines) == head.n_iter_[0]
 
 
