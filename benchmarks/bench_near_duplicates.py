@@ -124,8 +124,9 @@ def leak_check(cache: Any) -> tuple[list[dict[str, Any]], Any]:
         later = [r for r in group if r["split"] != "train"]
         found += [{"a": a["path"], "b": b["path"], "kind": "identical"}
                   for a in later for b in group if b["split"] == "train"]
-    near = near_duplicates(rows.unit, rows.splits, pixels, rows.reduced, rows.hashes,
-                           MAX_PIXEL_PAIRS, PIXEL_SEARCH_FILES)  # a folder, as the report
+    near = near_duplicates(None, rows.splits, pixels, rows.reduced, rows.hashes,
+                           MAX_PIXEL_PAIRS, PIXEL_SEARCH_FILES,  # a folder, as the report
+                           neighbours=rows.neighbours(), features=rows.index.features)
     found += [{"a": str(rows.paths[p["a"]]), "b": str(rows.paths[p["b"]]), "kind": "near",
                "cosine": p["cosine"], "pixels": p["pixels"]} for p in near["pairs"]]
     return found, near
