@@ -118,7 +118,7 @@ def report(name: str, size: int, n: int, batch: int, rounds: int, figures: dict,
         own = f"{rate / ceiling:15.2f}" if ceiling else f"{'':>15}"
         print(f"  {key:<22} {rate:13.1f} {rate / steady['keras']:9.2f} {own} "
               f"{rate * flop:8.1f} {rate * flop / matmul:10.2f}")
-    if "previous-tf" in steady:
+    if "previous-tf" in steady and "tf" in steady:
         print(f"  tf / previous-tf (the new decode path against tf.data) = "
               f"{steady['tf'] / steady['previous-tf']:.2f}x")
     for low in ("openvino-int8", "openvino-bf16"):
