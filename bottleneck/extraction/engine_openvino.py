@@ -45,9 +45,16 @@ def _import_openvino() -> Any:
 
 def check_precision(precision: str) -> None:
     """Refuse, before anything is built, a precision this machine cannot run (int8: VNNI or
-    AMX-INT8); bf16 is checked on the compiled model (OpenVINO knows)."""
+    AMX-INT8; bf16: AVX512-BF16 or AMX, and again on the compiled model). OpenVINO compiles
+    bf16 on AVX-512 CPUs without AVX512-BF16 too, emulated: not what the flag promises."""
     if precision == "int8":
         int8.check_int8_cpu()
+    if precision == "bf16":
+        from bottleneck.extraction.runtime import cpu_has_bf16
+
+        if not cpu_has_bf16():
+            raise UserError("OpenVINO cannot run bf16 on this CPU (it has neither AVX512-BF16 "
+                            "nor AMX); use --precision fp32.")
 
 
 def version() -> str | None:
