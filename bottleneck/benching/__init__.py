@@ -29,6 +29,10 @@ from bottleneck.benching.plan import (
 from bottleneck.benching.run import check_bench_memory, run_cache
 from bottleneck.cache import Cache, open_cache
 from bottleneck.errors import UserError
+from bottleneck.storage.location import is_url
+from bottleneck.storage.ours import LEADERBOARD as LEADERBOARD_JSON
+from bottleneck.storage.ours import what_of_ours
+from bottleneck.storage.remote_output import publish_folder
 from bottleneck.heads import HEADS, check_rows, get_head_spec
 from bottleneck.models.fit import head_errors
 from bottleneck.models.model_dir import check_out_dir
@@ -122,6 +126,11 @@ def bench(
     """
     if not caches:
         raise UserError("give at least one cache to bench.")
+    if is_url(out):  # written in local staging, then uploaded whole (leaderboard.json last)
+        with publish_folder(str(out), LEADERBOARD_JSON,
+                            lambda probe: what_of_ours(probe) == "bench output", True,
+                            "bench output") as local:
+            return bench(caches, heads, local, grid, seeds, cv, task, jobs, progress, model)
     if seeds < 1 or (cv is not None and cv < 2):
         raise UserError("--seeds must be ≥ 1 and --cv ≥ 2.")
     if jobs == 0:

@@ -24,6 +24,8 @@ from bottleneck.storage.machine import machine_errors
 from bottleneck.backend import import_keras
 from bottleneck.cache import open_cache
 from bottleneck.errors import UserError
+from bottleneck.storage.location import is_url, redact_url
+from bottleneck.storage.remote_output import publish_folder
 from bottleneck.models.assemble import INPUT_IMAGES, KERAS_FILE, assemble
 from bottleneck.models.evaluate import check_compatible, evaluate_split
 from bottleneck.models.finetune_parts import (
@@ -42,6 +44,7 @@ from bottleneck.models.model_dir import (
     HEAD_JSON,
     METRICS_JSON,
     check_out_dir,
+    is_model_dir,
     load_model,
     staging_dir,
     write_checksums,
@@ -60,7 +63,7 @@ MEMORISED = 0.999  # train accuracy of the head above which fine-tuning has litt
 class FinetuneResult:
     """What :func:`finetune` did and how the model scored before and after."""
 
-    model_dir: Path
+    model_dir: Path | str  # a folder, or the URL it was uploaded to
     head: str
     task: str
     before: dict[str, dict[str, Any]]
@@ -118,6 +121,14 @@ def finetune(
     ``learning_rate`` defaults to a tenth of the head's (dense: its own; scikit-learn heads:
     the tutorial's 1e-4), ``unfreeze_*`` to the top ~30% of the backbone's layers.
     """
+    if is_url(out):  # made in local staging, then uploaded whole (head.json last)
+        with publish_folder(str(out), HEAD_JSON, is_model_dir, overwrite, "model directory") \
+                as local:
+            result = finetune(model_dir, local, unfreeze_from, unfreeze_top, epochs,
+                              learning_rate, optimizer, augment, batch_size, patience, seed,
+                              False, progress)
+        result.model_dir = redact_url(str(out))
+        return result
     keras = import_keras()
 
     _check_settings(epochs, batch_size, learning_rate, optimizer, patience)
@@ -130,7 +141,8 @@ def finetune(
         raise UserError("--out must be a new directory: fine-tuning keeps the head it starts "
                         "from.")
     check_out_dir(out, overwrite)
-    cache_path = Path(source_model.info["cache"])
+    recorded = source_model.info["cache"]  # a URL's cache is read through its local view
+    cache_path = open_cache(recorded).root if is_url(recorded) else Path(recorded)
     if not cache_path.is_dir():
         raise UserError(f"the cache this head was trained on ({cache_path}) is gone; "
                         "fine-tuning reads its manifest to find the images.")

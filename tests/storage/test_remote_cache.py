@@ -121,6 +121,14 @@ def check_models_reports_exports(s3, fs, url: str, images: Path) -> None:
     assert lineage["cache"]["path"] == url
     with pytest.raises(UserError, match="already exists"):
         bottleneck.export(f"{base}/model", f"{base}/exports/model.keras")
+    board = bottleneck.bench([url], heads=["logreg"], out=f"{base}/bench", task="classify",
+                             progress=False)
+    assert list(board["caches"].values()) == [url]
+    saved = json.loads(fs.cat_file(f"{base}/bench/leaderboard.json"))
+    assert saved["rows"] and fs.exists(f"{base}/bench/best-model/head.json")
+    with pytest.raises(UserError, match="is not a bottleneck bench output"):
+        bottleneck.bench([url], heads=["logreg"], out=f"{base}/other", task="classify",
+                         progress=False)
 
 
 def test_a_second_writer_is_refused_and_a_stale_lock_taken_over(
