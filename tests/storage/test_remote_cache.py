@@ -6,6 +6,9 @@ away mid-run ends in one line and the re-run resumes."""
 from __future__ import annotations
 
 import json
+import socket
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -148,6 +151,13 @@ def test_a_second_writer_is_refused_and_a_stale_lock_taken_over(
     assert cache.rows == 12
     fs.invalidate_cache()
     assert not fs.exists(f"{url}/.bottleneck.lock")
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                          capture_output=True, text=True, check=True)
+    fs.pipe_file(f"{url}/.bottleneck.lock", json.dumps(  # fresh, but its writer died here
+        {"owner": "y", "host": socket.gethostname(), "pid": int(dead.stdout), "action": "extract",
+         "since": "now", "heartbeat": time.time()}).encode())
+    with remote_lock(resolve(url), "targets"):
+        pass
     assert not fs.call_s3("list_multipart_uploads", Bucket=bucket).get("Uploads")
 
 
