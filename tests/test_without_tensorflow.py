@@ -1,5 +1,6 @@
-"""A virtualenv without TensorFlow: extract, fit, bench and predict on JAX through the CLI,
-and one line naming the extra when no backend is installed at all.
+"""A virtualenv without TensorFlow: extract, fit, bench and predict on JAX through the CLI
+(local paths: fsspec and s3fs are never imported), and one line naming the extra when no
+backend is installed at all.
 
 The virtualenv is real (``python -m venv``) and sees this project's packages through a
 ``.pth`` file, except the ones it blocks: importing them fails as if they were not installed.
@@ -49,6 +50,8 @@ for args in (["extract", images, "-b", "vgg16", "--weights", weights, "--image-s
 import keras
 assert keras.backend.backend() == "jax"
 assert "tensorflow" not in sys.modules, "TensorFlow was imported"
+remote = sorted({"fsspec", "s3fs", "botocore"} & set(sys.modules))
+assert not remote, f"a local run imported the remote machinery: {remote}"
 print("OK without tensorflow")
 '''
 

@@ -32,7 +32,11 @@ from bottleneck.extraction.progress import progress_bar
 from bottleneck.heads import HEADS, check_rows, get_head_spec
 from bottleneck.models.fit import head_errors
 from bottleneck.models.model_dir import check_out_dir
+from bottleneck.storage.location import is_url
 from bottleneck.storage.machine import machine_errors
+from bottleneck.storage.ours import LEADERBOARD as LEADERBOARD_JSON
+from bottleneck.storage.ours import what_of_ours
+from bottleneck.storage.remote_output import publish_folder
 
 BEST_MODEL = "best-model"  # OUT/best-model/: the top-ranked variant as a MODEL_DIR
 
@@ -135,6 +139,11 @@ def bench(
     """
     if not caches:
         raise UserError("give at least one cache to bench.")
+    if is_url(out):  # written in local staging, then uploaded whole (leaderboard.json last)
+        with publish_folder(str(out), LEADERBOARD_JSON,
+                            lambda probe: what_of_ours(probe) == "bench output", True,
+                            "bench output") as local:
+            return bench(caches, heads, local, grid, seeds, cv, task, jobs, progress, model)
     if seeds < 1 or (cv is not None and cv < 2):
         raise UserError(f"{arg('--seeds', 'seeds')} must be ≥ 1 and {arg('--cv', 'cv')} ≥ 2.")
     if jobs == 0:

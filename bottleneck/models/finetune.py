@@ -41,12 +41,15 @@ from bottleneck.models.model_dir import (
     HEAD_JSON,
     METRICS_JSON,
     check_out_dir,
+    is_model_dir,
     load_model,
     staging_dir,
     write_checksums,
 )
 from bottleneck.storage.atomic import sha256_file, to_jsonable, write_json
+from bottleneck.storage.location import is_url, redact_url
 from bottleneck.storage.machine import machine_errors
+from bottleneck.storage.remote_output import publish_folder
 
 OPTIMIZERS = ("rmsprop", "adam", "sgd")
 TUTORIAL_RATE = 1e-4  # the TensorFlow tutorial's head rate, for heads trained without one
@@ -61,7 +64,7 @@ MEMORISED = 0.999  # train accuracy of the head above which fine-tuning has litt
 class FinetuneResult:
     """What :func:`finetune` did and how the model scored before and after."""
 
-    model_dir: Path
+    model_dir: Path | str  # a folder, or the URL it was uploaded to
     head: str
     task: str
     before: dict[str, dict[str, Any]]
@@ -137,6 +140,14 @@ def finetune(
     ``learning_rate`` defaults to a tenth of the head's (dense: its own; scikit-learn heads:
     the tutorial's 1e-4), ``unfreeze_*`` to the top ~30% of the backbone's layers.
     """
+    if is_url(out):  # made in local staging, then uploaded whole (head.json last)
+        with publish_folder(str(out), HEAD_JSON, is_model_dir, overwrite, "model directory") \
+                as local:
+            result = finetune(model_dir, local, unfreeze_from, unfreeze_top, epochs,
+                              learning_rate, optimizer, augment, batch_size, patience, seed,
+                              False, progress)
+        result.model_dir = redact_url(str(out))
+        return result
     keras = import_keras()
 
     _check_settings(epochs, batch_size, learning_rate, optimizer, patience)
@@ -149,7 +160,8 @@ def finetune(
         raise UserError("--out must be a new directory: fine-tuning keeps the head it starts "
                         "from.")
     check_out_dir(out, overwrite)
-    cache_path = Path(source_model.info["cache"])
+    recorded = source_model.info["cache"]  # a URL's cache is read through its local view
+    cache_path = open_cache(recorded).root if is_url(recorded) else Path(recorded)
     if not cache_path.is_dir():
         raise UserError(f"the cache this head was trained on ({cache_path}) is gone; "
                         "fine-tuning reads its manifest to find the images.")

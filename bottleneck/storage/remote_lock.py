@@ -4,7 +4,8 @@ On S3 (and S3-compatible stores) the lock ``.bottleneck.lock`` is created with
 ``If-None-Match: *``, so of two writers exactly one succeeds. It records owner, host, pid, the
 action and a heartbeat that a background thread renews (``If-Match`` on its own ETag). A lock
 whose heartbeat is older than ``BOTTLENECK_LOCK_STALE_S`` seconds (default 300) is taken over,
-the takeover itself conditional on the stale lock's ETag. Stores without such a primitive
+the takeover itself conditional on the stale lock's ETag; one whose writer died on this
+machine is taken over at once. Stores without such a primitive
 (``memory://``, ``gs://`` and ``az://`` for now) refuse to write unless ``--no-lock`` is given.
 """
 
@@ -21,6 +22,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 from bottleneck.errors import UserError
+from bottleneck.storage.atomic import process_alive
 from bottleneck.storage.location import Remote
 from bottleneck.storage.ours import LOCK_FILE
 
@@ -103,7 +105,10 @@ class S3Lock:
                                 "again when it ends.") from None
         stale_after = _seconds(STALE_ENV, 300)
         age = time.time() - float(holder.get("heartbeat", 0) or 0)
-        if age < stale_after:
+        pid = holder.get("pid")
+        died_here = holder.get("host") == socket.gethostname() and isinstance(pid, int) \
+            and not process_alive(pid)  # its writer died on this machine: no need to wait
+        if age < stale_after and not died_here:
             raise UserError(
                 f"{self.remote.url} is being written by {holder.get('action', 'another run')} "
                 f"(pid {holder.get('pid')} on {holder.get('host')}, since "

@@ -1,17 +1,16 @@
-"""Locations: a local path stays a plain Path (fsspec never imported), a URL becomes an fsspec
-file system with the options of the env and the CLI, and no secret is ever shown."""
+"""Locations: a local path stays a plain Path, a URL becomes an fsspec file system with the
+options of the env and the CLI, and no secret is ever shown. (That a local extract + fit never
+imports fsspec or s3fs is checked in a fresh process by tests/test_without_tensorflow.py.)"""
 
 from __future__ import annotations
 
 import json
-import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
 from bottleneck.errors import UserError
-from bottleneck.storage import location
 from bottleneck.storage.location import (
     Remote,
     is_url,
@@ -103,24 +102,3 @@ def test_store_errors_name_the_url_without_credentials() -> None:
     assert "credentials" in line
     with pytest.raises(ZeroDivisionError), remote_errors("s3://b/c"):  # a bug keeps its trace
         raise ZeroDivisionError
-
-
-def test_a_local_run_never_imports_the_remote_machinery(tmp_path: Path) -> None:
-    """extract + fit on local paths, in a fresh process: fsspec and s3fs stay unimported."""
-    script = f"""
-import sys
-sys.path.insert(0, {str(Path(__file__).parents[2])!r})
-from tests.conftest import write_class_folder
-import bottleneck
-from pathlib import Path
-images = write_class_folder(Path({str(tmp_path)!r}) / "images", per_class=3)
-bottleneck.extract(str(images), "vgg16", out={str(tmp_path / "cache")!r}, weights="none",
-                   image_size=32, progress=False)
-bottleneck.fit({str(tmp_path / "cache")!r}, head="logreg", out={str(tmp_path / "model")!r})
-print(sorted(m for m in ("fsspec", "s3fs", "botocore", "aiohttp") if m in sys.modules))
-"""
-    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
-                          timeout=300)
-    assert done.returncode == 0, done.stderr[-2000:]
-    assert done.stdout.strip().splitlines()[-1] == "[]"
-    assert location.OPTIONS_ENV == "BOTTLENECK_STORAGE_OPTIONS"

@@ -6,6 +6,9 @@ away mid-run ends in one line and the re-run resumes."""
 from __future__ import annotations
 
 import json
+import socket
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -40,8 +43,8 @@ def blobs(root: Path) -> dict[str, int]:
     return {p.name: p.stat().st_ino for p in (root / "blobs").glob("*/*")}
 
 
-def test_extract_fit_info_on_s3(s3, images, vgg16_he_weights, tmp_path: Path,
-                                monkeypatch: pytest.MonkeyPatch) -> None:
+def test_extract_info_targets_fit_predict_report_export_on_s3(
+        s3, images, vgg16_he_weights, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     url = f"s3://{s3.new_bucket()}/caches/vgg"
     local = bottleneck.extract(str(images), weights=str(vgg16_he_weights),
                                out=tmp_path / "local", **ARGS)
@@ -87,10 +90,48 @@ def test_extract_fit_info_on_s3(s3, images, vgg16_he_weights, tmp_path: Path,
     assert fs.exists(f"{url}/{manifest['targets']['file']}")
     assert bottleneck.open_cache(url).load("train")["targets"].shape == \
         (cache.split_counts()["train"],)
-    model = bottleneck.fit(url, head="logreg", out=tmp_path / "model")
-    assert model is not None
-    run = CliRunner().invoke(main, ["evaluate", str(tmp_path / "model"), url])
+    check_models_reports_exports(s3, fs, url, images)
+
+
+def check_models_reports_exports(s3, fs, url: str, images: Path) -> None:
+    """A model, its predictions, a report and an export at URLs: each made in local staging and
+    uploaded whole (its marker last); a model URL is downloaded whole to be read."""
+    base = url.rsplit("/", 2)[0]
+    fitted = bottleneck.fit(url, head="logreg", out=f"{base}/model")
+    assert fitted.model_dir == f"{base}/model"
+    assert fs.exists(f"{base}/model/head.json") and fs.exists(f"{base}/model/checksums.json")
+    head = json.loads(fs.cat_file(f"{base}/model/head.json"))
+    assert head["cache"] == url == head["lineage"]["cache"]["path"]
+    with pytest.raises(UserError, match="already holds a model directory"):
+        bottleneck.fit(url, head="logreg", out=f"{base}/model")
+    fs.pipe_file(f"{base}/other/notes.txt", b"mine")
+    with pytest.raises(UserError, match="is not a bottleneck model directory"):
+        bottleneck.fit(url, head="logreg", out=f"{base}/other", overwrite=True)
+    assert fs.cat_file(f"{base}/other/notes.txt") == b"mine"
+
+    run = CliRunner().invoke(main, ["predict", f"{base}/model",
+                                    str(images / "circle" / "000.jpg"), "--json"])
     assert run.exit_code == 0, run.output
+    assert json.loads(run.output)[0]["class"] in ("circle", "square", "stripes")
+    run = CliRunner().invoke(main, ["report", f"{base}/model", "--out",
+                                    f"{base}/reports/report.html"])
+    assert run.exit_code == 0, run.output
+    assert b"<html" in fs.cat_file(f"{base}/reports/report.html")[:2000].lower()
+    exported = bottleneck.export(f"{base}/model", f"{base}/exports/model.keras")
+    assert exported.path == f"{base}/exports/model.keras"
+    lineage = json.loads(fs.cat_file(f"{base}/exports/model.keras.lineage.json"))
+    assert lineage["export"]["path"] == f"{base}/exports/model.keras"
+    assert lineage["cache"]["path"] == url
+    with pytest.raises(UserError, match="already exists"):
+        bottleneck.export(f"{base}/model", f"{base}/exports/model.keras")
+    board = bottleneck.bench([url], heads=["logreg"], out=f"{base}/bench", task="classify",
+                             progress=False)
+    assert list(board["caches"].values()) == [url]
+    saved = json.loads(fs.cat_file(f"{base}/bench/leaderboard.json"))
+    assert saved["rows"] and fs.exists(f"{base}/bench/best-model/head.json")
+    with pytest.raises(UserError, match="is not a bottleneck bench output"):
+        bottleneck.bench([url], heads=["logreg"], out=f"{base}/other", task="classify",
+                         progress=False)
 
 
 def test_a_second_writer_is_refused_and_a_stale_lock_taken_over(
@@ -110,6 +151,13 @@ def test_a_second_writer_is_refused_and_a_stale_lock_taken_over(
     assert cache.rows == 12
     fs.invalidate_cache()
     assert not fs.exists(f"{url}/.bottleneck.lock")
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                          capture_output=True, text=True, check=True)
+    fs.pipe_file(f"{url}/.bottleneck.lock", json.dumps(  # fresh, but its writer died here
+        {"owner": "y", "host": socket.gethostname(), "pid": int(dead.stdout), "action": "extract",
+         "since": "now", "heartbeat": time.time()}).encode())
+    with remote_lock(resolve(url), "targets"):
+        pass
     assert not fs.call_s3("list_multipart_uploads", Bucket=bucket).get("Uploads")
 
 
