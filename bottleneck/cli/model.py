@@ -82,6 +82,9 @@ def predict(model_dir: str, inputs: tuple[str, ...], as_json: bool, top: int,
     else:
         for result in results:
             click.echo(format_prediction(result), err="error" in result)
+    for result in results:
+        if "warning" in result:
+            click.echo(f"warning: {result['path']} is {result['warning']}.", err=True)
     require_some(results)
 
 
