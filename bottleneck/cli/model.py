@@ -83,6 +83,9 @@ def predict(model_dir: str, inputs: tuple[str, ...], as_json: bool, top: int,
     else:
         for result in results:
             click.echo(format_prediction(result), err="error" in result)
+    for result in results:
+        if "warning" in result:
+            click.echo(f"warning: {result['path']} is {result['warning']}.", err=True)
     require_some(results)
 
 
@@ -105,7 +108,7 @@ def predict(model_dir: str, inputs: tuple[str, ...], as_json: bool, top: int,
               help="Stop after this many epochs without a better val loss (0: never).")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--overwrite", is_flag=True, help="Replace an earlier model in --out.")
-@click.option("--quiet", "-q", is_flag=True, help="No per-epoch lines.")
+@click.option("--quiet", "-q", is_flag=True, help="No progress lines (what runs, each epoch).")
 @backend_option
 def finetune(model_dir: str, out: str, unfreeze_from: str | None, unfreeze_top: int | None,
              epochs: int, learning_rate: float | None, optimizer: str, augment: str | None,

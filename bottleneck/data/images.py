@@ -60,6 +60,14 @@ def load_image(path: str | Path, image_size: int, fast_decode: bool = False,
                decode: str = "cpu") -> np.ndarray:
     """Decode and resize one file exactly as extraction does (float32, 0..255); ``decode``
     ``gpu``: as ``--decode gpu`` does (:mod:`.decode_gpu`)."""
+    return load_image_sized(path, image_size, fast_decode, decode)[0]
+
+
+def load_image_sized(path: str | Path, image_size: int, fast_decode: bool = False,
+                     decode: str = "cpu") -> tuple[np.ndarray, tuple[int, int] | None]:
+    """:func:`load_image` and the decoded (height, width) before the resize (None where the
+    GPU decoded it); a fast decode never goes below ``image_size``, so a small image's own."""
     if decode == "gpu":
-        return load_image_gpu(path, image_size)
-    return resize(decode_file(path, image_size if fast_decode else None), image_size)
+        return load_image_gpu(path, image_size), None
+    decoded = decode_file(path, image_size if fast_decode else None)
+    return resize(decoded, image_size), (int(decoded.shape[0]), int(decoded.shape[1]))

@@ -122,6 +122,8 @@ def plan_run(outs: list[Path], source: Source, manifests: list[Manifest], shard_
                   "compared by content, and the shards of unchanged ones kept", file=sys.stderr)
     kept_files = {record.file for record in kept}
     for folder, manifest, earlier in zip(outs, manifests, olds, strict=True):
+        if earlier is not None and not plans:  # nothing to compute: still what made it
+            manifest.runtime, manifest.versions = earlier.runtime, earlier.versions
         mine = {r.file: r for r in (earlier.shards if earlier else []) if r.file in kept_files}
         manifest.shards = sorted([mine[f] for f in kept_files] + [p.record() for p in plans],
                                  key=lambda record: shard_index(record.file))

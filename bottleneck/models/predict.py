@@ -97,7 +97,8 @@ def predict(model_dir: str | Path, inputs: Sequence[str | Path], top: int = 1,
 
     Returns one dict per file, in order: ``path`` plus ``class``, ``probability`` (or
     ``score`` for heads without probabilities) and ``top`` (the ``top`` best classes), or
-    ``value`` for regression, or ``error`` for a file that could not be read. ``engine`` and
+    ``value`` for regression, or ``error`` for a file that could not be read; ``warning`` for
+    an image far smaller than the model's input (upscaled ``SMALL``× or more). ``engine`` and
     ``precision`` default to those the cache was made with; the backend is this process's.
     """
     if top < 1 or batch_size < 1:
@@ -132,8 +133,10 @@ def predict(model_dir: str | Path, inputs: Sequence[str | Path], top: int = 1,
         for index, (path, error) in chunk:
             if error is None:
                 try:
-                    readable.append((index, images.load_image(path, size, fast_decode,
-                                                                 decode)))
+                    pixels, shape = images.load_image_sized(path, size, fast_decode, decode)
+                    readable.append((index, pixels))
+                    if shape and max(shape) * SMALL < size:
+                        results[index]["warning"] = small_image(shape, size)
                     continue
                 except ValueError as exc:
                     error = str(exc)
@@ -144,6 +147,15 @@ def predict(model_dir: str | Path, inputs: Sequence[str | Path], top: int = 1,
         for (index, _), described in zip(readable, _describe(model, features, top), strict=True):
             results[index].update(described)
     return results
+
+
+SMALL = 4  # an image whose longer side is under a quarter of the model's input is warned of
+
+
+def small_image(shape: tuple[int, int], size: int) -> str:
+    """Why a prediction on a tiny image is unreliable."""
+    return (f"{shape[1]}×{shape[0]} pixels, far below the model's {size}×{size} input: "
+            f"upscaled {size / max(shape):.0f}×, so this prediction is unreliable")
 
 
 def require_some(results: list[dict[str, Any]]) -> None:

@@ -101,3 +101,25 @@ def test_every_error_says_error_the_same_way(args: list[str]) -> None:
     last = result.stderr.strip().splitlines()[-1]
     assert last.startswith("error: ") and "Error:" not in result.stderr
     assert result.stderr.startswith("Usage: ")
+
+
+def test_predict_warns_of_an_image_far_below_the_model_input(feature_cache: Cache,
+                                                             tmp_path: Path) -> None:
+    import numpy as np
+    from PIL import Image
+
+    from tests.conftest import draw_image
+
+    bottleneck.fit(feature_cache, "logreg", tmp_path / "model")  # VGG16 at 32 px
+    rng = np.random.default_rng(0)
+    Image.fromarray(draw_image("circle", rng, (5, 7))).save(tmp_path / "tiny.png")
+    Image.fromarray(draw_image("circle", rng)).save(tmp_path / "fine.png")
+    cli = CliRunner().invoke(main, ["predict", str(tmp_path / "model"), str(tmp_path / "tiny.png"),
+                                    str(tmp_path / "fine.png")])
+    assert cli.exit_code == 0, cli.output
+    assert len(cli.stdout.strip().splitlines()) == 2  # both are still predicted
+    assert cli.stderr.strip() == (
+        f"warning: {tmp_path / 'tiny.png'} is 7×5 pixels, far below the model's 32×32 input: "
+        "upscaled 5×, so this prediction is unreliable.")
+    results = bottleneck.predict(tmp_path / "model", [tmp_path / "tiny.png"])
+    assert "upscaled 5×" in results[0]["warning"] and "class" in results[0]
