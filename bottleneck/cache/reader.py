@@ -17,7 +17,6 @@ from bottleneck.cache.shards import open_shard
 from bottleneck.errors import UserError
 from bottleneck.storage.atomic import sha256_file
 from bottleneck.storage.hdf5 import Column, open_checked
-from bottleneck.storage.location import is_url
 from bottleneck.storage.lock import describe_writer, live_writer
 
 TARGETS_FILE = "targets.h5"
@@ -283,12 +282,8 @@ def _whole(dataset: Any) -> np.ndarray:
     return (dataset.asstr() if dataset.dtype.kind == "O" else dataset)[:]
 
 
-def open_cache(root: str | Path) -> Cache:
-    """Open a complete cache directory (or URL: see :mod:`bottleneck.cache.remote`)."""
-    if is_url(root):
-        from bottleneck.cache.remote import open_remote_cache
-
-        return open_remote_cache(str(root))
+def open_local_cache(root: str | Path) -> Cache:
+    """Open a complete cache directory (a URL's goes through :func:`.opening.open_cache`)."""
     root = Path(root).expanduser()
     manifest = Manifest.load(root)
     if manifest is None or not manifest.complete:

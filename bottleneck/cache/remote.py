@@ -20,7 +20,7 @@ from typing import Any
 
 from bottleneck.cache.inputs import inputs_name
 from bottleneck.cache.manifest import MANIFEST
-from bottleneck.cache.reader import TARGETS_FILE, Cache
+from bottleneck.cache.reader import TARGETS_FILE, Cache, open_local_cache
 from bottleneck.errors import UserError
 from bottleneck.storage.atomic import atomic_write, sha256_file
 from bottleneck.storage.location import Remote, remote_errors, resolve
@@ -62,7 +62,6 @@ def _load(remote: Remote) -> tuple[bytes | None, dict[str, Any] | None]:
 
 def open_remote_cache(url: str) -> Cache:
     """A complete cache at ``url``, its shards fetched (verified) into a local view."""
-    from bottleneck.cache.reader import open_cache
 
     remote = resolve(url)
     assert isinstance(remote, Remote)
@@ -80,7 +79,7 @@ def open_remote_cache(url: str) -> Cache:
         if (data or {}).get("complete"):
             fetch(remote, files, view)
         atomic_write(view / MANIFEST, raw, fsync=False)
-    cache = open_cache(view)
+    cache = open_local_cache(view)
     cache.location = remote.url
     return cache
 

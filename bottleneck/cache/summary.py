@@ -10,7 +10,8 @@ import numpy as np
 
 from bottleneck._text import plural
 from bottleneck.cache.inputs import describe_changes
-from bottleneck.cache.reader import Cache, open_cache
+from bottleneck.cache.opening import open_cache
+from bottleneck.cache.reader import Cache
 from bottleneck.data import SPLITS
 
 

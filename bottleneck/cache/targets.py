@@ -16,7 +16,8 @@ from typing import Any
 
 import numpy as np
 
-from bottleneck.cache.reader import TARGETS_FILE, Cache, open_cache
+from bottleneck.cache.opening import open_cache
+from bottleneck.cache.reader import TARGETS_FILE, Cache
 from bottleneck.cache.shards import STRING
 from bottleneck.cache.targets_csv import read_targets_csv
 from bottleneck.errors import UserError
