@@ -169,8 +169,6 @@ def finetune(
     check_compatible(source_model, cache)
     augment_record, augment_layer = parse_augment(augment)
     keras.utils.set_random_seed(seed)
-    _say(progress, f"building the model: {cache.config['backbone']} with the "
-                   f"{source_model.head_name} head…")
     assembled = assemble(source_model)
     unfrozen = unfreeze(assembled.backbone, unfreeze_from, unfreeze_top)
     task, classes, size = source_model.task, source_model.classes, assembled.image_size
@@ -181,8 +179,11 @@ def finetune(
                   if task == "classify" else {})
     count = "" if cache.config.get("augment") else \
         f"{sum(cache.split_counts()[s] for s in splits)} "
-    _say(progress, f"decoding the {count}images of {', '.join(splits)} (they must still "
-                   "match the cache)…")
+    trained = unfrozen.to_dict()
+    _say(progress, f"built the model ({cache.config['backbone']} + {source_model.head_name} "
+                   f"head, top {trained['trainable_layers']} of {trained['layers']} backbone "
+                   f"layers trainable); decoding the {count}images of {', '.join(splits)} (they "
+                   "must still match the cache)…")
     source, data = cache_images(cache, task, splits, size)
     _say(progress, f"scoring the start on {', '.join(s for s in EVAL_SPLITS if s in data)}, "
                    f"then training up to {epochs} epochs…")

@@ -164,9 +164,9 @@ def test_cli_finetune_keeps_the_start_when_training_only_hurts(
     assert "top 2 of 11" in result.stdout
     assert "Epoch 1/3 - " in result.stderr and "val_loss" in result.stderr  # one header line
     said = result.stderr.splitlines()  # what it does before the first epoch, in order
-    assert said[0].startswith("building the model: vgg16 with the dense head")
-    assert said[1].startswith("decoding the 90 images of train, val, test")
-    assert said[2].startswith("scoring the start on val, test, then training up to 3 epochs")
+    assert said[0].startswith("built the model (vgg16 + dense head, top 2 of 11 backbone "
+                              "layers trainable); decoding the 90 images of train, val, test")
+    assert said[1].startswith("scoring the start on val, test, then training up to 3 epochs")
     after = json.loads((tmp_path / "ft" / "metrics.json").read_text())
     before = json.loads((tmp_path / "ft" / "metrics_before.json").read_text())
     assert after == before
