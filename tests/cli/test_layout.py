@@ -42,7 +42,7 @@ def test_the_group_holds_exactly_the_commands_of_the_modules() -> None:
         assert not set(commands) & set(found), "a command is defined twice"
         found |= commands
     assert found == main.commands
-    assert len(found) == 15
+    assert len(found) == 16
 
 
 @pytest.mark.parametrize("name", sorted(main.commands))

@@ -135,7 +135,7 @@ def test_a_cache_whose_classes_an_older_version_recorded_in_nfd(tmp_path: Path) 
     manifest.classes = sorted(map(nfd, CLASSES))  # as the older version wrote them
     manifest.save(out)
     with pytest.raises(UserError, match="class names recorded in another Unicode form.*"
-                                        "--overwrite"):
+                                        "overwrite=True"):  # the API names its argument
         bottleneck.extract(str(images), out=out, **ARGS)
     cache = bottleneck.extract(str(images), out=out, overwrite=True, **ARGS)
     assert cache.classes == sorted(map(nfc, CLASSES))
