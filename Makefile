@@ -17,7 +17,7 @@ demo: setup data
 
 test: setup data
 	$(VENV)/bin/ruff check bottleneck tests benchmarks
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q -n 2 --dist loadfile  # one worker a core; a file stays on one worker
 
 lint: setup
 	$(VENV)/bin/ruff check bottleneck tests benchmarks
