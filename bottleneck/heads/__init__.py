@@ -4,6 +4,7 @@ Registration happens when a family module is imported, in the order below.
 """
 
 # isort: off
+from bottleneck.heads import sklearn_import  # noqa: F401  (before scikit-learn loads)
 from bottleneck.heads import sklearn_heads  # noqa: F401  (fills the registry, first)
 from bottleneck.heads import dense  # noqa: F401
 from bottleneck.heads import linear  # noqa: F401

@@ -21,9 +21,7 @@ from bottleneck.backend import import_keras
 from bottleneck.errors import UserError
 from bottleneck.extraction import ExtractConfig, FeatureExtractor
 from bottleneck.heads import keras_head
-
-KERAS_FILE = "model.keras"
-INPUT_IMAGES = "images"  # head.json "input" of a model that takes pixels
+from bottleneck.models.model_dir import KERAS_FILE
 
 
 @dataclass

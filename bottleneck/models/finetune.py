@@ -23,7 +23,7 @@ import numpy as np
 from bottleneck.backend import import_keras
 from bottleneck.cache import open_cache
 from bottleneck.errors import UserError
-from bottleneck.models.assemble import INPUT_IMAGES, KERAS_FILE, assemble
+from bottleneck.models.assemble import assemble
 from bottleneck.models.evaluate import check_compatible, evaluate_split
 from bottleneck.models.finetune_parts import (
     epoch_lines,
@@ -39,6 +39,8 @@ from bottleneck.models.model_dir import (
     FORMAT,
     FORMAT_VERSION,
     HEAD_JSON,
+    INPUT_IMAGES,
+    KERAS_FILE,
     METRICS_JSON,
     check_out_dir,
     is_model_dir,
@@ -235,6 +237,7 @@ def _write_reports(directory: Path, result: FinetuneResult, history: dict[str, l
                    classes: list[str], best_epoch: int) -> list[str]:
     """metrics.json (after), metrics_before.json, history.json and the plots."""
     from bottleneck.models import plots
+    from bottleneck.models.confusion_png import confusion_png
 
     write_json(directory / METRICS_JSON, result.metrics)
     write_json(directory / METRICS_BEFORE, result.before)
@@ -247,8 +250,8 @@ def _write_reports(directory: Path, result: FinetuneResult, history: dict[str, l
     for split, metrics in result.metrics.items():
         title = f"{result.head} fine-tuned on {split}: {headline(metrics, result.task)}"
         if result.task == "classify":
-            files.append(plots.plot_confusion(metrics["confusion_matrix"], classes,
-                                              directory / f"confusion_{split}.png", title).name)
+            files.append(confusion_png(metrics["confusion_matrix"], classes,
+                                       directory / f"confusion_{split}.png", title).name)
     return files
 
 

@@ -190,7 +190,7 @@ def _score_and_plot(estimator: Any, head: str, task: str, cache: Cache, director
                     result: FitResult) -> list[str]:
     """Write metrics.json and the plots; fills ``result.metrics``; returns the file names."""
     from bottleneck.cache.targets import r2_ceiling
-    from bottleneck.models import plots
+    from bottleneck.models.confusion_png import confusion_png
 
     files = []
     for split in EVAL_SPLITS:
@@ -202,14 +202,18 @@ def _score_and_plot(estimator: Any, head: str, task: str, cache: Cache, director
         result.metrics[split] = metrics
         title = f"{head} on {split}: {headline(metrics, task)}"
         if task == "regress":
+            from bottleneck.models import plots
+
             path = plots.plot_predictions(truth, predictions,
                                           directory / f"predictions_{split}.png", title)
         else:
-            path = plots.plot_confusion(metrics["confusion_matrix"], cache.classes,
-                                        directory / f"confusion_{split}.png", title)
+            path = confusion_png(metrics["confusion_matrix"], cache.classes,
+                                 directory / f"confusion_{split}.png", title)
         files.append(path.name)
     history = getattr(estimator, "history_", None)
     if history:
+        from bottleneck.models import plots
+
         files.append(plots.plot_history(history, directory / "training_curves.png",
                                         getattr(estimator, "best_epoch_", None)).name)
     write_json(directory / METRICS_JSON, result.metrics)

@@ -6,7 +6,11 @@ from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
+
+# isort: off
+import bottleneck.heads.sklearn_import  # noqa: F401  (scikit-learn without pandas' import)
 from sklearn import metrics as skm
+# isort: on
 
 
 def classification_metrics(

@@ -41,7 +41,6 @@ from typing import Any
 
 from bottleneck.errors import UserError, arg
 from bottleneck.heads import HeadFileError, get_head_spec
-from bottleneck.models.assemble import INPUT_IMAGES, KERAS_FILE
 from bottleneck.storage import atomic as _io
 from bottleneck.storage.atomic import sha256_file, write_json
 from bottleneck.storage.location import is_url
@@ -53,6 +52,8 @@ READ_VERSIONS = (2, 3)
 HEAD_JSON = "head.json"
 METRICS_JSON = "metrics.json"
 CHECKSUMS_JSON = "checksums.json"
+KERAS_FILE = "model.keras"  # a fine-tuned model, pixels in
+INPUT_IMAGES = "images"  # head.json "input" of a model that takes pixels
 PREDICTIONS_DIR = "predictions"
 # records written after the model, never read to load it, so never under checksums.json
 OUTSIDE_CHECKSUMS = ("exports.json", PREDICTIONS_DIR)

@@ -18,15 +18,10 @@ def _save(figure: Figure, path: Path) -> Path:
     return path
 
 
-def plot_confusion(matrix: Sequence[Sequence[int]], classes: Sequence[str], path: Path,
-                   title: str) -> Path:
-    """The confusion matrix as a heat map with counts (rows: true class)."""
-    return _save(confusion_figure(matrix, classes, title), path)
-
-
 def confusion_figure(matrix: Sequence[Sequence[int]], classes: Sequence[str], title: str
                      ) -> Figure:
-    """The Figure of :func:`plot_confusion`."""
+    """The confusion matrix as a heat map with counts (rows: true class), for the report's
+    page (a model directory's PNG is :mod:`bottleneck.models.confusion_png`)."""
     from sklearn.metrics import ConfusionMatrixDisplay
 
     size = 3 + 0.45 * len(classes)

@@ -274,3 +274,23 @@ def test_cached_scores_match_for_every_row(logreg_dir: Path, feature_cache: Cach
     kind, scores = class_scores(model.head, features, 3)
     assert kind == "probability"
     np.testing.assert_allclose(scores, model.head.predict_proba(features))
+
+
+def test_the_confusion_png_shades_each_cell_by_its_count(tmp_path: Path) -> None:
+    from bottleneck.models.confusion_png import CELL, cell_colour, confusion_png
+
+    matrix = [[9, 0, 1], [0, 5, 0], [3, 0, 0]]
+    path = confusion_png(matrix, ["cat", "dog", "a long class name"], tmp_path / "c.png",
+                         "logreg on test: accuracy 0.78")
+    assert_png(path)
+    with Image.open(path) as image:
+        pixels = np.asarray(image.convert("RGB"))
+    # the grid's top-left corner is the first pixel of the largest count's colour
+    darkest = np.array(cell_colour(9, 9))
+    ys, xs = np.nonzero((pixels == darkest).all(axis=2))
+    top, left = ys.min(), xs.min()
+    for row, counts in enumerate(matrix):
+        for col, count in enumerate(counts):
+            corner = pixels[top + row * CELL + 2, left + col * CELL + 2]
+            assert tuple(corner) == cell_colour(count, 9), (row, col)
+    assert cell_colour(0, 9) == (247, 251, 255) and cell_colour(9, 9) == (8, 48, 107)

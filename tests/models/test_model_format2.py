@@ -126,3 +126,28 @@ def test_a_skops_file_holding_no_head_is_a_one_line_refusal(
     with pytest.raises(UserError, match=message) as error:
         load_model(model_dir)
     assert "\n" not in error.value.message
+
+
+def test_skops_imported_fast_still_trusts_scikit_learn_for_its_own_users() -> None:
+    """Saving a head imports skops without its ~2 s listing of every estimator; a user's own
+    ``skops.io`` call in the same process still trusts every public estimator by default."""
+    import subprocess
+    import sys
+
+    script = """
+import sys
+from sklearn.linear_model import LogisticRegression
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import StandardScaler
+from bottleneck.heads.sklearn_io import _skops_io
+skops_io = _skops_io()
+assert "sklearn.gaussian_process" not in sys.modules, "the import listed every estimator"
+model = make_pipeline(StandardScaler(), LogisticRegression()).fit([[0.0], [1.0]], [0, 1])
+assert skops_io.get_untrusted_types(data=skops_io.dumps(model)) == []
+loaded = skops_io.loads(skops_io.dumps(model))
+assert loaded.predict([[1.0]]).tolist() == [1]
+import skops.io._general as general
+assert "sklearn.ensemble._forest.RandomForestClassifier" in general.SKLEARN_ESTIMATOR_TYPE_NAMES
+"""
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
