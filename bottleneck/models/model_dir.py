@@ -40,7 +40,6 @@ from pathlib import Path
 from typing import Any
 
 from bottleneck.errors import UserError, arg
-from bottleneck.heads import HeadFileError, get_head_spec
 from bottleneck.storage import atomic as _io
 from bottleneck.storage.atomic import sha256_file, write_json
 from bottleneck.storage.location import is_url
@@ -94,6 +93,8 @@ def staging_dir(out: Path, overwrite: bool = False) -> Iterator[Path]:
 
 def save_head(head: Any, head_name: str, directory: Path) -> list[str]:
     """Write the fitted head in its registry entry's format; returns the file names."""
+    from bottleneck.heads import get_head_spec
+
     head_format = get_head_spec(head_name).format
     written = head_format.save(head, directory)
     missing = set(head_format.files) - set(written)
@@ -199,6 +200,8 @@ def load_model(path: str | Path) -> Model:
     info = json.loads((root / HEAD_JSON).read_text())
     if info.get("format_version") not in READ_VERSIONS:
         raise UserError(_refit_message(root, info))
+    from bottleneck.heads import get_head_spec  # here: checking a path needs no head
+
     spec = get_head_spec(str(info.get("head")))
     if info.get("input") == INPUT_IMAGES:  # a fine-tuned model: pixels in, answers out
         verify_checksums(root, (HEAD_JSON, METRICS_JSON, KERAS_FILE))
@@ -239,6 +242,8 @@ def _refit_message(root: Path, info: dict[str, Any]) -> str:
 
 def _load_head(root: Path, head_name: str) -> Any:
     """The head from its format's files; a file its format refuses is one line, not a trace."""
+    from bottleneck.heads import HeadFileError, get_head_spec
+
     spec = get_head_spec(head_name)
     try:
         return spec.format.load(root)

@@ -12,18 +12,16 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from bottleneck.data import images
-from bottleneck.data.decode_gpu import check_gpu_decode
 from bottleneck.errors import UserError, arg
-from bottleneck.extraction import ExtractConfig, FeatureExtractor
-from bottleneck.extraction.engines import get_engine
-from bottleneck.heads import class_scores
 from bottleneck.models.model_dir import Model, is_model_dir, load_model
 from bottleneck.storage.names import find_on_disk
+
+if TYPE_CHECKING:  # imported where used: a refused input needs no backbone, head or decoder
+    from bottleneck.extraction import ExtractConfig
 
 
 def list_inputs(inputs: Sequence[str | Path]) -> list[tuple[Path, str | None]]:
@@ -61,6 +59,8 @@ def _chunks(items: list[Any], size: int) -> Iterator[list[Any]]:
 
 def _describe(model: Model, features: np.ndarray, top: int) -> list[dict[str, Any]]:
     """Per row: the predicted class with its probability (or score) and the top K, or a value."""
+    from bottleneck.heads import class_scores
+
     predictions = np.asarray(model.head.predict(features))
     if model.task == "regress":
         return [{"value": float(v)} for v in predictions]
@@ -81,6 +81,9 @@ def serving_config(recorded: dict[str, Any], engine: str | None = None,
 
     A new engine keeps the recorded precision when it runs it, else runs fp32.
     """
+    from bottleneck.extraction import ExtractConfig
+    from bottleneck.extraction.engines import get_engine
+
     config = ExtractConfig.from_dict(recorded)
     if engine is not None and precision is None and \
             config.precision not in get_engine(engine).precisions:
@@ -109,6 +112,10 @@ def predict(model_dir: str | Path, inputs: Sequence[str | Path], top: int = 1,
         raise UserError("no image files found in the given folders.")
     if all(error for _, error in files) and is_model_dir(Path(model_dir).expanduser()):
         return [{"path": str(path), "error": error} for path, error in files]  # no model needed
+    from bottleneck.data import images
+    from bottleneck.data.decode_gpu import check_gpu_decode
+    from bottleneck.extraction import FeatureExtractor
+
     model = load_model(model_dir)
     if model.config.get("decode") == "gpu":  # the cache's photos were decoded by nvJPEG
         check_gpu_decode()

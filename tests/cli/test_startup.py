@@ -30,7 +30,8 @@ for args in json.loads(sys.argv[1]):
     result = CliRunner().invoke(main, args)
     report.append({{"args": args, "code": result.exit_code, "stderr": result.stderr,
                    "loaded": [m for m in {BACKENDS!r} if m in sys.modules],
-                   "slow": [m for m in {SLOW!r} if m in sys.modules]}})
+                   "slow": [m for m in {SLOW!r} if m in sys.modules],
+                   "sklearn": "sklearn" in sys.modules}})
 print(json.dumps(report))
 """
 
@@ -68,3 +69,14 @@ def test_commands_that_need_no_model_import_no_backend(feature_cache: Cache, tmp
 
     assert head["versions"]["keras"] == version("keras")
     assert not (tmp_path / "c").exists() and not (tmp_path / "x").exists()
+
+
+def test_refusing_inputs_loads_no_model(feature_cache: Cache, tmp_path: Path) -> None:
+    """`predict` on files that do not exist refuses them before loading the head: scikit-learn
+    is not even imported."""
+    model = str(tmp_path / "logreg")
+    assert run_commands([["fit", str(feature_cache.root), "--head", "logreg", "-o", model]],
+                        tmp_path)[0]["code"] == 0
+    [refused] = run_commands([["predict", model, str(tmp_path / "missing.jpg")]], tmp_path)
+    assert refused["code"] == 2 and "no such file or folder" in refused["stderr"]
+    assert not refused["sklearn"] and refused["loaded"] == [], refused
