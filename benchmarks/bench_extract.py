@@ -20,9 +20,10 @@ it reaches beside a float32 matmul's. Then peak RSS of `bottleneck extract` at 1
         [--engines tf,jax,openvino-fp32,openvino-bf16,openvino-int8] [--photo 480x360]
         [--previous 0565e81]
     python benchmarks/bench_extract.py --backbones mobilenet_v2:160:256 --photo 480x360 \
-        --previous ''     # issue 27's targets: tf, jax and OpenVINO against Keras' pipeline
+        --previous '' --engines tf,jax,openvino-fp32,openvino-bf16,openvino-int8
+        # issue 27's targets: tf, jax and OpenVINO against Keras' pipeline
     python benchmarks/bench_extract.py --backbones mobilenet_v2:96:16 --rounds 1 \
-        --previous ''     # a quick check that it runs
+        --previous '' --engines tf,jax,openvino-fp32     # a quick check that it runs
 
 Every method's time includes building its model, as a user pays it; each method runs on n
 and on 4n images, so the steady rate 3n / (t(4n) - t(n)) leaves those fixed costs out.
@@ -166,9 +167,10 @@ def main() -> None:
     parser.add_argument("--backbones", default="mobilenet_v2:160:256,inception_v3:299:48",
                         help="name:size:images, comma-separated.")
     parser.add_argument("--engines",
-                        default="tf,jax,openvino-fp32,openvino-bf16,openvino-int8",
-                        help="Which of ours to run: tf, jax (Keras on JAX), openvino-fp32, "
-                             "openvino-bf16, openvino-int8.")
+                        default="tf,openvino-fp32,openvino-bf16,openvino-int8",
+                        help="Which of ours to run: tf, jax (Keras on JAX; not by default: "
+                             "slow on CPU at large models), openvino-fp32, openvino-bf16, "
+                             "openvino-int8.")
     parser.add_argument("--photo", default="320x240",
                         help="WIDTHxHEIGHT of the generated JPEGs (ImageNet-size: 480x360).")
     parser.add_argument("--previous", default=PREVIOUS,
