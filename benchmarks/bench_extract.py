@@ -4,6 +4,9 @@ Compared, for each backbone, on the same images (see extract_methods.py):
   tutorial        PIL into one array + model.predict
   keras           image_dataset_from_directory + model.predict (the idiomatic way)
   tf              bottleneck.extract, default engine (Keras on TensorFlow)
+  jax             the same with Keras on JAX (in a worker process started once: Keras's
+                  backend is fixed per process), beside ceiling-jax, so the ratio to keras
+                  reads against how fast JAX runs the model itself (ceiling-jax / ceiling-tf)
   previous-tf     the same, as the previous version did it: tf.data decoding (--previous REF)
   openvino-fp32   bottleneck.extract --engine openvino (exact)
   openvino-bf16   bottleneck.extract --engine openvino --precision bf16 (CPUs with bf16 only)
@@ -14,8 +17,13 @@ Each with its steady rate, its ratio to keras and to its own engine's ceiling, a
 it reaches beside a float32 matmul's. Then peak RSS of `bottleneck extract` at 1x and 4x.
 
     python benchmarks/bench_extract.py [--backbones mobilenet_v2:160:256,...] [--rounds 3]
-        [--engines tf,openvino-fp32,openvino-bf16,openvino-int8] [--photo 480x360]
+        [--engines tf,jax,openvino-fp32,openvino-bf16,openvino-int8] [--photo 480x360]
         [--previous 0565e81]
+    python benchmarks/bench_extract.py --backbones mobilenet_v2:160:256 --photo 480x360 \
+        --previous '' --engines tf,jax,openvino-fp32,openvino-bf16,openvino-int8
+        # issue 27's targets: tf, jax and OpenVINO against Keras' pipeline
+    python benchmarks/bench_extract.py --backbones mobilenet_v2:96:16 --rounds 1 \
+        --previous '' --engines tf,jax,openvino-fp32     # a quick check that it runs
 
 Every method's time includes building its model, as a user pays it; each method runs on n
 and on 4n images, so the steady rate 3n / (t(4n) - t(n)) leaves those fixed costs out.
@@ -35,6 +43,7 @@ from pathlib import Path
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from backend_worker import BackendWorker, backend_missing  # noqa: E402
 from extract_methods import (  # noqa: E402
     PREVIOUS,
     engine_available,
@@ -82,22 +91,30 @@ def measure(name: str, size: int, n: int, batch: int, engines: list[str], rounds
     if previous is not None:
         methods["previous-tf"] = lambda f, c: timed(run_previous, f, name, size, batch,
                                                     work / "previous", previous)
-    for engine in engines:
+    worker = BackendWorker("jax") if "jax" in engines else None
+    if worker is not None:
+        methods["jax"] = lambda f, c: worker.ours(f, name, size, batch, work / "ours-jax")
+        methods["ceiling-jax"] = lambda f, c: worker.ceiling(name, size, batch, c)
+    for engine in [x for x in engines if x != "jax"]:
         methods[engine] = (lambda e: lambda f, c: timed(run_ours, f, name, size, batch,
                                                         work / "ours", e))(engine)
         methods[f"ceiling-{engine}"] = (lambda e: lambda f, c: run_ceiling(
             name, size, batch, c, e, small))(engine)
-    for key, method in methods.items():  # warm the page cache, kernels, engine conversions
-        method(small, n)
-        if key.endswith("int8"):  # and int8's quantization, once per image set
-            method(large, 4 * n)
-    # This machine's speed swings by up to 2x from minute to minute: the methods are
-    # interleaved over several rounds and each keeps its median time per scale.
-    times = {k: {"1x": [], "4x": []} for k in methods}
-    for _ in range(rounds):
-        for scale, folder, count in (("1x", small, n), ("4x", large, 4 * n)):
-            for key, method in methods.items():
-                times[key][scale].append(method(folder, count))
+    try:
+        for key, method in methods.items():  # warm the page cache, kernels, conversions
+            method(small, n)
+            if key.endswith("int8"):  # and int8's quantization, once per image set
+                method(large, 4 * n)
+        # This machine's speed swings by up to 2x from minute to minute: the methods are
+        # interleaved over several rounds and each keeps its median time per scale.
+        times: dict[str, dict[str, list[float]]] = {k: {"1x": [], "4x": []} for k in methods}
+        for _ in range(rounds):
+            for scale, folder, count in (("1x", small, n), ("4x", large, 4 * n)):
+                for key, method in methods.items():
+                    times[key][scale].append(method(folder, count))
+    finally:
+        if worker is not None:
+            worker.close()
     steady = {k: steady_rate(v, n) for k, v in times.items()}
     return {"steady_images_per_s": steady, "rounds_seconds": times,
             "gflop_per_image": model_gflops(name, size),
@@ -128,8 +145,16 @@ def report(name: str, size: int, n: int, batch: int, rounds: int, figures: dict,
         print(f"  openvino-int8 / openvino-bf16 = "
               f"{steady['openvino-int8'] / steady['openvino-bf16']:.2f}x (target 1.5)")
     if "ceiling-tf" in steady:
-        print(f"  tf / keras = {steady['tf'] / steady['keras']:.2f}x, tf of the TensorFlow "
-              f"ceiling = {steady['tf'] / steady['ceiling-tf']:.2f}")
+        print(f"  tf / keras = {steady['tf'] / steady['keras']:.2f}x (target 1.2), tf of the "
+              f"TensorFlow ceiling = {steady['tf'] / steady['ceiling-tf']:.2f}")
+    if "jax" in steady:
+        pace = (f", ceiling-jax / ceiling-tf = {steady['ceiling-jax'] / steady['ceiling-tf']:.2f}"
+                " (JAX's model speed against TensorFlow's)" if "ceiling-tf" in steady else "")
+        print(f"  jax / keras = {steady['jax'] / steady['keras']:.2f}x (target 1.0 where JAX "
+              f"runs the model at TensorFlow's speed){pace}")
+    if "openvino-fp32" in steady:
+        print(f"  openvino-fp32 / keras = {steady['openvino-fp32'] / steady['keras']:.2f}x "
+              f"(target 1.8)")
     rss = figures["peak_rss_mb"]
     print(f"  peak RSS (tf): {rss['1x']:.0f} MB at {n} images, {rss['4x']:.0f} MB at {4 * n} "
           f"(ratio {rss['4x'] / rss['1x']:.2f})")
@@ -141,8 +166,10 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3, help="Interleaved rounds; medians kept.")
     parser.add_argument("--backbones", default="mobilenet_v2:160:256,inception_v3:299:48",
                         help="name:size:images, comma-separated.")
-    parser.add_argument("--engines", default="tf,openvino-fp32,openvino-bf16,openvino-int8",
-                        help="Which of ours to run: tf, openvino-fp32, openvino-bf16, "
+    parser.add_argument("--engines",
+                        default="tf,openvino-fp32,openvino-bf16,openvino-int8",
+                        help="Which of ours to run: tf, jax (Keras on JAX; not by default: "
+                             "slow on CPU at large models), openvino-fp32, openvino-bf16, "
                              "openvino-int8.")
     parser.add_argument("--photo", default="320x240",
                         help="WIDTHxHEIGHT of the generated JPEGs (ImageNet-size: 480x360).")
@@ -165,7 +192,8 @@ def main() -> None:
             name, size, n = spec.split(":")[0], int(spec.split(":")[1]), int(spec.split(":")[2])
             engines = []
             for engine in args.engines.split(","):
-                why = engine_available(name, size, engine)
+                why = backend_missing(engine) if engine == "jax" else engine_available(
+                    name, size, engine)
                 if why:
                     print(f"{engine}: skipped: {why}")
                 else:

@@ -11,7 +11,12 @@ Then how much the features move: per-image cosine between the full and the fast 
 features, and of each with an antialiased (area) resize of the full decode, with real ImageNet
 weights (EfficientNet-Lite0, offline) at the same size.
 
+Last, the CPU side per photo on one thread (decode, resize and content hash, full and fast):
+its full / fast ratio bounds what --fast-decode can gain before the model takes its share.
+
     python benchmarks/bench_fast_decode.py [--images 16] [--size 224] [--rounds 2]
+    python benchmarks/bench_fast_decode.py --rounds 3     # issue 27's figures
+    python benchmarks/bench_fast_decode.py --images 2 --size 96 --rounds 1   # a quick check
 
 The photos are made from scikit-image's sample photographs, enlarged to 4000×3000 with
 textures at full resolution and sensor-like noise (real photos have fine detail; an enlarged
@@ -92,6 +97,43 @@ def feature_difference(folder: Path, size: int) -> dict:
             "fast_vs_area_median": float(np.median(cosine(fast, area)))}
 
 
+def cpu_split(folder: Path, size: int, rounds: int) -> dict[str, float]:
+    """Milliseconds per photo on one thread of each step the decode threads run, full and fast
+    decode (median of ``rounds`` interleaved passes over the photos): what bounds the fast
+    decode's gain before the model takes its share. At 1/8 scale libjpeg-turbo skips most of
+    the inverse DCT and the colour work, but still Huffman-decodes every coefficient."""
+    import statistics
+    import time
+
+    from bottleneck.data.decode import decode_bytes
+    from bottleneck.data.fingerprint import content_hash
+    from bottleneck.data.resize import resize_bilinear
+
+    datas = [p.read_bytes() for p in sorted(folder.rglob("*.jpg"))]
+
+    def steps(decode_size: int | None) -> dict[str, float]:
+        seconds = {"decode": 0.0, "resize": 0.0, "hash": 0.0}
+        for data in datas:
+            start = time.perf_counter()
+            image = decode_bytes(data, decode_size)
+            decoded = time.perf_counter()
+            resize_bilinear(image, size)
+            resized = time.perf_counter()
+            content_hash(image)
+            seconds["decode"] += decoded - start
+            seconds["resize"] += resized - decoded
+            seconds["hash"] += time.perf_counter() - resized
+        return {k: 1000 * v / len(datas) for k, v in seconds.items()}
+
+    steps(size)  # warm-up: compiled kernels, page cache
+    runs: dict[str, list[dict[str, float]]] = {"full": [], "fast": []}
+    for _ in range(rounds):
+        runs["full"].append(steps(None))
+        runs["fast"].append(steps(size))
+    return {f"{kind}_{step}_ms": statistics.median(r[step] for r in passes)
+            for kind, passes in runs.items() for step in ("decode", "resize", "hash")}
+
+
 def shard_rates(folder: Path, name: str, size: int, batch: int, engines: list[str],
                 rounds: int, out: Path) -> dict[str, float]:
     """Images/s of one shard of every photo through ``run_shard`` with the feature model built
@@ -134,7 +176,8 @@ def main() -> None:
     parser.add_argument("--size", type=int, default=224)
     parser.add_argument("--backbone", default="mobilenet_v2")
     parser.add_argument("--batch-size", type=int, default=32)
-    parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--rounds", type=int, default=2,
+                        help="Interleaved rounds (issue 27's figures: 3).")
     parser.add_argument("--json", type=Path, help="Also write the figures here.")
     args = parser.parse_args()
     from bottleneck._tf import import_tensorflow_quietly
@@ -165,6 +208,7 @@ def main() -> None:
                     times[key][scale].append(method(folder))
         steady = {k: steady_rate(v, n) for k, v in times.items()}
         in_process = shard_rates(large, name, size, batch, engines, args.rounds, work / "shard")
+        split = cpu_split(small, size, args.rounds)
         difference = feature_difference(small, size)
     finally:
         shutil.rmtree(work, ignore_errors=True)
@@ -180,6 +224,13 @@ def main() -> None:
     for key, rate in in_process.items():
         full = in_process.get(key.removesuffix("-fast")) if key.endswith("-fast") else None
         print(f"  {key:<20} {rate:13.2f} {'':>9} {(f'{rate / full:20.2f}' if full else '')}")
+    totals = {kind: sum(split[f"{kind}_{step}_ms"] for step in ("decode", "resize", "hash"))
+              for kind in ("full", "fast")}
+    print("  per photo on one thread (ms): " + ", ".join(
+        f"{kind} decode {split[f'{kind}_decode_ms']:.1f} + resize {split[f'{kind}_resize_ms']:.2f}"
+        f" + hash {split[f'{kind}_hash_ms']:.2f} = {totals[kind]:.1f}" for kind in ("full", "fast"))
+        + f"; full / fast = {totals['full'] / totals['fast']:.2f}x (the CPU side's bound on "
+        "--fast-decode's gain, before the model's share)")
     print(f"  features (EfficientNet-Lite0 ImageNet @ {size}, {difference['images']} photos), "
           f"per-image cosine: fast vs full decode min {difference['fast_vs_full_min']:.4f}, "
           f"median {difference['fast_vs_full_median']:.4f}; against an antialiased resize: "
@@ -188,6 +239,7 @@ def main() -> None:
     if args.json:
         args.json.write_text(json.dumps({"steady_images_per_s": steady, "rounds_seconds": times,
                                          "in_process_images_per_s": in_process,
+                                         "cpu_split_ms": split,
                                          "feature_difference": difference}, indent=2))
 
 

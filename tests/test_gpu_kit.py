@@ -140,3 +140,30 @@ def test_resolver_check_passes_on_the_device_set_and_fails_without_a_carried_whe
     failed = kit_wheels.resolver_check(wheels, stubs)
     assert not failed["ok"] and failed["returncode"] != 0
     assert "namex" in failed["pip_output"]
+
+
+def test_the_decode_section_says_when_numba_did_not_load(tmp_path, monkeypatch):
+    # the device's Python may lack numba: the per-core rows then ran the NumPy path, and the
+    # section must say so rather than report a ratio of ~1 as the compiled kernels' gain
+    import argparse
+
+    from PIL import Image
+
+    from bottleneck.data import jit
+
+    monkeypatch.syspath_prepend(str(GPU))
+    check_ctx, check_host = (importlib.import_module(m) for m in ("check_ctx", "check_host"))
+    big = tmp_path / "work" / "jpegs" / "big"
+    big.mkdir(parents=True)
+    (tmp_path / "work" / "state").mkdir()
+    for i in range(3):
+        Image.new("RGB", (40 + i, 30), (i * 50, 90, 200)).save(big / f"{i}.jpg")
+    ctx = check_ctx.Context(argparse.Namespace(), tmp_path / "kit",
+                            {"references": [{"image_size": 24}]}, tmp_path / "work", None,
+                            name="decode")
+    results = check_host.decode(ctx)
+    assert results["compiled"] is True and "note" not in results
+    monkeypatch.setattr(jit, "compiled", lambda: None)
+    results = check_host.decode(ctx)
+    assert results["compiled"] is False and "numba did not load" in results["note"]
+    assert results["decode_resize_hash_1_thread"]["img_s"] > 0

@@ -172,6 +172,9 @@ def decode(ctx: Context) -> dict[str, Any]:
     results: dict[str, Any] = {"threads": threads, "images": len(paths), "image_size": size,
                                "compiled": compiled() is not None,
                                "first_call_s": round(time.perf_counter() - start, 3)}
+    if not results["compiled"]:  # the device's Python may lack numba: its rows say so
+        results["note"] = ("numba did not load: decode_resize_hash* ran the NumPy resize and "
+                           "farmhash, so per_core_new_over_old is ~1 by construction")
     passes = {"decode_only": (images.decode_file, paths, threads),
               "decode_resize_hash": (full, paths, threads),
               "decode_only_1_thread": (images.decode_file, paths[:256], 1),

@@ -45,6 +45,13 @@ def resize_into(pixels: np.ndarray, rows0: np.ndarray, rows1: np.ndarray, ylerp:
     ``ylerp``/``xlerp``: the float32 weights; ``floats``: ``float32(v)`` for v in 0..255 (a
     lookup is exact, and cheaper than converting). Per value, in float32 and in this order:
     ``top = tl + (tr - tl) * x``, ``bottom = bl + (br - bl) * x``, ``top + (bottom - top) * y``.
+
+    Tried for issue 27 and not faster on one core (bit-identical, timed against this form): a
+    separable form (each needed input row's horizontal pass once into a row buffer, reused
+    by the next output row where it shares the row, then a vectorizable vertical pass);
+    per-value index tables instead of the channel loop; converting with ``float32(v)`` instead
+    of the lookup; whole input rows converted to float32 first, then gathered. The four byte
+    gathers per value are the cost, and numba emits no SIMD gathers for them.
     """
     k = np.uint64(0)
     for i in range(rows0.shape[0]):

@@ -100,8 +100,8 @@ def quantized_model(job: EngineJob) -> Path:
                             "--precision int8, or serve with --precision fp32.")
         pixels = job.calibration_pixels()
         if int8.pixels_digest(pixels) != digest:
-            raise UserError("the calibration images of this int8 cache changed since it was "
-                            "made; extract it again with --overwrite.")
+            raise UserError("the calibration images of this int8 cache (or the int8 recipe) "
+                            "changed since it was made; extract it again with --overwrite.")
         model = _import_openvino().Core().read_model(converted_model(job))
         return int8.quantize(model, pixels)
 
