@@ -83,7 +83,8 @@ def open_remote_cache(url: str) -> Cache:
                     else shutil.rmtree(child)
         if (data or {}).get("complete"):
             fetch(remote, files, view)
-        atomic_write(view / MANIFEST, raw, fsync=False)
+        if not (view / MANIFEST).is_file() or (view / MANIFEST).read_bytes() != raw:
+            atomic_write(view / MANIFEST, raw, fsync=False)
     cache = open_local_cache(view)
     cache.location = remote.url
     return cache

@@ -67,8 +67,11 @@ def test_extract_info_targets_fit_predict_report_export_on_s3(
     np.testing.assert_array_equal(cache.load()["features"], local.load()["features"])
     cached = blobs(tmp_path / "local-cache")
     assert len(cached) == 3
-    again = bottleneck.open_cache(url)  # the second read fetches no shard again
-    assert blobs(tmp_path / "local-cache") == cached
+    view = {p.name: p.lstat().st_ino for p in cache.root.iterdir()}
+    again = bottleneck.open_cache(url)  # the second read fetches no shard again and leaves
+    assert blobs(tmp_path / "local-cache") == cached  # the view as it was (renames nothing)
+    assert again.root == cache.root
+    assert {p.name: p.lstat().st_ino for p in again.root.iterdir()} == view
     assert again.load("train")["features"].shape[0] == cache.split_counts()["train"]
 
     monkeypatch.delenv("BOTTLENECK_STORAGE_OPTIONS")  # the command's own options now
