@@ -6,8 +6,9 @@ The layout img2dataset writes: in each uncompressed tar, the members of one samp
 (``--label-key``), or none (unlabelled features are a valid cache); other members are ignored.
 Each tar is scanned once (headers and the small label members only, seeking over the images
 in a local tar, as a stream at a URL; nothing unpacked to disk) to list its samples and where
-each image's bytes lie; decoding then reads exactly those bytes (a range request for a URL). A truncated tar keeps the samples before the
-damage and is noted; a member that is not an image becomes a recorded failure of its row.
+each image's bytes lie; decoding then reads exactly those bytes (a range request for a URL).
+A truncated tar keeps the samples before the damage and is noted; a member that is not an
+image becomes a recorded failure of its row.
 """
 
 from __future__ import annotations
