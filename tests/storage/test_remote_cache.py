@@ -120,8 +120,16 @@ def check_models_reports_exports(s3, fs, url: str, images: Path) -> None:
                                     f"{base}/reports/report.html"])
     assert run.exit_code == 0, run.output
     assert b"<html" in fs.cat_file(f"{base}/reports/report.html")[:2000].lower()
+    evaluated = bottleneck.evaluate(f"{base}/model", split="train")  # on its cache's URL
+    assert evaluated.metrics["accuracy"] >= 0
+    fs.invalidate_cache()  # the model's records outside its checksums go to its URL too
+    stored = [p.rsplit("/", 1)[1] for p in fs.ls(f"{base}/model/predictions")]
+    assert any(name.startswith("train-") and name.endswith(".npz") for name in stored)
     exported = bottleneck.export(f"{base}/model", f"{base}/exports/model.keras")
     assert exported.path == f"{base}/exports/model.keras"
+    records = json.loads(fs.cat_file(f"{base}/model/exports.json"))
+    assert records[-1]["path"] == exported.path
+    assert records[-1]["lineage"] == f"{base}/exports/model.keras.lineage.json"
     lineage = json.loads(fs.cat_file(f"{base}/exports/model.keras.lineage.json"))
     assert lineage["export"]["path"] == f"{base}/exports/model.keras"
     assert lineage["cache"]["path"] == url
