@@ -28,6 +28,7 @@ import argparse
 import io
 import json
 import os
+import shutil
 import statistics
 import sys
 import tarfile
@@ -236,6 +237,7 @@ def main() -> None:
           f"(target >= 0.8: {verdict(x['delayed_rate_over_zero'], 0.8, True)})")
     if args.json:
         args.json.write_text(json.dumps(figures, indent=2) + "\n")
+    shutil.rmtree(work, ignore_errors=True)  # the images, tars, caches and models it made
 
 
 if __name__ == "__main__":
