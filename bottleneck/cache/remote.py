@@ -6,11 +6,15 @@ checked against its recorded sha256), into a local *view* folder that every read
 a local cache. Writing (:class:`RemoteOutput`): the extraction runs in a local staging folder
 that first mirrors what the URL holds; :meth:`RemoteOutput.publish` uploads each finished
 file whole and then the manifest, so the manifest at the URL never names a shard the store
-does not hold whole.
+does not hold whole. During a run a shard's publishing is queued (``wait=False``) to one
+background thread (:mod:`bottleneck.storage.background`), in order, so the next shard's
+compute overlaps its upload; the session waits for every queued upload before it lets the
+lock go, and an upload's error ends the run at the next shard with its one line.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import shutil
 from collections.abc import Iterator
@@ -23,6 +27,7 @@ from bottleneck.cache.manifest import MANIFEST
 from bottleneck.cache.reader import TARGETS_FILE, Cache, open_local_cache
 from bottleneck.errors import UserError
 from bottleneck.storage.atomic import atomic_write, sha256_file
+from bottleneck.storage.background import Background
 from bottleneck.storage.location import Remote, remote_errors, resolve
 from bottleneck.storage.ours import LOCK_FILE
 from bottleneck.storage.remote_files import (
@@ -78,7 +83,8 @@ def open_remote_cache(url: str) -> Cache:
                     else shutil.rmtree(child)
         if (data or {}).get("complete"):
             fetch(remote, files, view)
-        atomic_write(view / MANIFEST, raw, fsync=False)
+        if not (view / MANIFEST).is_file() or (view / MANIFEST).read_bytes() != raw:
+            atomic_write(view / MANIFEST, raw, fsync=False)
     cache = open_local_cache(view)
     cache.location = remote.url
     return cache
@@ -108,6 +114,7 @@ class RemoteOutput:
         self._uploaded: dict[str, str] = {}  # staging-relative name → sha256 the store holds
         self._named: dict[Path, set[str]] = {}  # folder → files its remote manifest names
         self._lock: Any = None
+        self._background: Background | None = None
 
     def _remote_of(self, folder: Path) -> Remote:
         relative = folder.relative_to(self.staging).as_posix()
@@ -135,7 +142,18 @@ class RemoteOutput:
                 for name, sha in files.items():
                     key = (folder / name).relative_to(self.staging).as_posix()
                     self._uploaded[key] = sha or sha256_file(folder / name)
-            yield
+            self._background = Background("bottleneck-upload")
+            try:
+                yield
+            except Exception:  # what finished still goes up (a re-run keeps it); the
+                with contextlib.suppress(Exception):  # error the caller sees is the first
+                    self._background.drain()
+                raise
+            else:
+                self._background.drain()
+            finally:
+                self._background.close()
+                self._background = None
 
     def _remote_state(self, folder: Path) -> tuple[bytes | None, dict[str, str | None]]:
         """The manifest at ``folder``'s URL and the files it names (with their sidecars)."""
@@ -183,14 +201,26 @@ class RemoteOutput:
         """The URL of a staging folder (the cache's, or a layer's)."""
         return self._remote_of(folder).url
 
-    def publish(self, folder: Path) -> None:
+    def publish(self, folder: Path, wait: bool = True) -> None:
         """Upload what ``folder``'s manifest names and the store lacks, then the manifest,
-        then delete what the previous manifest named and this one does not (all ours)."""
+        then delete what the previous manifest named and this one does not (all ours).
+
+        ``wait=False`` (inside :meth:`session`): the manifest as it is now is published by the
+        background thread after those queued earlier, while the caller goes on."""
+        raw = (folder / MANIFEST).read_bytes()
+        if self._background is None:
+            self._publish(folder, raw)
+        elif wait:
+            self._background.drain()
+            self._publish(folder, raw)
+        else:
+            self._background.submit(lambda: self._publish(folder, raw))
+
+    def _publish(self, folder: Path, raw: bytes) -> None:
         remote = self._remote_of(folder)
         with remote_errors(remote.url, "re-run the same command (finished shards are kept)"):
             if self._lock is not None:
                 self._lock.check()
-            raw = (folder / MANIFEST).read_bytes()
             files = recorded_files(json.loads(raw))
             for shard in list(files):
                 if (folder / inputs_name(shard)).is_file() and shard.endswith(".h5"):

@@ -4,10 +4,11 @@ The layout img2dataset writes: in each uncompressed tar, the members of one samp
 (the member's name up to the first dot of its basename) and differ by extension: one image
 (``jpg``, ``png``, ``webp``...), its label in ``cls`` (an integer), or in a key of ``json``
 (``--label-key``), or none (unlabelled features are a valid cache); other members are ignored.
-Each tar is scanned once as a stream (headers and the small label members only, nothing
-unpacked to disk) to list its samples and where each image's bytes lie; decoding then reads
-exactly those bytes (a range request for a URL). A truncated tar keeps the samples before the
-damage and is noted; a member that is not an image becomes a recorded failure of its row.
+Each tar is scanned once (headers and the small label members only, seeking over the images
+in a local tar, as a stream at a URL; nothing unpacked to disk) to list its samples and where
+each image's bytes lie; decoding then reads exactly those bytes (a range request for a URL).
+A truncated tar keeps the samples before the damage and is noted; a member that is not an
+image becomes a recorded failure of its row.
 """
 
 from __future__ import annotations
@@ -97,9 +98,12 @@ def _scan(tar: str, label_key: str | None) -> tuple[dict[str, dict[str, Any]], s
     early, if it did."""
     samples: dict[str, dict[str, Any]] = {}
     problem = None
+    # a local tar is read header by header, seeking over the members' data (a stream, as a
+    # URL's is read, would read every image once more before the decode reads it)
+    mode = "r|" if is_url(tar) else "r:"
     with _open(tar) as handle:
         try:
-            with tarfile.open(fileobj=handle, mode="r|") as stream:
+            with tarfile.open(fileobj=handle, mode=mode) as stream:
                 for member in stream:
                     if not member.isfile():
                         continue

@@ -38,10 +38,11 @@ class Publishing:
         return self.remote.session(outs) if self.remote is not None \
             else contextlib.nullcontext()
 
-    def publish(self, folder: Path) -> None:
-        """Send what ``folder``'s manifest names to the store, then the manifest."""
+    def publish(self, folder: Path, wait: bool = True) -> None:
+        """Send what ``folder``'s manifest names to the store, then the manifest;
+        ``wait=False``: on a background thread, so the next shard's compute overlaps it."""
         if self.remote is not None:
-            self.remote.publish(folder)
+            self.remote.publish(folder, wait)
 
     def job(self, job: ShardJob, executor: str) -> ShardJob:
         """On Ray into a URL, workers upload their shards themselves (no shared disk)."""

@@ -299,9 +299,9 @@ def extract(
                 target.landed(job, outcome, manifests[0])
                 try:
                     record_outcome(manifests, outs, outcome, extractor.runtime)
-                finally:  # a shard that stops the run is published first
-                    for folder in outs:
-                        target.publish(folder)
+                finally:  # a shard that stops the run is published first; the upload
+                    for folder in outs:  # overlaps the next shard's compute
+                        target.publish(folder, wait=False)
 
             runner.run(job, plans, landed, bar.update, extractor)
         caches = []

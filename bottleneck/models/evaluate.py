@@ -12,7 +12,8 @@ from bottleneck.cache import Cache, open_cache
 from bottleneck.errors import UserError
 from bottleneck.models.metrics import classification_metrics, regression_metrics
 from bottleneck.models.model_dir import Model, load_model
-from bottleneck.models.predictions import compute_predictions, predict_rows, save_predictions
+from bottleneck.models.predictions import compute_predictions, keep_predictions, predict_rows
+from bottleneck.storage.location import is_url
 
 MATCHING_CONFIG = ("backbone", "layer", "pooling", "image_size", "weights_digest")
 
@@ -106,8 +107,8 @@ def evaluate(model_dir: str | Path, cache: str | Path | Cache | None = None,
     """Score a saved model on one split of ``cache`` (default: the cache it was trained on)."""
     model = load_model(model_dir)
     if cache is None:
-        recorded = Path(model.info["cache"])
-        if not recorded.is_dir():
+        recorded = model.info["cache"]  # a folder, or a URL (opened below)
+        if not is_url(recorded) and not Path(recorded).is_dir():
             raise UserError(f"the cache this model was trained on ({recorded}) is gone; pass "
                             "a matching CACHE to evaluate on.")
         cache = recorded
@@ -118,7 +119,7 @@ def evaluate(model_dir: str | Path, cache: str | Path | Cache | None = None,
     # a fine-tuned model scores the images behind the rows, reopened from the cache's source
     # (cached features mean nothing to a backbone that has changed)
     predictions = compute_predictions(model, cache, split)
-    save_predictions(model.root, predictions)  # what the report shows; skipped if read-only
+    keep_predictions(model, predictions)  # what the report shows; skipped if read-only
     return Evaluation(model.root, cache.root, split, model.task, cache.classes,
                       predictions.metrics)
 

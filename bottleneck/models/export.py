@@ -26,7 +26,7 @@ from bottleneck.backend import installed
 from bottleneck.errors import UserError
 from bottleneck.models.export_formats import converter_output, largest_difference, write
 from bottleneck.models.lineage import cache_record, model_record, sha256_path
-from bottleneck.models.model_dir import Model, load_model
+from bottleneck.models.model_dir import Model, load_model, share_records
 from bottleneck.models.serving import (
     pixels_model,
     probe_images,
@@ -121,10 +121,32 @@ def export(model_dir: str | Path, out: str | Path, format: str | None = None,
     checking that the written file, run by its format's own loader, answers as the Keras
     model's ``predict`` does; the converters' notices are printed only if ``verbose``. A URL
     ``out`` is written locally, then uploaded whole, its lineage file last."""
-    if is_url(out):
-        return _export_to_url(model_dir, str(out), format, overwrite, verbose)
     model = load_model(model_dir)
-    out = Path(out).expanduser()
+    if is_url(out):
+        result = _export_to_url(model, str(out), format, overwrite, verbose)
+        _record(model, read_json(result.lineage_file)["export"], str(result.path) +
+                LINEAGE_SUFFIX)
+        return result
+    result = _export_here(model, Path(out).expanduser(), format, overwrite, verbose)
+    _record(model, read_json(result.lineage_file)["export"],
+            str(result.lineage_file.resolve()))
+    return result
+
+
+def _record(model: Model, export: dict[str, Any], lineage: str) -> None:
+    """Add the export to the model's ``exports.json`` (at its URL too, for a model there)."""
+    exports = model.root / EXPORTS_JSON
+    try:
+        records = read_json(exports) if exports.is_file() else []
+    except ValueError:
+        records = []
+    records = records if isinstance(records, list) else []
+    write_json(exports, [*records, {**export, "lineage": lineage}])
+    share_records(model, [exports])
+
+
+def _export_here(model: Model, out: Path, format: str | None, overwrite: bool,
+                 verbose: bool) -> ExportResult:
     format = choose_format(out, format)
     if format != "keras" and not installed("tensorflow"):
         raise UserError(f"--format {format} is written by TensorFlow, which is not installed: "
@@ -147,17 +169,10 @@ def export(model_dir: str | Path, out: str | Path, format: str | None = None,
     lineage["export"]["checked"] = {"by": how, "probe_images": len(probe),
                                     "largest_difference": difference}
     write_json(sidecar, lineage)
-    exports = model.root / EXPORTS_JSON
-    try:
-        records = read_json(exports) if exports.is_file() else []
-    except ValueError:
-        records = []
-    records = records if isinstance(records, list) else []
-    write_json(exports, [*records, {**lineage["export"], "lineage": str(sidecar.resolve())}])
     return ExportResult(out, format, sha256, sidecar)
 
 
-def _export_to_url(model_dir: str | Path, url: str, format: str | None,
+def _export_to_url(model: Model, url: str, format: str | None,
                    overwrite: bool, verbose: bool = False) -> ExportResult:
     from bottleneck.storage.remote_output import publish_paths, staging_for, url_exists
 
@@ -170,7 +185,7 @@ def _export_to_url(model_dir: str | Path, url: str, format: str | None,
             raise UserError(f"{url} was not written by `bottleneck export` (no "
                             f"{lineage_url.rsplit('/', 1)[-1]} beside it); choose another --out.")
     local = staging_for(url) / url.rstrip("/").rsplit("/", 1)[-1]
-    result = export(model_dir, local, format, overwrite=False, verbose=verbose)
+    result = _export_here(model, local, format, overwrite=False, verbose=verbose)
     lineage = read_json(result.lineage_file)
     lineage["export"]["path"] = redact_url(url)  # recorded and printed without credentials
     write_json(result.lineage_file, lineage)

@@ -149,6 +149,7 @@ class Model:
     root: Path
     info: dict[str, Any]
     head: Any
+    location: str | None = None  # the URL it was read from (``root``: its local copy)
 
     @property
     def head_name(self) -> str:
@@ -185,9 +186,12 @@ def load_model(path: str | Path) -> Model:
     """Open MODEL_DIR (a folder, or a URL: downloaded whole first) after checking the sha256
     of every file it reads; see the module doc."""
     if is_url(path):
+        from bottleneck.storage.location import redact_url
         from bottleneck.storage.remote_output import local_copy
 
-        path = local_copy(str(path))
+        model = load_model(local_copy(str(path)))
+        model.location = redact_url(str(path)).rstrip("/")
+        return model
     root = Path(path).expanduser()
     if not root.is_dir():
         _io.recover_staging(root)  # a fit that died while replacing this model
@@ -208,6 +212,18 @@ def load_model(path: str | Path) -> Model:
         return Model(root, info, _load_image_model(root, info))
     verify_checksums(root, (HEAD_JSON, METRICS_JSON, *spec.format.files))
     return Model(root, info, _load_head(root, spec.name))
+
+
+def share_records(model: Model, paths: Iterable[Path]) -> None:
+    """Records written into a model's folder outside ``checksums.json`` (``exports.json``,
+    ``predictions/``): for a model read from a URL (``root`` is its local copy), each is
+    uploaded whole to the same place there."""
+    if model.location is None:
+        return
+    from bottleneck.storage.remote_output import publish_paths
+
+    publish_paths([(f"{model.location}/{p.relative_to(model.root).as_posix()}", p)
+                   for p in paths])
 
 
 def _load_image_model(root: Path, info: dict[str, Any]) -> Any:

@@ -13,6 +13,7 @@ Arrays load with ``allow_pickle=False``: the file cannot run code.
 
 from __future__ import annotations
 
+import contextlib
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,9 +23,10 @@ import numpy as np
 
 from bottleneck.cache import Cache
 from bottleneck.cache.manifest import MANIFEST
+from bottleneck.errors import UserError
 from bottleneck.heads import class_scores
 from bottleneck.models.metrics import classification_metrics, regression_metrics
-from bottleneck.models.model_dir import CHECKSUMS_JSON, PREDICTIONS_DIR, Model
+from bottleneck.models.model_dir import CHECKSUMS_JSON, PREDICTIONS_DIR, Model, share_records
 from bottleneck.models.tasks import READ_BATCH, target_key
 from bottleneck.storage.atomic import atomic_path, sha256_file, to_jsonable
 
@@ -179,5 +181,14 @@ def predictions_for(model: Model, cache: Cache, split: str) -> tuple[RowPredicti
     if stored is not None:
         return stored, False
     computed = compute_predictions(model, cache, split)
-    save_predictions(model.root, computed)
+    keep_predictions(model, computed)
     return computed, True
+
+
+def keep_predictions(model: Model, predictions: RowPredictions) -> None:
+    """Store them in the model's folder, and at its URL for a model there; skipped where the
+    folder (or the store) takes no writes: they are only ever a record."""
+    path = save_predictions(model.root, predictions)
+    if path is not None and model.location is not None:
+        with contextlib.suppress(UserError):
+            share_records(model, [path])

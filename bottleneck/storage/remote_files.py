@@ -74,11 +74,21 @@ def _download(remote: Remote, name: str, target: Path) -> None:
         remote.fs.get_file(remote.child(name), str(tmp))
 
 
+def _cached(blob: Path) -> bool:
+    """True when the verified blob is here (marked recently used: evicted last). A blob is
+    trusted without re-hashing: it only ever appears, under its sha256, after its download
+    was checked against that sha256, in a folder that is ours."""
+    try:
+        os.utime(blob)
+    except FileNotFoundError:
+        return False
+    return blob.is_file()
+
+
 def _fetch_blob(remote: Remote, name: str, sha256: str) -> Path:
     """The verified local copy of ``name`` (sha256 known), downloaded if not cached yet."""
     blob = blob_path(sha256)
-    if blob.is_file():
-        os.utime(blob)  # recently used: evicted last
+    if _cached(blob):
         return blob
     blob.parent.mkdir(parents=True, exist_ok=True)
     with atomic_path(blob, fsync=False) as tmp:
@@ -91,7 +101,10 @@ def _fetch_blob(remote: Remote, name: str, sha256: str) -> Path:
 
 
 def _link(blob: Path, at: Path) -> None:
-    """``at`` names ``blob`` (a symlink, else a copy), replacing what was there."""
+    """``at`` names ``blob`` (a symlink, else a copy), replacing what was there; a symlink
+    that already names ``blob`` is left as it is (a warm open renames nothing)."""
+    if at.is_symlink() and os.readlink(at) == str(blob):
+        return
     at.parent.mkdir(parents=True, exist_ok=True)
     with atomic_path(at, fsync=False) as tmp:
         try:
@@ -124,10 +137,12 @@ def fetch(remote: Remote, files: dict[str, str | None], into: Path,
         (into / name).parent.mkdir(parents=True, exist_ok=True)
         _download(remote, name, into / name)
 
-    with ThreadPoolExecutor(CONCURRENCY) as pool:
-        local = dict(zip(blobs, pool.map(lambda sha: _fetch_blob(remote, blobs[sha], sha), blobs),
-                         strict=True))
-        list(pool.map(download, direct))
+    local = {sha: blob_path(sha) for sha in blobs}
+    missing = [sha for sha in blobs if not _cached(local[sha])]
+    if missing or direct:  # a warm read starts no threads and sends no request
+        with ThreadPoolExecutor(CONCURRENCY) as pool:
+            list(pool.map(lambda sha: _fetch_blob(remote, blobs[sha], sha), missing))
+            list(pool.map(download, direct))
     for name, sha in files.items():
         if name not in found:
             if sha is not None:

@@ -121,3 +121,28 @@ def test_tar_shards_at_a_url(s3, vgg16_he_weights, tmp_path: Path) -> None:
                                weights=str(vgg16_he_weights), out=tmp_path / "l", **ARGS)
     assert remote.rows == local.rows == 8
     np.testing.assert_allclose(remote.load()["features"], local.load()["features"], atol=1e-5)
+
+
+def test_a_local_tar_is_scanned_without_reading_its_images(monkeypatch, tmp_path: Path) -> None:
+    """Listing a local tar's samples seeks over the image members (the decode reads them
+    later, once): the scan reads a small part of the file, yet finds every sample."""
+    from bottleneck.data import webdataset
+
+    path = tmp_path / "big.tar"
+    rng = np.random.default_rng(2)
+    with tarfile.open(path, "w") as tar:
+        for i in range(6):
+            add(tar, f"s{i}.png", rng.integers(0, 255, 20000, dtype=np.uint8).tobytes())
+            add(tar, f"s{i}.cls", str(i % 2).encode())
+    read: list[int] = []
+
+    class Counted(io.BufferedReader):
+        def read(self, size=-1):  # noqa: ANN001, ANN202
+            data = super().read(size)
+            read.append(len(data))
+            return data
+
+    monkeypatch.setattr(webdataset, "_open", lambda tar: Counted(io.FileIO(tar, "rb")))
+    source = WebDatasetSource(str(path))
+    assert len(source.items()) == 6 and source.classes == ["0", "1"]
+    assert 0 < sum(read) < path.stat().st_size / 4

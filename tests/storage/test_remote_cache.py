@@ -67,8 +67,11 @@ def test_extract_info_targets_fit_predict_report_export_on_s3(
     np.testing.assert_array_equal(cache.load()["features"], local.load()["features"])
     cached = blobs(tmp_path / "local-cache")
     assert len(cached) == 3
-    again = bottleneck.open_cache(url)  # the second read fetches no shard again
-    assert blobs(tmp_path / "local-cache") == cached
+    view = {p.name: p.lstat().st_ino for p in cache.root.iterdir()}
+    again = bottleneck.open_cache(url)  # the second read fetches no shard again and leaves
+    assert blobs(tmp_path / "local-cache") == cached  # the view as it was (renames nothing)
+    assert again.root == cache.root
+    assert {p.name: p.lstat().st_ino for p in again.root.iterdir()} == view
     assert again.load("train")["features"].shape[0] == cache.split_counts()["train"]
 
     monkeypatch.delenv("BOTTLENECK_STORAGE_OPTIONS")  # the command's own options now
@@ -117,8 +120,16 @@ def check_models_reports_exports(s3, fs, url: str, images: Path) -> None:
                                     f"{base}/reports/report.html"])
     assert run.exit_code == 0, run.output
     assert b"<html" in fs.cat_file(f"{base}/reports/report.html")[:2000].lower()
+    evaluated = bottleneck.evaluate(f"{base}/model", split="train")  # on its cache's URL
+    assert evaluated.metrics["accuracy"] >= 0
+    fs.invalidate_cache()  # the model's records outside its checksums go to its URL too
+    stored = [p.rsplit("/", 1)[1] for p in fs.ls(f"{base}/model/predictions")]
+    assert any(name.startswith("train-") and name.endswith(".npz") for name in stored)
     exported = bottleneck.export(f"{base}/model", f"{base}/exports/model.keras")
     assert exported.path == f"{base}/exports/model.keras"
+    records = json.loads(fs.cat_file(f"{base}/model/exports.json"))
+    assert records[-1]["path"] == exported.path
+    assert records[-1]["lineage"] == f"{base}/exports/model.keras.lineage.json"
     lineage = json.loads(fs.cat_file(f"{base}/exports/model.keras.lineage.json"))
     assert lineage["export"]["path"] == f"{base}/exports/model.keras"
     assert lineage["cache"]["path"] == url

@@ -36,6 +36,35 @@ def test_blobs_are_verified_shared_and_bounded(monkeypatch, tmp_path: Path) -> N
     assert shas["f1"] not in {p.name for p in (tmp_path / "lc" / "blobs").glob("*/*")}
 
 
+def test_a_warm_fetch_sends_no_request_and_renames_nothing(monkeypatch, tmp_path: Path) -> None:
+    """Cached blobs are trusted as they are (they appear under their sha256 only once
+    verified, in a folder of ours); links already naming them stay; a blob gone from the
+    cache, or a file whose recorded sha256 changed, is fetched (and verified) again."""
+    monkeypatch.setenv("BOTTLENECK_LOCAL_CACHE", str(tmp_path / "lc"))
+    remote = resolve(f"memory://warm-{tmp_path.name}")
+    payloads = {f"s{i}.h5": os.urandom(500) for i in range(3)}
+    for name, data in payloads.items():
+        remote.fs.pipe_file(remote.child(name), data)
+    shas = {name: hashlib.sha256(data).hexdigest() for name, data in payloads.items()}
+    gets: list[str] = []
+    real_get = remote.fs.get_file
+    monkeypatch.setattr(remote.fs, "get_file", lambda src, dst, **kw: (
+        gets.append(src), real_get(src, dst, **kw))[1])
+    view = tmp_path / "view"
+    remote_files.fetch(remote, shas, view)
+    assert len(gets) == 3
+    links = {p.name: p.lstat().st_ino for p in view.iterdir()}
+    remote_files.fetch(remote, shas, view)
+    assert len(gets) == 3 and {p.name: p.lstat().st_ino for p in view.iterdir()} == links
+    remote_files.blob_path(shas["s1.h5"]).unlink()  # evicted: fetched and verified again
+    got = remote_files.fetch(remote, shas, view)
+    assert gets[3:] == [remote.child("s1.h5")] and got["s1.h5"].read_bytes() == payloads["s1.h5"]
+    new = os.urandom(500)  # rewritten under the same name: the view names the new blob
+    remote.fs.pipe_file(remote.child("s2.h5"), new)
+    got = remote_files.fetch(remote, shas | {"s2.h5": hashlib.sha256(new).hexdigest()}, view)
+    assert got["s2.h5"].read_bytes() == new and len(gets) == 5
+
+
 def test_no_local_cache_uses_a_temporary_folder(monkeypatch) -> None:
     monkeypatch.setenv("BOTTLENECK_LOCAL_CACHE", "none")
     root = remote_files.local_cache_root()
