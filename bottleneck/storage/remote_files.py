@@ -77,7 +77,7 @@ def _download(remote: Remote, name: str, target: Path) -> None:
 def _cached(blob: Path) -> bool:
     """True when the verified blob is here (marked recently used: evicted last). A blob is
     trusted without re-hashing: it only ever appears, under its sha256, after its download
-    was checked against that sha256, in a folder that is ours."""
+    was checked against that sha256 and synced to disk, in a folder that is ours."""
     try:
         os.utime(blob)
     except FileNotFoundError:
@@ -91,7 +91,7 @@ def _fetch_blob(remote: Remote, name: str, sha256: str) -> Path:
     if _cached(blob):
         return blob
     blob.parent.mkdir(parents=True, exist_ok=True)
-    with atomic_path(blob, fsync=False) as tmp:
+    with atomic_path(blob) as tmp:  # synced: a power cut leaves no blob trusted half-written
         remote.fs.get_file(remote.child(name), str(tmp))
         if sha256_file(tmp) != sha256:
             raise UserError(f"{remote.url_of(name)} changed since it was written (sha256 "
