@@ -1,27 +1,35 @@
-"""How bottleneck scales with the rows of a cache: seconds and peak memory per measured part.
+"""How bottleneck scales with the rows of a cache: seconds and peak memory per measured part,
+the growth exponent between sizes, and each target of issue 26 beside its figure.
 
     python benchmarks/bench_scale.py [--rows 100000,300000,1000000] [--imagenet]
-                                     [--parts fit,bench,accuracy] [--heads linear,logreg,...]
-                                     [--work DIR] [--json PATH]
+        [--parts fit,bench,accuracy,index,similar,recall,report,image] [--heads linear,...]
+        [--work DIR] [--json PATH]
 
-Caches are written synthetically (``bottleneck.cache.synthetic``, as ``bench_report``): 1280-d
-float32 rows in 10 Gaussian classes, split like Fashion-MNIST, at each ``--rows``;
-``--imagenet`` adds 1.28 M × 2048 float16 rows in 1000 classes. Each measured run is a fresh
-process: its seconds, and its peak resident memory (Linux VmHWM, reset after the imports)
-above that process's baseline. Between sizes, the growth exponent ``log(t₂/t₁) / log(n₂/n₁)``
-(1.0: linear in the rows).
+One synthetic cache per size, shared by every part (bench_report.py's writer: 1280-d float32
+rows in 10 classes, split like Fashion-MNIST, 5% of train labels flipped, 50 train rows
+copied into test); ``--imagenet`` adds 1.28 M × 2048 float16 rows in 1000 classes
+(``bottleneck.cache.synthetic``), on which only ``fit`` of the linear probe runs (its target:
+to completion within 30 min). Each measured call is a fresh process: its seconds, and its
+peak resident memory (Linux VmHWM, reset after the imports) above that process's baseline.
+Between sizes, the growth exponent ``log(t₂/t₁) / log(n₂/n₁)`` (1.0: linear in the rows).
 
-Parts (one function each, ``PARTS``; more can be added):
-- ``fit``: ``bottleneck fit`` of each head (``--heads``; default one per family: the
-  streaming ``linear`` probe, scikit-learn's ``logreg``, ``linear-svm``, ``ridge`` and — up to
-  20,000 rows, it is quadratic — ``svm``, and the Keras ``dense``), with the memory check of
-  the machine; a head refused for memory is reported as such. The linear probe runs twice: as
-  ``fit`` chooses (it loads the split when it fits in memory) and with ``--stream``.
+Parts (one function each, ``PARTS``):
+- ``fit``: ``bottleneck fit`` of each head family (``--heads``; default the streaming
+  ``linear`` probe, scikit-learn's ``logreg``, ``linear-svm``, ``ridge`` and — up to 20,000
+  rows, it is quadratic — ``svm``, and the Keras ``dense``), with the machine's memory check;
+  a head refused for memory is reported as such. The linear probe runs twice: as ``fit``
+  chooses (it loads the split when it fits in memory) and with ``--stream`` (the run its
+  memory target is judged on).
 - ``bench``: ``bottleneck bench`` with three heads (linear, logreg, dense), no best model.
 - ``accuracy``: the linear probe against scikit-learn's L-BFGS ``LogisticRegression`` (the
   ``logreg`` head) where both run, C chosen on val from the same grid, test accuracy of each.
+- ``index``, ``similar``, ``recall``, ``report``, ``image``: the search side
+  (:mod:`scale_parts`): index build, 1,000 row-key queries, recall@10 vs exact, the report,
+  one image query from a cold process (the backend's import not counted).
 
-Run it alone on the machine (it is meant to measure); check it with ``--rows 3000,6000``.
+Caches live under ``--work`` (kept, and reused by a later run) or a temporary folder (each
+size's removed when its parts are done). Run it alone on the machine (it is meant to
+measure); check it with ``--rows 3000,6000``.
 """
 
 from __future__ import annotations
@@ -30,6 +38,7 @@ import argparse
 import json
 import math
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -42,6 +51,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+import scale_parts  # noqa: E402
 from bench_report import _peak, _reset_peak  # noqa: E402
 
 DIMS = 1280
@@ -57,12 +67,30 @@ GRID = (0.01, 0.1, 1.0)
 IMAGENET_PARAMS = {"linear": {"max_iter": 15}}
 
 
-def write_cache(work: Path, rows: int, dims: int, classes: int, dtype: str) -> Path:
-    """The synthetic cache of one size (written once, reused by every part)."""
+def size_cache(work: Path, rows: int) -> Path:
+    """The size's synthetic cache, ``work/cache`` (written once, reused by every part)."""
+    from bench_report import synthetic_cache
+
+    if not (work / "cache" / "manifest.json").is_file() or not (work / "planted.json").is_file():
+        shutil.rmtree(work / "cache", ignore_errors=True)
+        work.mkdir(parents=True, exist_ok=True)
+        started = time.perf_counter()
+        planted = synthetic_cache(work, rows)
+        (work / "planted.json").write_text(json.dumps(planted))
+        print(f"cache of {rows} × {DIMS} float32 written in "
+              f"{time.perf_counter() - started:.0f} s", flush=True)
+    return work / "cache"
+
+
+def imagenet_cache(work: Path) -> Path:
+    """The ImageNet-1k-shaped cache (written once)."""
     from bottleneck.cache.synthetic import gaussian_shards, write_cache
 
-    root = work / f"cache-{rows}x{dims}-{classes}-{dtype}"
+    rows, dims, classes, dtype = IMAGENET.values()
+    root = work / "cache"
     if not (root / "manifest.json").is_file():
+        shutil.rmtree(root, ignore_errors=True)
+        work.mkdir(parents=True, exist_ok=True)
         started = time.perf_counter()
         write_cache(root, gaussian_shards(rows, dims, classes, spread=0.1 * math.sqrt(
             10 / classes)), [f"class{i}" for i in range(classes)], (dims,), dtype=dtype)
@@ -71,8 +99,12 @@ def write_cache(work: Path, rows: int, dims: int, classes: int, dtype: str) -> P
     return root
 
 
-def child(kind: str, spec: str) -> None:
+def child(kind: str, *rest: str) -> None:
     """In this fresh process: run one measured call and print its seconds, memory, result."""
+    if kind in CHILDREN:
+        print(json.dumps(CHILDREN[kind](*rest)))
+        return
+    spec = rest[0]
     import psutil
     import skops.io._trusted_types  # noqa: F401  saving a head imports all of scikit-learn
 
@@ -149,8 +181,15 @@ def part_fit(cache: Path, rows: int, work: Path, options: argparse.Namespace
 def part_bench(cache: Path, rows: int, work: Path, options: argparse.Namespace
                ) -> dict[str, Any]:
     """``bench`` of three heads on one cache."""
-    run = measure("bench", cache=str(cache), heads=list(BENCH_HEADS), out=str(work / "bench"))
-    print(_line(f"bench {','.join(BENCH_HEADS)}", run), flush=True)
+    heads = list(BENCH_HEADS)
+    run = measure("bench", cache=str(cache), heads=heads, out=str(work / "bench"))
+    if "refused" in run:  # a head that loads every split does not fit: the ones that stream
+        print(_line(f"bench {','.join(heads)}", run), flush=True)
+        from bottleneck.heads import HEADS
+
+        heads = [h for h in heads if HEADS[h].streams]
+        run = measure("bench", cache=str(cache), heads=heads, out=str(work / "bench"))
+    print(_line(f"bench {','.join(heads)}", run), flush=True)
     return run
 
 
@@ -174,27 +213,109 @@ def part_accuracy(cache: Path, rows: int, work: Path, options: argparse.Namespac
     return {"best": best, **run}
 
 
+def _search(part: Callable[[Path], dict[str, Any]]
+            ) -> Callable[[Path, int, Path, argparse.Namespace], dict[str, Any]]:
+    return lambda cache, rows, work, options: part(cache)
+
+
 PARTS: dict[str, Callable[[Path, int, Path, argparse.Namespace], dict[str, Any]]] = {
-    "fit": part_fit, "bench": part_bench, "accuracy": part_accuracy}
+    "fit": part_fit, "bench": part_bench, "accuracy": part_accuracy,
+    "index": _search(scale_parts.part_index), "similar": _search(scale_parts.part_similar),
+    "recall": _search(scale_parts.part_recall), "report": _search(scale_parts.part_report),
+    "image": _search(scale_parts.part_image)}
+CHILDREN = {"index": scale_parts.child_index, "similar": scale_parts.child_similar,
+            "report": scale_parts.child_report, "image": scale_parts.child_image}
+# The timed figures whose growth is printed: (part, name in part's result or None) → key.
+TIMED = {("index", None): "seconds", ("similar", None): "median_ms",
+         ("report", None): "seconds", ("bench", None): "seconds"}
 
 
-def growth(results: dict[int, dict[str, Any]]) -> None:
-    """Print each measured run's growth exponent between consecutive sizes."""
+def _runs(part: str, measured: dict[str, Any]) -> list[tuple[str, dict[str, Any], str]]:
+    """``(name, run, timed key)`` of one part's measured runs."""
+    if part == "fit":
+        return [(f"fit {name}", run, "seconds") for name, run in measured.items()]
+    if (part, None) in TIMED:
+        return [(part, measured, TIMED[(part, None)])]
+    return []
+
+
+def growth(results: dict[int, dict[str, Any]]) -> dict[str, list[float]]:
+    """Print (and return) each timed run's growth exponent between consecutive sizes."""
     sizes = sorted(results)
+    found: dict[str, list[float]] = {}
     for small, large in zip(sizes, sizes[1:], strict=False):
-        for part, runs in results[large].items():
-            items = runs.items() if part == "fit" else [(part, runs)]
-            for name, run in items:
-                before = results[small].get(part, {})
-                before = before.get(name, {}) if part == "fit" else before
-                if "seconds" not in run or "seconds" not in before:
+        step = math.log(large / small)
+        for part, measured in results[large].items():
+            before = dict((n, (r, k)) for n, r, k in _runs(part, results[small].get(part, {})))
+            for name, run, key in _runs(part, measured):
+                old = before.get(name, ({}, key))[0]
+                if not run.get(key) or not old.get(key):
                     continue
-                step = math.log(large / small)
-                t = math.log(run["seconds"] / before["seconds"]) / step
-                m = math.log(max(run["above_baseline"], 1) / max(before["above_baseline"], 1)) \
-                    / step
-                print(f"  {small} → {large} rows, {name}: seconds grow as n^{t:.2f}, memory "
-                      f"as n^{m:.2f}")
+                t = math.log(run[key] / old[key]) / step
+                found.setdefault(name, []).append(t)
+                memory = ""
+                if run.get("above_baseline", 0) > 0 and old.get("above_baseline", 0) > 0:
+                    m = math.log(run["above_baseline"] / old["above_baseline"]) / step
+                    memory = f", memory as n^{m:.2f}"
+                print(f"  {small} → {large} rows, {name}: {key} grow as n^{t:.2f}{memory}")
+    return found
+
+
+def summary(results: dict[int, dict[str, Any]], imagenet: dict[str, Any]) -> list[str]:
+    """Each target of issue 26 beside its figure at the largest size measured (a figure below
+    1 M rows is scaled to 1 M linearly, marked 'scaled')."""
+    lines = []
+    if not results:
+        return lines
+    n = max(results)
+    got = results[n]
+    scale = 1_000_000 / n
+    at = f"at {n} rows" + ("" if n == 1_000_000 else f", ×{scale:.1f} scaled to 1 M")
+
+    def verdict(name: str, figure: float | None, target: float, text: str,
+                scaled: bool = True, at_least: bool = False) -> None:
+        if figure is None:
+            lines.append(f"  {name}: not measured (target {text})")
+            return
+        value = figure * (scale if scaled else 1)
+        met = value >= target if at_least else value <= target
+        lines.append(f"  {name}: {value:.3g} ({text}; {'met' if met else 'NOT MET'}"
+                     f"{', ' + at if scaled and n != 1_000_000 else ''})")
+
+    fits = got.get("fit", {})
+    probe = fits.get("linear --stream") or fits.get("linear") or {}
+    verdict("linear probe, seconds", probe.get("seconds"), 300, "≤ 300 s at 1 M")
+    verdict("linear probe, GiB above baseline (streamed)",
+            probe.get("above_baseline", 0) / 2**30 if probe else None, 2,
+            "≤ 2 GiB at 1 M", scaled=False)
+    run = imagenet.get("fit", {}).get("linear", {})
+    verdict("linear probe on ImageNet-1k shape, seconds", run.get("seconds"), 1800,
+            "completes ≤ 1800 s", scaled=False)
+    for rows in sorted(results):
+        best = results[rows].get("accuracy", {}).get("best", {})
+        if len(best) == 2:
+            gap = 100 * abs(best["linear"]["test_accuracy"] - best["logreg"]["test_accuracy"])
+            verdict(f"accuracy gap to L-BFGS logreg at {rows} rows, points", gap, 0.3,
+                    "≤ 0.3", scaled=False)
+    report = got.get("report", {})
+    verdict("report, seconds", report.get("seconds"), 300, "≤ 300 s at 1 M")
+    verdict("report, × the float32 size above baseline", report.get("float32_ratio"), 1.0,
+            "≤ 1×", scaled=False)
+    sizes = sorted(r for r in results if results[r].get("report", {}).get("seconds"))
+    if len(sizes) > 1:
+        a, b = results[sizes[0]]["report"]["seconds"], results[sizes[-1]]["report"]["seconds"]
+        verdict(f"report, time exponent {sizes[0]} → {sizes[-1]}",
+                math.log(b / a) / math.log(sizes[-1] / sizes[0]), 1.15, "≤ 1.15",
+                scaled=False)
+    verdict("index build, seconds", got.get("index", {}).get("seconds"), 180, "≤ 180 s at 1 M")
+    verdict("recall@10 vs exact (structured rows)",
+            got.get("recall", {}).get("recall_at_10"), 0.95, "≥ 0.95", scaled=False,
+            at_least=True)
+    verdict("row-key query, median ms", got.get("similar", {}).get("median_ms"), 20,
+            "≤ 20 ms", scaled=False)
+    verdict("image query, cold process, seconds besides the backend's import",
+            got.get("image", {}).get("seconds"), 1.0, "≤ 1 s", scaled=False)
+    return lines
 
 
 def main() -> None:
@@ -202,40 +323,53 @@ def main() -> None:
     parser.add_argument("--rows", default="100000,300000,1000000",
                         help="comma-separated row counts of the 1280-d caches")
     parser.add_argument("--imagenet", action="store_true",
-                        help="also 1.28 M × 2048 float16 rows in 1000 classes")
-    parser.add_argument("--parts", default="fit,bench,accuracy",
+                        help="also fit the linear probe on 1.28 M × 2048 float16 rows in "
+                             "1000 classes")
+    parser.add_argument("--parts", default=",".join(PARTS),
                         help=f"comma-separated, of: {', '.join(PARTS)}")
     parser.add_argument("--heads", default=",".join(FAMILIES))
-    parser.add_argument("--work", help="folder for the caches (default: a temporary one)")
+    parser.add_argument("--work", help="folder for the caches, kept (default: a temporary "
+                                       "one, each size's removed when done)")
     parser.add_argument("--json", help="write the results here")
-    parser.add_argument("--child", nargs=2, help=argparse.SUPPRESS)
+    parser.add_argument("--child", nargs="+", help=argparse.SUPPRESS)
     options = parser.parse_args()
     if options.child:
         child(*options.child)
         return
     options.heads = options.heads.split(",")
-    parts = options.parts.split(",")
+    parts = [p.strip() for p in options.parts.split(",") if p.strip()]
     unknown = set(parts) - set(PARTS)
     if unknown:
         parser.error(f"unknown part(s) {sorted(unknown)}; choose from {', '.join(PARTS)}")
-    with tempfile.TemporaryDirectory() as tmp:
-        work = Path(options.work or tmp)
-        work.mkdir(parents=True, exist_ok=True)
-        shapes = [(int(n), DIMS, CLASSES, "float32") for n in options.rows.split(",")]
-        if options.imagenet:
-            shapes.append(tuple(IMAGENET.values()))  # type: ignore[arg-type]
+    with tempfile.TemporaryDirectory(prefix="bench_scale-") as tmp:
+        base = Path(options.work or tmp)
         results: dict[int, dict[str, Any]] = {}
         imagenet: dict[str, Any] = {}
-        for rows, dims, classes, dtype in shapes:
-            print(f"{rows} rows × {dims} {dtype}, {classes} classes:", flush=True)
-            cache = write_cache(work, rows, dims, classes, dtype)
-            options.imagenet_run = classes == IMAGENET["classes"]
-            measured = {part: PARTS[part](cache, rows, work, options) for part in parts}
-            (imagenet if options.imagenet_run else results.setdefault(rows, {})).update(measured)
-        growth(results)
+        options.imagenet_run = False
+        for rows in sorted(int(n) for n in options.rows.split(",")):
+            print(f"{rows} rows × {DIMS} float32, {CLASSES} classes:", flush=True)
+            work = base / f"rows-{rows}"
+            cache = size_cache(work, rows)
+            results[rows] = {part: PARTS[part](cache, rows, work, options) for part in parts}
+            if not options.work:
+                shutil.rmtree(work, ignore_errors=True)
+        if options.imagenet and "fit" in parts:
+            print(f"ImageNet-1k shape, {' × '.join(map(str, list(IMAGENET.values())[:2]))} "
+                  f"{IMAGENET['dtype']}, {IMAGENET['classes']} classes:", flush=True)
+            options.imagenet_run, heads = True, options.heads
+            options.heads = ["linear"]
+            work = base / "imagenet"
+            imagenet["fit"] = part_fit(imagenet_cache(work), IMAGENET["rows"], work, options)
+            options.heads = heads
+        print("growth:")
+        exponents = growth(results)
+        lines = summary(results, imagenet)
+        print("targets (issue 26):")
+        print("\n".join(lines))
         if options.json:
             Path(options.json).write_text(json.dumps(
-                {"rows": results, "imagenet": imagenet}, indent=1, default=str))
+                {"rows": results, "imagenet": imagenet, "growth": exponents,
+                 "targets": lines}, indent=1, default=str))
 
 
 if __name__ == "__main__":

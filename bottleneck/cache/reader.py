@@ -29,6 +29,10 @@ class Cache:
     root: Path
     manifest: Manifest
     _targets: np.ndarray | None = field(default=None, init=False, repr=False)
+    # a split's row numbers in each shard, by (shard file, its sha256, split): a pass over a
+    # split (each epoch or L-BFGS step of a streamed fit) decodes the split column once
+    _split_memo: dict[tuple[str, str, str], np.ndarray] = field(default_factory=dict,
+                                                                init=False, repr=False)
     # the URL of a remote cache (``root`` is then its local view); None for a local one
     location: str | None = field(default=None, init=False)
 
@@ -126,10 +130,16 @@ class Cache:
                 return name in handle
         return False
 
-    def _split_rows(self, handle: Any, split: str | None) -> np.ndarray:
+    def _split_rows(self, handle: Any, split: str | None, record: ShardRecord | None = None
+                    ) -> np.ndarray:
         if split is None:
             return np.arange(handle["labels"].shape[0])
-        return np.flatnonzero(handle["split"].asstr()[:] == split)
+        if record is None or not record.sha256:
+            return np.flatnonzero(handle["split"].asstr()[:] == split)
+        key = (record.file, record.sha256, split)
+        if key not in self._split_memo:
+            self._split_memo[key] = np.flatnonzero(handle["split"].asstr()[:] == split)
+        return self._split_memo[key]
 
     def iter_batches(
         self, split: str | None = None, batch_size: int = 1024, with_paths: bool = False,
@@ -146,7 +156,7 @@ class Cache:
         for path, record in self.shards():
             with open_shard(path, self.manifest, record) as handle:
                 n = handle["labels"].shape[0]
-                rows = self._split_rows(handle, split)
+                rows = self._split_rows(handle, split, record)
                 for start in range(0, len(rows), batch_size):
                     chosen = rows[start:start + batch_size]
                     lo, hi = int(chosen[0]), int(chosen[-1]) + 1

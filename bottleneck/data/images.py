@@ -50,24 +50,27 @@ def preprocessing(fast_decode: bool = False, decode: str = "cpu") -> dict[str, s
             | ({"decode": GPU_DECODE} if decode == "gpu" else {}))
 
 
-def resize(image: np.ndarray, image_size: int) -> np.ndarray:
+def resize(image: np.ndarray, image_size: int, kernel: bool = True) -> np.ndarray:
     """Bilinear resize of uint8 H×W×3 to a square float32 image in 0..255, equal to
-    ``tf.image.resize(image, (size, size), "bilinear")``."""
-    return resize_bilinear(image, image_size)
+    ``tf.image.resize(image, (size, size), "bilinear")`` (``kernel``: as
+    :func:`~bottleneck.data.resize.resize_bilinear`'s)."""
+    return resize_bilinear(image, image_size, kernel=kernel)
 
 
 def load_image(path: str | Path, image_size: int, fast_decode: bool = False,
-               decode: str = "cpu") -> np.ndarray:
+               decode: str = "cpu", kernel: bool = True) -> np.ndarray:
     """Decode and resize one file exactly as extraction does (float32, 0..255); ``decode``
-    ``gpu``: as ``--decode gpu`` does (:mod:`.decode_gpu`)."""
-    return load_image_sized(path, image_size, fast_decode, decode)[0]
+    ``gpu``: as ``--decode gpu`` does (:mod:`.decode_gpu`); ``kernel`` False: resized in
+    NumPy alone (same numbers, no numba to load: for a few images)."""
+    return load_image_sized(path, image_size, fast_decode, decode, kernel)[0]
 
 
 def load_image_sized(path: str | Path, image_size: int, fast_decode: bool = False,
-                     decode: str = "cpu") -> tuple[np.ndarray, tuple[int, int] | None]:
+                     decode: str = "cpu", kernel: bool = True
+                     ) -> tuple[np.ndarray, tuple[int, int] | None]:
     """:func:`load_image` and the decoded (height, width) before the resize (None where the
     GPU decoded it); a fast decode never goes below ``image_size``, so a small image's own."""
     if decode == "gpu":
         return load_image_gpu(path, image_size), None
     decoded = decode_file(path, image_size if fast_decode else None)
-    return resize(decoded, image_size), (int(decoded.shape[0]), int(decoded.shape[1]))
+    return resize(decoded, image_size, kernel), (int(decoded.shape[0]), int(decoded.shape[1]))

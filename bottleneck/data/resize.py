@@ -77,17 +77,19 @@ def _check(image: np.ndarray, size: int) -> None:
         raise ValueError(f"cannot resize an image of shape {image.shape} to {size}×{size}")
 
 
-def resize_bilinear(image: np.ndarray, size: int, out: np.ndarray | None = None
-                    ) -> np.ndarray:
+def resize_bilinear(image: np.ndarray, size: int, out: np.ndarray | None = None,
+                    kernel: bool = True) -> np.ndarray:
     """uint8 H×W×3 (or H×W×C) → float32 size×size×C, equal to TensorFlow's bilinear resize.
 
-    ``out``: a C-contiguous float32 size×size×C array to write into (returned)."""
+    ``out``: a C-contiguous float32 size×size×C array to write into (returned); ``kernel``:
+    False keeps to NumPy (the same numbers; for a few images, where loading numba and its
+    compiled code costs more than the resizes)."""
     _check(image, size)
     height, width, channels = image.shape
     if out is not None and (out.shape != (size, size, channels) or out.dtype != np.float32
                             or not out.flags.c_contiguous):
         raise ValueError(f"out must be C-contiguous float32 {(size, size, channels)}")
-    kernels = compiled() if image.dtype == np.uint8 else None
+    kernels = compiled() if kernel and image.dtype == np.uint8 else None
     if kernels is None:
         result = resize_bilinear_numpy(image, size)
         if out is None:

@@ -21,6 +21,8 @@ from bottleneck.cache.index import NeighbourIndex, view0
 from bottleneck.cache.index_files import open_index
 from bottleneck.errors import UserError
 
+FEW_IMAGES = 8  # image queries resized in NumPy, not by the compiled kernel
+
 
 class Searcher:
     """A cache and its index, opened once for many queries (the key lookup is read on the
@@ -65,6 +67,10 @@ class Searcher:
         from bottleneck.data import images
 
         extractor = self.extractor()
+        # a few images: the model runs op by op (compiling it costs seconds) and they are
+        # resized in NumPy (loading numba's compiled code costs more than their resizes)
+        extractor.expect_images(len(files), batch_size)
+        kernel = len(files) > FEW_IMAGES
         config = extractor.config
         answers: list[dict[str, Any]] = [{"query": str(f), "kind": "image"} for f in files]
         for start in range(0, len(files), batch_size):
@@ -72,7 +78,8 @@ class Searcher:
             for n in range(start, min(start + batch_size, len(files))):
                 try:
                     readable.append((n, images.load_image(files[n], config.image_size,
-                                                          config.fast_decode, config.decode)))
+                                                          config.fast_decode, config.decode,
+                                                          kernel)))
                 except ValueError as exc:
                     answers[n]["error"] = str(exc)
             if not readable:

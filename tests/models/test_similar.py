@@ -75,3 +75,24 @@ def test_cli_prints_and_writes_json_and_refuses_in_one_line(cache: Cache, split_
     assert lines[-1].startswith("error: none of the 1 query could be answered (e.g. "
                                 "no/such/key.jpg: neither an image file nor a row key")
     assert "Traceback" not in result.output
+
+
+def test_a_few_image_queries_compile_neither_the_model_nor_the_resize(
+        cache: Cache, split_images: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A cold image query spent seconds tracing the model and loading numba's kernel for one
+    resize: a few images run the model op by op and resize in NumPy, with the same answer."""
+    from bottleneck.data import resize
+    from bottleneck.extraction import FeatureExtractor
+    from bottleneck.models.similar import Searcher
+
+    told = []
+    expect = FeatureExtractor.expect_images
+    monkeypatch.setattr(FeatureExtractor, "expect_images",
+                        lambda self, count, batch: told.append(count) or expect(self, count,
+                                                                                 batch))
+    monkeypatch.setattr(resize, "compiled", lambda: pytest.fail("the compiled kernel ran"))
+    image = split_images / "train" / "stripes" / "004.png"
+    answer = Searcher(cache.root).by_images([image], 2)[0]
+    assert told == [1]
+    assert answer["neighbours"][0]["key"] == "train/stripes/004.png"
+    assert answer["neighbours"][0]["cosine"] > 0.9999

@@ -1,16 +1,10 @@
-"""Scale (the search side; bench_scale.py has the heads): how the nearest-neighbour index,
-`similar` and the report grow with a cache's rows.
+"""The search side of ``bench_scale.py`` (the nearest-neighbour index, ``similar``, the
+report): one function per part, each given the size's synthetic cache (``WORK/cache``, from
+bench_report.py's writer, with ``WORK/planted.json``), each timed call in a fresh process
+(``bench_scale.py --child KIND ...`` runs the ``child_*`` functions here).
 
-    python benchmarks/bench_scale_search.py --rows 100000 1000000 [--parts index,similar,recall]
-        [--json PATH]
-
-Each ``--rows`` value gets a synthetic cache from bench_report.py's writer (1280-d float32
-rows, ten classes, split like Fashion-MNIST, 5% of train labels flipped, 50 train rows copied
-into test). Parts, one function each, every timed one in a fresh process:
-
-- index:   build the cache's index from scratch (``bottleneck similar --rebuild-index``'s
-           path): seconds and peak memory above the process's baseline. Target at 1 M rows:
-           ≤ 3 min.
+- index:   build the cache's index from scratch (``similar --rebuild-index``'s path): seconds
+           and peak memory above the process's baseline. Target at 1 M rows: ≤ 3 min.
 - similar: 1,000 row-key queries (``--top 10``) through one opened index: median and p95 ms
            per query, and the seconds to open it. Target: median ≤ 20 ms.
 - recall:  recall@10 of the index against exact search (every row compared, shard by shard)
@@ -24,39 +18,32 @@ into test). Parts, one function each, every timed one in a fresh process:
            planted copies found. Targets at 1 M rows: ≤ 5 min, ≤ 1× the float32 size.
 - image:   ``bottleneck.similar(CACHE, [IMAGE])`` in a cold process, the cache's rows under a
            real EfficientNet-Lite0 cache's config (offline ImageNet weights), so it builds the
-           backbone, runs it and searches: seconds besides importing the backend. Target ≤ 1 s.
-
-After the parts, the growth exponent of each timed figure between consecutive ``--rows``:
-log(t₂/t₁) / log(n₂/n₁) (1 is linear; target ≤ 1.15 for the report from 100 k to 1 M).
+           backbone, runs it and searches: seconds after importing the backend (the import
+           is printed apart, not counted). Target ≤ 1 s.
 """
 
 from __future__ import annotations
 
-import argparse
 import json
-import math
 import shutil
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+import numpy as np
+from bench_report import DIMS, _peak, _reset_peak
 
-import numpy as np  # noqa: E402
-from bench_report import DIMS, _peak, _reset_peak, synthetic_cache  # noqa: E402
+BENCH = Path(__file__).resolve().parent / "bench_scale.py"
 
-PARTS = ("index", "similar", "recall", "report", "image")
 QUERIES = 1000
 TOP = 10
 
 
 def _child(part: str, *args: str) -> dict[str, Any]:
     """Run ``part`` in a fresh process; its last stdout line is JSON."""
-    done = subprocess.run([sys.executable, __file__, "--child", part, *args],
+    done = subprocess.run([sys.executable, str(BENCH), "--child", part, *args],
                           capture_output=True, text=True)
     if done.returncode:
         raise RuntimeError(f"{part} failed:\n{done.stderr[-3000:]}")
@@ -219,6 +206,7 @@ def part_recall(cache: Path) -> dict[str, Any]:
     the figure the target is about)."""
     noise, kind, n = _recall(cache)
     started = time.perf_counter()
+    shutil.rmtree(cache.parent / "structured", ignore_errors=True)
     structured = structured_cache(cache.parent / "structured", _rows(cache))
     print(f"  (structured cache written in {time.perf_counter() - started:.0f} s)")
     real, _, _ = _recall(structured)
@@ -242,10 +230,11 @@ def part_report(cache: Path) -> dict[str, Any]:
     from bottleneck.cache.index_files import open_index
 
     work = cache.parent
-    if not (work / "model").exists():
-        bottleneck.fit(cache, "logreg", work / "model")
+    model = work / "m-linear"  # the fit part's linear probe (it streams at any size)
+    if not (model / "head.json").exists():
+        bottleneck.fit(cache, "linear", model, overwrite=True)
     open_index(open_cache(cache))  # built (or kept) before the timed run
-    result = _child("report", str(work / "model"), str(work / "report.html"))
+    result = _child("report", str(model), str(work / "report.html"))
     doc = json.loads((work / "report.html.json").read_text())["caches"][0]
     planted = json.loads((work / "planted.json").read_text())
     flagged = [r["key"] for r in (doc["label_errors"] or {}).get("all", [])]
@@ -277,6 +266,8 @@ def part_image(cache: Path) -> dict[str, Any]:
 
     work = cache.parent
     folder = work / "images" / "train" / "thing"
+    for old in (work / "images", work / "real", work / "as-lite0"):
+        shutil.rmtree(old, ignore_errors=True)
     folder.mkdir(parents=True)
     rng = np.random.default_rng(0)
     for i in range(2):
@@ -303,68 +294,3 @@ def part_image(cache: Path) -> dict[str, Any]:
 
 def _float32(cache: Path) -> int:
     return _rows(cache) * DIMS * 4
-
-
-TIMED = {"index": ("seconds",), "similar": ("median_ms",), "report": ("seconds",),
-         "image": ("seconds",)}
-
-
-def growth(figures: dict[int, dict[str, Any]]) -> dict[str, list[float]]:
-    """The exponent of each timed figure between consecutive row counts."""
-    sizes = sorted(figures)
-    found: dict[str, list[float]] = {}
-    for part, keys in TIMED.items():
-        for key in keys:
-            steps = []
-            for n1, n2 in zip(sizes, sizes[1:], strict=False):
-                a, b = figures[n1].get(part, {}).get(key), figures[n2].get(part, {}).get(key)
-                if a and b:
-                    steps.append(math.log(b / a) / math.log(n2 / n1))
-            if steps:
-                found[f"{part}.{key}"] = steps
-                print(f"growth of {part} {key}: " + ", ".join(
-                    f"{n1}→{n2}: n^{e:.2f}" for (n1, n2), e in zip(zip(sizes, sizes[1:],
-                                                                      strict=False),
-                                                                  steps, strict=True)))
-    return found
-
-
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--rows", type=int, nargs="+", default=[100_000, 1_000_000])
-    parser.add_argument("--parts", default=",".join(PARTS),
-                        help=f"comma-separated, of {', '.join(PARTS)}")
-    parser.add_argument("--json", type=Path)
-    parser.add_argument("--child", nargs="+", help=argparse.SUPPRESS)
-    args = parser.parse_args()
-    if args.child:
-        part, *rest = args.child
-        print(json.dumps({"index": child_index, "similar": child_similar,
-                          "report": child_report, "image": child_image}[part](*rest)))
-        return
-    parts = [p.strip() for p in args.parts.split(",") if p.strip()]
-    unknown = set(parts) - set(PARTS)
-    if unknown:
-        parser.error(f"unknown parts {sorted(unknown)}; choose from {', '.join(PARTS)}")
-    functions = {"index": part_index, "similar": part_similar, "recall": part_recall,
-                 "report": part_report, "image": part_image}
-    figures: dict[int, dict[str, Any]] = {}
-    for rows in sorted(args.rows):
-        work = Path(tempfile.mkdtemp(prefix="bench_scale-"))
-        try:
-            started = time.perf_counter()
-            planted = synthetic_cache(work, rows)
-            (work / "planted.json").write_text(json.dumps(planted))
-            print(f"{rows} rows: synthetic cache written in {time.perf_counter() - started:.0f} s")
-            figures[rows] = {part: functions[part](work / "cache") for part in parts}
-        finally:
-            shutil.rmtree(work, ignore_errors=True)
-    result = {"rows": figures, "growth": growth(figures)}
-    if args.json:
-        from bottleneck.storage.atomic import write_json
-
-        write_json(args.json, result)
-
-
-if __name__ == "__main__":
-    main()
