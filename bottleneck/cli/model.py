@@ -32,6 +32,9 @@ def fit(cache_dir: str, head_name: str, task: str | None, param_pairs: tuple[str
         params_file: str | None, out: str, seed: int, stream: bool | None, overwrite: bool,
         quiet: bool) -> None:
     """Train a head on CACHE's train split, score it on val and test, save it to --out."""
+    from bottleneck.heads import check_head_name
+
+    check_head_name(head_name)  # before any head (and scikit-learn) is loaded
     import bottleneck
     from bottleneck.heads.hyperparams import collect_params
 

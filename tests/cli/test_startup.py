@@ -71,12 +71,17 @@ def test_commands_that_need_no_model_import_no_backend(feature_cache: Cache, tmp
     assert not (tmp_path / "c").exists() and not (tmp_path / "x").exists()
 
 
-def test_refusing_inputs_loads_no_model(feature_cache: Cache, tmp_path: Path) -> None:
-    """`predict` on files that do not exist refuses them before loading the head: scikit-learn
-    is not even imported."""
+def test_refusing_inputs_or_a_head_name_loads_no_model(feature_cache: Cache,
+                                                       tmp_path: Path) -> None:
+    """`predict` on files that do not exist, and `fit` with a head that does not exist, are
+    refused before any head is loaded: scikit-learn is not even imported."""
     model = str(tmp_path / "logreg")
     assert run_commands([["fit", str(feature_cache.root), "--head", "logreg", "-o", model]],
                         tmp_path)[0]["code"] == 0
-    [refused] = run_commands([["predict", model, str(tmp_path / "missing.jpg")]], tmp_path)
-    assert refused["code"] == 2 and "no such file or folder" in refused["stderr"]
-    assert not refused["sklearn"] and refused["loaded"] == [], refused
+    refused = run_commands([["predict", model, str(tmp_path / "missing.jpg")],
+                            ["fit", model, "--head", "knn", "-o", str(tmp_path / "x")]], tmp_path)
+    assert [r["code"] for r in refused] == [2, 2], refused
+    assert "no such file or folder" in refused[0]["stderr"]
+    assert "unknown head 'knn'; choose one of: logreg, linear-svm" in refused[1]["stderr"]
+    for entry in refused:
+        assert not entry["sklearn"] and entry["loaded"] == [], entry

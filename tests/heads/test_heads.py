@@ -254,3 +254,13 @@ def test_dense_regressor_logs_mae_in_target_units(price_cache: Cache,
     assert logged == pytest.approx(np.abs(head.predict(X_val) - y_val).mean(), rel=1e-4)
     assert head.y_std_ > 5  # prices 20/50/80: standardised units would be 5x smaller
     assert "val_mae (target units): " in capfd.readouterr().out
+
+
+def test_the_names_checked_before_loading_are_the_registered_heads() -> None:
+    from bottleneck import heads
+
+    # the families register first; a test may register more heads after them
+    assert list(HEADS)[:len(heads.BUILT_IN)] == list(heads.BUILT_IN)
+    with pytest.raises(UserError, match="unknown head 'KNN'; choose one of: logreg"):
+        heads.check_head_name("KNN")
+    heads.check_head_name("LogReg")  # names are not case-sensitive, as the registry's
