@@ -85,3 +85,11 @@ def test_refusing_inputs_or_a_head_name_loads_no_model(feature_cache: Cache,
     assert "unknown head 'knn'; choose one of: logreg, linear-svm" in refused[1]["stderr"]
     for entry in refused:
         assert not entry["sklearn"] and entry["loaded"] == [], entry
+
+
+def test_python_dash_m_bottleneck_is_the_command_line(tmp_path: Path) -> None:
+    done = subprocess.run([sys.executable, "-m", "bottleneck", "fit", "--help"], cwd=tmp_path,
+                          env=dict(os.environ, PYTHONPATH=str(ROOT)), capture_output=True,
+                          text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith("Usage: bottleneck fit [OPTIONS] CACHE")
