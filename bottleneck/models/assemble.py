@@ -21,7 +21,6 @@ from bottleneck.backend import import_keras
 from bottleneck.errors import UserError
 from bottleneck.extraction import ExtractConfig, FeatureExtractor
 from bottleneck.heads import keras_head
-from bottleneck.models.model_dir import KERAS_FILE
 
 
 @dataclass
@@ -86,9 +85,9 @@ class ImageModel:
         return outputs[:, 0] if self.task == "regress" else outputs.argmax(axis=1)
 
 
-def load_image_model(root: Path, info: dict[str, Any]) -> ImageModel:
-    """A fine-tuned MODEL_DIR's ``model.keras``, loaded in Keras safe mode."""
+def load_image_model(path: Path, info: dict[str, Any]) -> ImageModel:
+    """A fine-tuned MODEL_DIR's ``model.keras`` (``path``), loaded in Keras safe mode."""
     keras = import_keras()
 
-    model = keras.saving.load_model(root / KERAS_FILE, compile=False, safe_mode=True)
+    model = keras.saving.load_model(path, compile=False, safe_mode=True)
     return ImageModel(model, info["task"], len(info["classes"]))

@@ -230,7 +230,7 @@ def _load_image_model(root: Path, info: dict[str, Any]) -> Any:
     from bottleneck.models.assemble import load_image_model
 
     try:
-        return load_image_model(root, info)
+        return load_image_model(root / KERAS_FILE, info)
     except (ValueError, TypeError) as exc:  # Keras safe mode refuses a layer that runs code
         reason = (str(exc).strip() or type(exc).__name__).splitlines()[0].split(". ")[0]
         raise UserError(f"{root}: the fine-tuned model cannot be loaded in safe mode "
