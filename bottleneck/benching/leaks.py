@@ -35,21 +35,21 @@ from typing import Any
 
 import numpy as np
 
+from bottleneck.benching.matching import CANDIDATE_COSINE, best_matches, nearest_rows
 from bottleneck.benching.pixels import (
     PIXEL_SHIFT,
     PIXEL_SIDE,
     centred,
+    grey_grids,
     grey_image,
     grey_similarity,
     pixel_similarity,
-    square_grid,
 )
 from bottleneck.cache import Cache
 
 __all__ = ["cross_split_duplicates", "near_duplicates", "nearest_rows", "pixel_similarity",
            "unit_rows"]
 
-CANDIDATE_COSINE = 0.60
 PIXEL_MATCH = 0.993
 PIXEL_FLOOR = 0.98  # below PIXEL_MATCH, a match must stand out from the row's others:
 STANDOUT = 8  # its pixel difference (1 − cosine) this many times smaller than the next's
@@ -57,10 +57,9 @@ FEATURE_ALONE = 0.97
 SIGNATURE_SIDE = 16  # the grey grid of the pixel search
 SIGNATURE_COSINE = 0.95  # a pixel-search match below this is no candidate...
 NEAREST_ALWAYS = 2  # ...but the nearest two are: a copy stands out from the runner-up
-SIGNATURE_DIMS = 32  # the pixel search's shortlist space (see _shortlist)
-EXACT_FLOPS = 2e9  # below this a search compares every pair in the full feature space
-CHUNK_BYTES = 32 << 20  # similarity block held at once
-SHORTLIST = 16  # reference rows per query compared exactly, at most
+SIGNATURE_DIMS = 32  # the pixel search's shortlist space (see matching.best_matches)
+GRID_BLOCK = 4096  # images read and reduced to signatures at once
+PAIR_BLOCK = 8192  # pairs whose feature cosines are computed at once
 MATCHES = 5  # the most similar rows of an earlier split that each row is compared with
 EARLIER = {"val": ("train",), "test": ("train", "val")}
 
@@ -95,69 +94,6 @@ def unit_rows(features: np.ndarray) -> np.ndarray:
     return features
 
 
-def nearest_rows(queries: np.ndarray, reference: np.ndarray, k: int = 1
-                 ) -> tuple[np.ndarray, np.ndarray]:
-    """``(indices, cosines)``, each Q × k: the ``k`` most similar reference rows of each
-    query row (all unit length), best first, compared in blocks of ``CHUNK_BYTES``."""
-    k = min(k, len(reference))
-    indices = np.zeros((len(queries), k), np.int64)
-    cosines = np.zeros((len(queries), k), np.float32)
-    step = max(1, CHUNK_BYTES // (4 * max(1, len(reference))))
-    for start in range(0, len(queries), step):
-        block = queries[start:start + step] @ reference.T
-        top = np.argpartition(-block, k - 1, axis=1)[:, :k] if k < block.shape[1] else \
-            np.tile(np.arange(block.shape[1]), (len(block), 1))
-        values = np.take_along_axis(block, top, axis=1)
-        order = np.argsort(-values, axis=1)
-        indices[start:start + step] = np.take_along_axis(top, order, axis=1)
-        cosines[start:start + step] = np.take_along_axis(values, order, axis=1)
-    return indices, cosines
-
-
-def _shortlist(reduced_q: np.ndarray, reduced_ref: np.ndarray) -> list[np.ndarray]:
-    """Per query, the reference rows that can reach ``CANDIDATE_COSINE``: with ``reduced``
-    the rows' projection on orthonormal directions and ``r`` the length of what it leaves
-    out, ``x·y ≤ Px·Py + r_x r_y``, so no row whose bound falls short is missed. Where more
-    than ``SHORTLIST`` rows pass, the ``SHORTLIST`` with the highest bound are kept."""
-    def left(rows: np.ndarray) -> np.ndarray:
-        return np.sqrt(np.clip(1 - np.einsum("ij,ij->i", rows, rows), 0, None)).astype(
-            np.float32)
-
-    left_q, left_ref = left(reduced_q), left(reduced_ref)
-    found: list[np.ndarray] = []
-    step = max(1, CHUNK_BYTES // (4 * max(1, len(reduced_ref))) // 2)
-    for start in range(0, len(reduced_q), step):
-        bound = reduced_q[start:start + step] @ reduced_ref.T
-        bound += np.multiply.outer(left_q[start:start + step], left_ref)
-        reach = bound >= CANDIDATE_COSINE
-        for row, count in enumerate(reach.sum(axis=1)):
-            if count <= SHORTLIST:
-                found.append(np.flatnonzero(reach[row]))
-            else:  # a copy, so that the whole partition is not kept alive
-                found.append(np.argpartition(-bound[row], SHORTLIST - 1)[:SHORTLIST].copy())
-    return found
-
-
-def _best_matches(queries: np.ndarray, reference: np.ndarray, reduced_q: np.ndarray | None,
-                  reduced_ref: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
-    """Each query's ``MATCHES`` most similar reference rows (Q × k indices and cosines, best
-    first; -inf where fewer can reach ``CANDIDATE_COSINE``): exactly, or among the shortlist
-    that the reduced space allows (see :func:`_shortlist`)."""
-    k = min(MATCHES, len(reference))
-    if reduced_q is None or reduced_ref is None or \
-            2.0 * len(queries) * len(reference) * reference.shape[1] <= EXACT_FLOPS:
-        return nearest_rows(queries, reference, k)
-    index = np.zeros((len(queries), k), np.int64)
-    cosine = np.full((len(queries), k), -np.inf, np.float32)
-    for q, chosen in enumerate(_shortlist(reduced_q, reduced_ref)):
-        if not len(chosen):
-            continue
-        exact = reference[chosen] @ queries[q]
-        order = np.argsort(-exact)[:k]
-        index[q, :len(order)], cosine[q, :len(order)] = chosen[order], exact[order]
-    return index, cosine
-
-
 Neighbours = Callable[[np.ndarray, np.ndarray, int], tuple[np.ndarray, np.ndarray]]
 
 
@@ -179,9 +115,9 @@ def _feature_candidates(unit: np.ndarray | None, splits: np.ndarray,
             ref = np.arange(len(splits))  # the search answers row indices
         else:
             assert unit is not None, "give the rows' unit features or a neighbour search"
-            match, cosine = _best_matches(unit[query], unit[ref],
-                                          None if reduced is None else reduced[query],
-                                          None if reduced is None else reduced[ref])
+            match, cosine = best_matches(unit[query], unit[ref],
+                                         None if reduced is None else reduced[query],
+                                         None if reduced is None else reduced[ref], MATCHES)
         for a, row, values in zip(query, match, cosine, strict=True):
             candidates += [(int(a), int(ref[b]), float(c), rank)
                            for rank, (b, c) in enumerate(zip(row, values, strict=True))
@@ -189,33 +125,40 @@ def _feature_candidates(unit: np.ndarray | None, splits: np.ndarray,
     return candidates
 
 
-def _pixel_candidates(splits: np.ndarray, grey: Callable[[int], np.ndarray | None]
+def _pixel_candidates(splits: np.ndarray, pixels: Callable[[int], np.ndarray | None]
                       ) -> tuple[list[tuple[int, int, int]], int]:
     """``(row, earlier row, rank)`` of each val and test row's ``MATCHES`` most similar
     rows of earlier splits by their grey ``SIGNATURE_SIDE``² pixels (centred cosine ≥
     ``SIGNATURE_COSINE``, and the nearest ``NEAREST_ALWAYS`` whatever their cosine, so that
     a copy has a runner-up to stand out from), and the rows read: features drift under
-    noise or JPEG on small images where these do not."""
+    noise or JPEG on small images where these do not. Signatures are made ``GRID_BLOCK``
+    images at a time and kept in float16 (512 bytes a row)."""
     rows = np.flatnonzero(np.isin(splits, ("train", *EARLIER)))
     if not len(rows):
         return [], 0
-    signatures = np.zeros((len(splits), SIGNATURE_SIDE ** 2), np.float32)
-    for i in rows:
-        image = grey(i)
-        if image is not None:
-            signatures[i] = square_grid(image, SIGNATURE_SIDE).ravel()
-    signatures = centred(signatures)[0]  # unreadable rows stay zero
-    sample = signatures[rows[:: max(1, len(rows) // 5000)]]
-    directions = np.linalg.eigh(sample.T @ sample)[1][:, ::-1][:, :SIGNATURE_DIMS].T
+    signatures = np.zeros((len(splits), SIGNATURE_SIDE ** 2), np.float16)
+    for start in range(0, len(rows), GRID_BLOCK):
+        block = rows[start:start + GRID_BLOCK]
+        grids = grey_grids([pixels(int(i)) for i in block], SIGNATURE_SIDE)
+        signatures[block] = centred(grids.reshape(len(block), -1))[0]  # unreadable: zero
+    sample = signatures[rows[:: max(1, len(rows) // 5000)]].astype(np.float32)
+    directions = np.linalg.eigh(sample.T @ sample)[1][:, ::-1][:, :SIGNATURE_DIMS].T.copy()
+
+    def projected(chosen: np.ndarray) -> np.ndarray:
+        out = np.empty((len(chosen), len(directions)), np.float32)
+        for start in range(0, len(chosen), GRID_BLOCK):
+            part = chosen[start:start + GRID_BLOCK]
+            out[start:start + len(part)] = signatures[part].astype(np.float32) @ directions.T
+        return out
+
     found = []
     for split, earlier in EARLIER.items():
         query = np.flatnonzero(splits == split)
         ref = np.flatnonzero(np.isin(splits, earlier))
         if not len(query) or not len(ref):
             continue
-        match, cosine = _best_matches(signatures[query], signatures[ref],
-                                      signatures[query] @ directions.T,
-                                      signatures[ref] @ directions.T)
+        match, cosine = best_matches(signatures[query], signatures[ref], projected(query),
+                                     projected(ref), MATCHES)
         for a, row, values in zip(query, match, cosine, strict=True):
             found += [(int(a), int(ref[b]), rank)
                       for rank, (b, c) in enumerate(zip(row, values, strict=True))
@@ -225,16 +168,22 @@ def _pixel_candidates(splits: np.ndarray, grey: Callable[[int], np.ndarray | Non
 
 def _pair_cosines(pairs: list[tuple[int, int, int]], unit: np.ndarray | None,
                   features: Callable[[np.ndarray], np.ndarray] | None) -> list[float]:
-    """The feature cosine of each ``(row, earlier row, rank)`` pair."""
+    """The feature cosine of each ``(row, earlier row, rank)`` pair, ``PAIR_BLOCK`` pairs
+    at a time."""
     if not pairs:
         return []
     a, b = (np.array([p[i] for p in pairs], np.int64) for i in (0, 1))
     if unit is not None:
-        return [float(x @ y) for x, y in zip(unit[a], unit[b], strict=True)]
+        return np.einsum("ij,ij->i", unit[a], unit[b]).astype(float).tolist()
     assert features is not None, "give the rows' unit features or a features(rows) reader"
-    rows, inverse = np.unique(np.concatenate([a, b]), return_inverse=True)
-    vectors = features(rows)[inverse]
-    return np.einsum("ij,ij->i", vectors[:len(a)], vectors[len(a):]).astype(float).tolist()
+    cosines: list[float] = []
+    for start in range(0, len(a), PAIR_BLOCK):
+        part = slice(start, start + PAIR_BLOCK)
+        rows, inverse = np.unique(np.concatenate([a[part], b[part]]), return_inverse=True)
+        vectors = features(rows)[inverse]
+        half = len(vectors) // 2
+        cosines += np.einsum("ij,ij->i", vectors[:half], vectors[half:]).astype(float).tolist()
+    return cosines
 
 
 def near_duplicates(
@@ -272,11 +221,13 @@ def near_duplicates(
             greys[i] = None if image is None else grey_image(image)
         return greys[i]
 
-    candidates = _feature_candidates(unit, splits, reduced, neighbours)
-    searched = 0
+    found: list[tuple[int, int, int]] = []
+    searched = 0  # the pixel search first: its memory is freed before the index is read
     if pixels is not None and (max_pixel_rows is None or len(splits) <= max_pixel_rows):
+        found, searched = _pixel_candidates(splits, pixels)
+    candidates = _feature_candidates(unit, splits, reduced, neighbours)
+    if found:
         known = {(a, b) for a, b, _, _ in candidates}
-        found, searched = _pixel_candidates(splits, grey)
         found = [(a, b, rank) for a, b, rank in found if (a, b) not in known]
         candidates += [(a, b, c, rank) for (a, b, rank), c
                        in zip(found, _pair_cosines(found, unit, features), strict=True)]

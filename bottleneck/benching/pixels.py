@@ -10,6 +10,9 @@ brightness and contrast; the shift, to a copy moved a little.
 
 from __future__ import annotations
 
+from collections import defaultdict
+from functools import lru_cache
+
 import numpy as np
 
 PIXEL_SIDE = 32  # the largest grid the pixels are compared on
@@ -37,6 +40,50 @@ def square_grid(grey: np.ndarray, side: int) -> np.ndarray:
         return values
     return np.asarray(Image.fromarray(values, mode="F").resize((side, side),
                                                                Image.Resampling.BOX))
+
+
+_LEVELS = np.arange(256, dtype=np.uint32)
+_LUMA = (_LEVELS * 19595 + 0x8000, _LEVELS * 38470, _LEVELS * 7471)  # Pillow's "L", × 2^16
+
+
+@lru_cache(maxsize=64)
+def _box_matrix(size: int, side: int) -> np.ndarray:
+    """``side`` × ``size``: Pillow's box resize of a line of ``size`` pixels to ``side`` (it
+    is linear and separable: the columns are its answers to single lit pixels)."""
+    from PIL import Image
+
+    lines = [np.asarray(Image.fromarray(row[None, :], mode="F").resize(
+        (side, 1), Image.Resampling.BOX))[0] for row in np.eye(size, dtype=np.float32)]
+    return np.stack(lines, axis=1).astype(np.float32)
+
+
+def grey_grids(images: list[np.ndarray | None], side: int) -> np.ndarray:
+    """``square_grid(grey_image(image), side)`` of each image (N × side × side float32;
+    zero where the image is None), images of one shape at a time: Pillow's grey
+    (ITU-R 601-2 luma, as ``convert("L")``) and box resize as integer and matrix
+    arithmetic. Images over ``PIXEL_SIDE`` a side, or of other layouts, go one by one."""
+    out = np.zeros((len(images), side, side), np.float32)
+    groups: dict[tuple[int, ...], list[int]] = defaultdict(list)
+    for n, image in enumerate(images):
+        if image is not None:
+            groups[np.shape(image)].append(n)
+    for shape, members in groups.items():
+        if max(shape[:2]) > PIXEL_SIDE or not (len(shape) == 2 or
+                                                (len(shape) == 3 and shape[2] in (3, 4))):
+            for n in members:
+                out[n] = square_grid(grey_image(images[n]), side)  # type: ignore[arg-type]
+            continue
+        stack = np.stack([np.asarray(images[n], np.uint8) for n in members])
+        if stack.ndim == 4:
+            red, green, blue = _LUMA
+            stack = ((red[stack[..., 0]] + green[stack[..., 1]] + blue[stack[..., 2]])
+                     >> 16).astype(np.uint8)
+        height, width = shape[:2]
+        across = stack.reshape(-1, width).astype(np.float32) @ _box_matrix(width, side).T
+        down = across.reshape(-1, height, side).transpose(0, 2, 1).reshape(-1, height) @ \
+            _box_matrix(height, side).T
+        out[members] = down.reshape(-1, side, side).transpose(0, 2, 1)
+    return out
 
 
 def centred(rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -104,18 +104,20 @@ class NeighbourIndex:
         """First index row of each shard (and the total, last)."""
         return np.concatenate([[0], np.cumsum(self.counts)]).astype(np.int64)
 
-    def search(self, queries: np.ndarray, k: int, allowed: np.ndarray | None = None
-               ) -> tuple[np.ndarray, np.ndarray]:
+    def search(self, queries: np.ndarray, k: int, allowed: np.ndarray | None = None,
+               effort: int | None = None) -> tuple[np.ndarray, np.ndarray]:
         """``(rows, cosines)``, each Q × k, best first, of the ``k`` most similar index rows
         to each query (any features; scaled here); ``allowed``: a boolean mask of the index
-        rows that may be answered. Row -1 and cosine -inf where fewer exist."""
+        rows that may be answered; ``effort``: candidates kept while searching an
+        approximate index (default ``EF_SEARCH``; fewer is faster and may miss more). Row -1
+        and cosine -inf where fewer exist."""
         faiss = _faiss()
         queries = unit(queries)
         k = max(1, min(k, self.rows))
         params = faiss.SearchParametersHNSW() if self.kind == "hnsw" else \
             faiss.SearchParameters()
         if self.kind == "hnsw":
-            params.efSearch = max(EF_SEARCH, 2 * k)
+            params.efSearch = max(effort or EF_SEARCH, 2 * k)
         if allowed is not None:
             bitmap = np.packbits(np.asarray(allowed, bool), bitorder="little")
             selector = faiss.IDSelectorBitmap(len(allowed), faiss.swig_ptr(bitmap))
@@ -155,15 +157,25 @@ class NeighbourIndex:
             out[mine] = read.reshape(len(read), -1)[inverse]
         return unit(out)
 
-    def search_rows(self, rows: np.ndarray, k: int, allowed: np.ndarray | None = None
-                    ) -> tuple[np.ndarray, np.ndarray]:
-        """:meth:`search` with index rows as queries, read shard by shard (one shard's
-        features in memory at a time)."""
+    def vectors(self, rows: np.ndarray) -> np.ndarray:
+        """Index rows' unit-length features as the index stores them (float16-exact for
+        HNSW), read from the index itself: no shard is opened."""
+        rows = np.asarray(rows, np.int64)
+        out = np.empty((len(rows), self.index.d), np.float32)
+        for start in range(0, len(rows), QUERY_BLOCK):
+            out[start:start + QUERY_BLOCK] = self.index.reconstruct_batch(
+                rows[start:start + QUERY_BLOCK])
+        return unit(out)
+
+    def search_rows(self, rows: np.ndarray, k: int, allowed: np.ndarray | None = None,
+                    effort: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """:meth:`search` with index rows as queries (their :meth:`vectors`), a block at a
+        time."""
         rows = np.asarray(rows, np.int64)
         found = np.full((len(rows), max(1, min(k, self.rows))), -1, np.int64)
         cosines = np.full(found.shape, -np.inf, np.float32)
-        shards = np.searchsorted(self.offsets, rows, side="right") - 1
-        for shard in np.unique(shards):
-            mine = np.flatnonzero(shards == shard)
-            found[mine], cosines[mine] = self.search(self.features(rows[mine]), k, allowed)
+        for start in range(0, len(rows), QUERY_BLOCK):
+            block = slice(start, start + QUERY_BLOCK)
+            found[block], cosines[block] = self.search(self.vectors(rows[block]), k, allowed,
+                                                       effort)
         return found, cosines

@@ -37,6 +37,7 @@ PAIRS_KEPT = 10_000  # in the JSON
 MAX_PIXEL_PAIRS = 10_000
 PIXEL_SEARCH_FILES = 20_000  # image files read for the pixel search (arrays: every row)
 FAILURES_SHOWN = 50
+LEAK_SEARCH_EFFORT = 32  # the index's search effort for every val and test row's matches
 
 
 class CacheAnalysis:
@@ -125,8 +126,9 @@ class CacheAnalysis:
 
         near = near_duplicates(None, rows.splits, pixels, rows.reduced, rows.hashes,
                                MAX_PIXEL_PAIRS, None if self.reader.kind != "folder"
-                               else PIXEL_SEARCH_FILES, neighbours=rows.neighbours(),
-                               features=rows.index.features)
+                               else PIXEL_SEARCH_FILES,
+                               neighbours=rows.neighbours(effort=LEAK_SEARCH_EFFORT),
+                               features=rows.index.vectors)
         pairs = near.pop("pairs")
         near["total"] = len(pairs)
         near["pairs"] = [{"a": self._row(p["a"]), "b": self._row(p["b"]),

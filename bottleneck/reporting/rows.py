@@ -55,14 +55,16 @@ class CacheRows:
             return None
         return self.index.features(np.arange(len(self)))
 
-    def neighbours(self, keep: np.ndarray | None = None) -> Neighbours:
+    def neighbours(self, keep: np.ndarray | None = None, effort: int | None = None
+                   ) -> Neighbours:
         """``search(queries, allowed, k)``: the ``k`` most similar rows allowed (a boolean
-        mask) to each query row, by the index; with ``keep`` (row indices), rows are numbered
-        within that subset."""
+        mask) to each query row, by the index (``effort``: its search effort, see
+        ``NeighbourIndex.search``); with ``keep`` (row indices), rows are numbered within
+        that subset."""
         index = self.index
         assert index is not None, "the index was released"
         if keep is None:
-            return lambda queries, allowed, k: index.search_rows(queries, k, allowed)
+            return lambda queries, allowed, k: index.search_rows(queries, k, allowed, effort)
         keep = np.asarray(keep, np.int64)
         lookup = np.full(len(self) + 1, -1, np.int64)  # the last entry: "none found" (-1)
         lookup[keep] = np.arange(len(keep))
@@ -71,7 +73,7 @@ class CacheRows:
                    ) -> tuple[np.ndarray, np.ndarray]:
             everywhere = np.zeros(len(self), bool)
             everywhere[keep[allowed]] = True
-            found, cosines = index.search_rows(keep[queries], k, everywhere)
+            found, cosines = index.search_rows(keep[queries], k, everywhere, effort)
             return lookup[found], cosines
 
         return search

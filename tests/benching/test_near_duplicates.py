@@ -110,7 +110,7 @@ def test_without_pixels_only_features_above_the_stricter_cosine_count() -> None:
 
 
 def test_the_reduced_search_finds_the_exact_best_match(monkeypatch: pytest.MonkeyPatch) -> None:
-    from bottleneck.benching import leaks
+    from bottleneck.benching import matching
     from bottleneck.reporting.rows import project
 
     rng = np.random.default_rng(1)
@@ -120,13 +120,28 @@ def test_the_reduced_search_finds_the_exact_best_match(monkeypatch: pytest.Monke
     index, cosine = nearest_rows(queries, reference, 3)
     assert index[:, 0].tolist() == list(range(40))
     assert np.all(cosine[:, 0] >= cosine[:, 1]) and np.all(cosine[:, 0] > 0.97)
-    monkeypatch.setattr(leaks, "EXACT_FLOPS", 0)  # shortlist in 16 dimensions, then exact
+    monkeypatch.setattr(matching, "EXACT_FLOPS", 0)  # shortlist in 16 dimensions, then exact
     both = np.vstack([reference, queries])
     splits = np.array(["train"] * 3000 + ["test"] * 40)
-    near = near_duplicates(both, splits, None, reduced=project(both, 16))
-    assert sorted(p["b"] for p in near["pairs"]) == list(range(40))
-    assert [p["cosine"] for p in near["pairs"]] == pytest.approx(
-        sorted(cosine[:, 0].tolist(), reverse=True), abs=1e-5)
+    for shortlist_pairs in (1e12, 0):  # the provable shortlist, then the inverted-file one
+        monkeypatch.setattr(matching, "SHORTLIST_PAIRS", shortlist_pairs)
+        near = near_duplicates(both, splits, None, reduced=project(both, 16))
+        assert sorted(p["b"] for p in near["pairs"]) == list(range(40))
+        assert [p["cosine"] for p in near["pairs"]] == pytest.approx(
+            sorted(cosine[:, 0].tolist(), reverse=True), abs=1e-5)
+
+
+def test_grey_grids_equal_pillows_one_image_at_a_time() -> None:
+    """The pixel search's batched signatures are Pillow's grey and box resize, exactly."""
+    from bottleneck.benching.pixels import grey_grids, grey_image, square_grid
+
+    rng = np.random.default_rng(4)
+    images = [rng.integers(0, 256, shape, dtype=np.uint8) for shape in
+              [(28, 28, 3)] * 3 + [(28, 28), (30, 20, 4), (7, 5, 3), (80, 60, 3)]] + [None]
+    grids = grey_grids(images, 16)
+    for image, grid in zip(images, grids, strict=True):
+        expected = np.zeros((16, 16)) if image is None else square_grid(grey_image(image), 16)
+        np.testing.assert_allclose(grid, expected, atol=1e-4)
 
 
 def test_pixel_similarity_survives_jpeg_and_resizing() -> None:
