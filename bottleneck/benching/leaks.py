@@ -210,8 +210,10 @@ def near_duplicates(
     unit-length features for the pairs the pixel search finds.
     Returns ``{"pairs": [{"a", "b", "cosine", "pixels"}], ...counts and thresholds}``, row
     ``a`` in the later split, pairs with the most similar pixels first (then those judged
-    by their features alone). Pixels are compared for each row's best match first, so that
-    ``max_pixel_pairs`` reaches as many rows as it can.
+    by their features alone). Pixels are compared for each row's ``NEAREST_ALWAYS`` best
+    matches first (a match below ``PIXEL_MATCH`` needs its runner-up compared too), rows
+    with the most similar best match first, so that ``max_pixel_pairs`` reaches the rows
+    most likely to be copies and can judge each.
     """
     greys: dict[int, np.ndarray | None] = {}
 
@@ -233,7 +235,10 @@ def near_duplicates(
                        in zip(found, _pair_cosines(found, unit, features), strict=True)]
     if hashes is not None:
         candidates = [c for c in candidates if hashes[c[0]] != hashes[c[1]]]
-    candidates.sort(key=lambda c: (c[3], -c[2]))  # every row's best match first
+    best: dict[int, float] = {}
+    for a, _, cosine, _ in candidates:
+        best[a] = max(best.get(a, -1.0), cosine)
+    candidates.sort(key=lambda c: (c[3] >= NEAREST_ALWAYS, -best[c[0]], c[0], c[3], -c[2]))
 
     compared: dict[int, list[tuple[float, int, float]]] = defaultdict(list)
     unjudged: dict[int, tuple[int, float]] = {}  # row → its best match not compared

@@ -247,3 +247,31 @@ def test_a_copy_below_the_match_counts_when_it_stands_out() -> None:
     pair = near["pairs"][0]
     assert PIXEL_FLOOR <= pair["pixels"] < PIXEL_MATCH and pair["runner_up"] < 0.9
     assert by_the_rule(pair)
+
+
+def test_copies_judged_by_their_runner_up_within_the_pixel_budget() -> None:
+    """Copies whose pixels reach only ``PIXEL_FLOOR`` (JPEG of a noisy picture) need their
+    runner-up compared to stand out; with a pixel budget of one pair per test row, each row's
+    two best matches are compared first, rows with the most similar best match first."""
+    rng = np.random.default_rng(5)
+    templates = rng.integers(0, 256, (4, 7, 7)).astype(np.uint8)
+    grey = [np.asarray(Image.fromarray(templates[i % 4]).resize((28, 28),
+                                                                 Image.Resampling.BICUBIC))
+            for i in range(240)]
+    grey = [(g + rng.normal(0, 30, g.shape)).clip(0, 255).astype(np.uint8) for g in grey]
+    features = rng.normal(size=(240, 64)).astype(np.float32)
+    originals = [3, 50, 77, 120, 199]
+    for n, original in enumerate(originals):  # test rows 200..204 copy train rows
+        encoded = BytesIO()
+        Image.fromarray(grey[original]).save(encoded, format="JPEG", quality=75)
+        grey[200 + n] = np.asarray(Image.open(encoded).convert("L"))
+        features[200 + n] = features[original] + rng.normal(0, 0.02, 64)
+    similarity = [pixel_similarity(rgb(grey[200 + n]), rgb(grey[o]))
+                  for n, o in enumerate(originals)]
+    assert all(PIXEL_FLOOR <= s < PIXEL_MATCH for s in similarity), similarity
+    splits = np.array(["train"] * 200 + ["test"] * 40)
+    near = near_duplicates(unit_rows(features), splits, lambda i: rgb(grey[i]),
+                           max_pixel_pairs=40)
+    found = {(p["a"], p["b"]) for p in near["pairs"] if p["pixels"] is not None}
+    assert found == {(200 + n, o) for n, o in enumerate(originals)}
+    assert all(by_the_rule(p) for p in near["pairs"])
