@@ -145,8 +145,11 @@ def measure(kind: str, **args: Any) -> dict[str, Any]:
     """Run one call in a fresh process; its JSON line."""
     done = subprocess.run([sys.executable, __file__, "--child", kind, json.dumps(args)],
                           capture_output=True, text=True)
+    if done.returncode < 0:
+        return {"error": f"killed by signal {-done.returncode}"}
     if done.returncode:
-        return {"error": done.stderr.strip().splitlines()[-1] if done.stderr else "failed"}
+        lines = [line for line in done.stderr.splitlines() if "Error" in line or "error" in line]
+        return {"error": (lines or done.stderr.strip().splitlines() or ["failed"])[-1]}
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
