@@ -13,7 +13,7 @@ one as usual, submodules included.
 
 Inside the block the stand-in is no package: importing a submodule of it (``import
 name.sub``) raises ModuleNotFoundError, which a caller takes as the sign to import without the
-stand-in (see :func:`bottleneck.heads.sklearn_import.deferring_stats`).
+stand-in (see :func:`bottleneck.heads.sklearn_import.deferring_scipy`).
 """
 
 from __future__ import annotations

@@ -13,7 +13,7 @@ Here skops imports with both lists empty (``sklearn.utils.all_estimators`` answe
 ``scipy.special`` listing no names for that moment), and each list then becomes a
 :class:`LazyNames` that skops' own code fills the first time anything (a user's own
 ``skops.io.load`` in this process) reads it. The scikit-learn modules skops imports are
-imported with ``scipy.stats`` deferred (see ``sklearn_import``).
+imported with the same scipy packages deferred (see ``sklearn_import``).
 """
 
 from __future__ import annotations
@@ -42,7 +42,7 @@ def skops_io() -> ModuleType:
     import scipy.special
     import sklearn.utils
 
-    from bottleneck.heads.sklearn_import import deferring_stats
+    from bottleneck.heads.sklearn_import import deferring_scipy
 
     listing = sklearn.utils.all_estimators
     had_dir = "__dir__" in vars(scipy.special)
@@ -50,7 +50,7 @@ def skops_io() -> ModuleType:
     sklearn.utils.all_estimators = lambda *args, **kwargs: []  # type: ignore[assignment]
     scipy.special.__dir__ = lambda: []  # type: ignore[attr-defined]  # dir() lists nothing
     try:
-        deferring_stats(["skops.io"])
+        deferring_scipy(["skops.io"])
     finally:
         sklearn.utils.all_estimators = listing
         if had_dir:
