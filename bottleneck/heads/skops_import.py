@@ -77,20 +77,28 @@ def _estimator_names(listing: Callable[[], list[tuple[str, type]]]) -> list[str]
     """skops' default trust list of scikit-learn estimators (``module.Class`` of each).
 
     scikit-learn's listing imports ``array_api_compat.torch`` (seconds) for no estimator of
-    ours; where torch is not loaded yet it is hidden for the listing (scikit-learn skips a
-    package that cannot be imported)."""
+    ours; where torch is not loaded yet it cannot be imported during the listing
+    (scikit-learn skips a package that cannot be imported)."""
     from skops.io._utils import get_type_name
 
-    hide = "torch" not in sys.modules
-    if hide:
-        sys.modules["torch"] = None  # type: ignore[assignment]  # `import torch` fails
+    blocker = None if "torch" in sys.modules else _NoTorch()
+    if blocker is not None:
+        sys.meta_path.insert(0, blocker)
     try:
         return [name for name in (get_type_name(cls) for _, cls in listing())
                 if name.startswith("sklearn.")]
     finally:
-        if hide:
-            del sys.modules["torch"]
-            sys.modules.pop("sklearn.externals.array_api_compat.torch", None)
+        if blocker is not None:
+            sys.meta_path.remove(blocker)
+
+
+class _NoTorch:
+    """A finder for which torch does not exist (no ``sys.modules`` entry, unlike hiding it
+    there by None: scipy takes any entry for the loaded torch)."""
+
+    def find_spec(self, name: str, path: Any = None, target: Any = None) -> None:
+        if name == "torch" or name.startswith("torch."):
+            raise ModuleNotFoundError(f"No module named {name!r}", name=name)
 
 
 def _ufunc_names() -> list[str]:
