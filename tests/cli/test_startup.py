@@ -100,9 +100,12 @@ def test_python_dash_m_bottleneck_is_the_command_line(tmp_path: Path) -> None:
 
 # Results of scipy.stats, scipy.interpolate, scipy.integrate and skops, used directly and through
 # the scikit-learn code that holds their deferred names (gmean, rankdata, spearmanr, chi2,
-# BSpline, trapezoid, the `stats` module of sklearn.preprocessing), as a JSON line.
+# BSpline, trapezoid, the `stats` module of sklearn.preprocessing), as a JSON line. skops'
+# estimator list comes first: filling it imports all of scikit-learn, and scipy.stats with it.
 USES = """
 import json, sys, types
+import skops.io._general as general
+estimators = sorted(general.SKLEARN_ESTIMATOR_TYPE_NAMES)
 import numpy as np
 import scipy.stats
 from scipy import stats
@@ -146,6 +149,7 @@ values = {
               len(trusted.SCIPY_UFUNC_TYPE_NAMES) > 100,
               len(set(trusted.SCIPY_UFUNC_TYPE_NAMES)) == len(trusted.SCIPY_UFUNC_TYPE_NAMES)],
     "ufuncs": sorted(trusted.SCIPY_UFUNC_TYPE_NAMES),
+    "estimators": ["sklearn.ensemble._forest.RandomForestClassifier" in estimators, estimators],
 }
 print(json.dumps(values))
 """
@@ -189,5 +193,5 @@ assert type(sklearn.metrics._ranking.rankdata).__name__ == "Forwarded"
         outputs.append(json.loads(done.stdout.strip().splitlines()[-1]))
     reference, after_fit = outputs
     assert reference["real"] == [True, True, True, True]
-    assert reference["skops"][0] == [] and reference["skops"][2]
+    assert reference["skops"][0] == [] and reference["skops"][2] and reference["estimators"][0]
     assert after_fit == reference
