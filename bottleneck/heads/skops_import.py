@@ -39,10 +39,11 @@ def skops_io() -> ModuleType:
         import skops.io
 
         return skops.io
+    from bottleneck.heads import sklearn_import
+
+    sklearn_import.import_sklearn()  # scikit-learn as the heads import it, if nobody did
     import scipy.special
     import sklearn.utils
-
-    from bottleneck.heads.sklearn_import import deferring_scipy
 
     listing = sklearn.utils.all_estimators
     had_dir = "__dir__" in vars(scipy.special)
@@ -50,7 +51,7 @@ def skops_io() -> ModuleType:
     sklearn.utils.all_estimators = lambda *args, **kwargs: []  # type: ignore[assignment]
     scipy.special.__dir__ = lambda: []  # type: ignore[attr-defined]  # dir() lists nothing
     try:
-        deferring_scipy(["skops.io"])
+        sklearn_import.deferring_scipy(["skops.io"])
     finally:
         sklearn.utils.all_estimators = listing
         if had_dir:
