@@ -12,8 +12,6 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from bottleneck.errors import UserError
 
 NONE_WORDS = {"none", "null", "~", ""}
@@ -38,6 +36,8 @@ def parse_value(text: str) -> Any:
         return tuple(parse_value(p) for p in text.split(",") if p.strip())
     if text.lower() in NONE_WORDS:
         return None
+    import yaml  # here, not at import: a command given no --param pays nothing for it
+
     try:
         value = yaml.safe_load(text)
     except yaml.YAMLError:
@@ -66,6 +66,8 @@ def load_params_file(path: str | Path) -> dict[str, Any]:
     path = Path(path).expanduser()
     if not path.is_file():
         raise UserError(f"params file not found: {path}")
+    import yaml
+
     try:
         data = yaml.safe_load(path.read_text(encoding="utf-8"))  # YAML reads JSON too
     except (yaml.YAMLError, UnicodeDecodeError) as exc:

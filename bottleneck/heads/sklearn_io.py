@@ -20,17 +20,16 @@ from __future__ import annotations
 
 import io
 import json
-import sys
 import zipfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import numpy as np
 from sklearn.base import BaseEstimator
 
 from bottleneck.heads.registry import HeadFileError, HeadFormat
+from bottleneck.heads.skops_import import skops_io
 from bottleneck.storage.atomic import atomic_write
 
 SKOPS_FILE = "head.skops"
@@ -92,8 +91,8 @@ def skops_format(*trusted: type, upgrade: Callable[[Any], BaseEstimator] | None 
     allowed = estimators | BUILTIN_TYPES | NUMPY_TYPES
 
     def save(head: BaseEstimator, directory: Path) -> list[str]:
-        skops_io = _skops_io()
-        data = skops_io.dumps(head)
+        skops = skops_io()
+        data = skops.dumps(head)
         refused = refused_types(read_schema(data), allowed)
         if refused:  # a head built of classes its format does not list: a bug, not user input
             raise TypeError(f"{type(head).__name__} holds types its format does not trust "
@@ -102,14 +101,14 @@ def skops_format(*trusted: type, upgrade: Callable[[Any], BaseEstimator] | None 
         return [SKOPS_FILE]
 
     def load(directory: Path) -> BaseEstimator:
-        skops_io = _skops_io()
+        skops = skops_io()
         data = (Path(directory) / SKOPS_FILE).read_bytes()
         refused = refused_types(read_schema(data), allowed)
         if refused:
             raise HeadFileError(f"{SKOPS_FILE} holds types outside the allow-list: "
                                 f"{', '.join(refused)}")
         try:  # only allowed types are left: what remains is malformed state
-            head = skops_io.loads(data, trusted=sorted(estimators))
+            head = skops.loads(data, trusted=sorted(estimators))
         except (ValueError, TypeError, KeyError, AttributeError) as exc:
             raise HeadFileError(f"{SKOPS_FILE} is damaged ({type(exc).__name__}: {exc})") \
                 from None
@@ -118,98 +117,3 @@ def skops_format(*trusted: type, upgrade: Callable[[Any], BaseEstimator] | None 
         return upgrade(head) if upgrade is not None else head
 
     return HeadFormat(save, load, files=(SKOPS_FILE,))
-
-
-def _skops_io() -> ModuleType:
-    """``skops.io``, imported in a fraction of its own import time.
-
-    On import, skops lists every public scikit-learn estimator as its default trust list by
-    importing every scikit-learn package (~2 s, and torch through
-    ``externals.array_api_compat.torch`` where it is installed). Our heads never use that
-    list (loads pass their own allow-list), so it is listed on first use instead: the import
-    sees an empty listing, then the list becomes a :class:`_EstimatorNames` that fills itself
-    the first time anything (a user's own ``skops.io.load`` in this process) reads it.
-    """
-    if "skops.io" in sys.modules:
-        import skops.io
-
-        return skops.io
-    import sklearn.utils
-
-    listing = sklearn.utils.all_estimators
-    sklearn.utils.all_estimators = lambda *args, **kwargs: []  # type: ignore[assignment]
-    try:
-        import skops.io
-        import skops.io._general as general
-        import skops.io._trusted_types as trusted
-    finally:
-        sklearn.utils.all_estimators = listing
-    names = _EstimatorNames(listing)
-    if getattr(trusted, _NAMES, None) == [] and getattr(general, _NAMES, None) is not None:
-        setattr(trusted, _NAMES, names)
-        setattr(general, _NAMES, names)
-    else:  # a skops whose internals moved: its own full listing, as it would do
-        setattr(trusted, _NAMES, list(names))
-        setattr(general, _NAMES, getattr(trusted, _NAMES))
-    return skops.io
-
-
-_NAMES = "SKLEARN_ESTIMATOR_TYPE_NAMES"
-
-
-class _EstimatorNames(list):
-    """skops' default trust list (``module.Class`` of every public scikit-learn estimator),
-    listed on first read. scikit-learn's listing imports ``array_api_compat.torch`` (seconds)
-    for no estimator of ours; where torch is not loaded yet it is hidden for the listing
-    (scikit-learn skips a package that cannot be imported)."""
-
-    def __init__(self, listing: Callable[[], list[tuple[str, type]]]) -> None:
-        super().__init__()
-        self._listing: Callable[[], list[tuple[str, type]]] | None = listing
-
-    def _fill(self) -> None:
-        if self._listing is None:
-            return
-        from skops.io._utils import get_type_name
-
-        listing, self._listing = self._listing, None
-        hide = "torch" not in sys.modules
-        if hide:
-            sys.modules["torch"] = None  # type: ignore[assignment]  # `import torch` fails
-        try:
-            self.extend(name for name in (get_type_name(cls) for _, cls in listing())
-                        if name.startswith("sklearn."))
-        finally:
-            if hide:
-                del sys.modules["torch"]
-                sys.modules.pop("sklearn.externals.array_api_compat.torch", None)
-
-    def __iter__(self) -> Iterator[str]:
-        self._fill()
-        return super().__iter__()
-
-    def __len__(self) -> int:
-        self._fill()
-        return super().__len__()
-
-    def __contains__(self, item: object) -> bool:
-        self._fill()
-        return super().__contains__(item)
-
-    def __getitem__(self, index: Any) -> Any:
-        self._fill()
-        return super().__getitem__(index)
-
-    def __add__(self, other: Any) -> list[str]:  # type: ignore[override]
-        self._fill()
-        return list(self) + list(other)
-
-    def __radd__(self, other: Any) -> list[str]:
-        self._fill()
-        return list(other) + list(self)
-
-    def __eq__(self, other: object) -> bool:
-        self._fill()
-        return super().__eq__(other)
-
-    __hash__ = None  # type: ignore[assignment]

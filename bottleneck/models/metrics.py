@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 
 # isort: off
-import bottleneck.heads.sklearn_import  # noqa: F401  (scikit-learn without pandas' import)
+import bottleneck.heads.sklearn_import  # noqa: F401  (scikit-learn without pandas, scipy.stats)
 from sklearn import metrics as skm
 # isort: on
 

@@ -139,7 +139,7 @@ import sys
 from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
-from bottleneck.heads.sklearn_io import _skops_io
+from bottleneck.heads.skops_import import skops_io as _skops_io
 skops_io = _skops_io()
 assert "sklearn.gaussian_process" not in sys.modules, "the import listed every estimator"
 model = make_pipeline(StandardScaler(), LogisticRegression()).fit([[0.0], [1.0]], [0, 1])
