@@ -13,9 +13,8 @@ import h5py
 import numpy as np
 import pytest
 
-from bottleneck.cache import Cache, open_cache
+from bottleneck.cache import Cache, index_kinds, open_cache
 from bottleneck.cache import index_files as index_module
-from bottleneck.cache import index_kinds
 from bottleneck.cache.index_files import open_index
 from bottleneck.cache.manifest import Manifest, ShardRecord, shard_name
 from bottleneck.cache.shards import ShardWriter
