@@ -160,6 +160,9 @@ def _grow(cache: Cache, found: NeighbourIndex, covered: list[dict[str, Any]],
           progress: bool) -> None:
     """Add the shards after ``covered`` one by one, saving every ``SAVE_SECONDS``."""
     records = cache.manifest.shards
+    views = 1 + int(cache.manifest.config.get("augment") or 0)  # only view 0 is indexed
+    index_kinds.reserve(_faiss(), found.kind, found.index,
+                        sum(r.rows or 0 for r in records[len(covered):]) // views)
     saved = time.monotonic()
     for number in range(len(covered), len(records)):
         path = cache.shard_paths[number]
