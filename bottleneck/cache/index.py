@@ -14,7 +14,9 @@ i-th view-0 row of the cache in shard order (the order :meth:`Cache.iter_batches
 - Built shard by shard (one shard's features in memory, plus the index), saved every
   ``index_files.SAVE_SECONDS``, so an interrupted build resumes; when the cache grows, the
   new shards are added (an exact index that grows past the limit is rebuilt once as
-  ``pca-ivf``; its projection and lists stay those trained on the first build's sample).
+  ``pca-ivf``; a ``pca-ivf`` index keeps its projection and lists until the cache has grown
+  past ``index_kinds.RETRAIN_GROWTH`` times the rows they were trained on, then it is
+  rebuilt, so its lists stay about 2·√rows).
 - ``index.json`` (written last) records the shards it covers by file and sha256 and names
   the faiss file, ``index-<digest>.faiss``, a new name per write: a reader never sees half an
   index. An index whose covered shards are gone or changed is refused in one line. An
@@ -77,6 +79,7 @@ class NeighbourIndex:
     index: Any  # the faiss index
     kind: str  # "exact", "pca-ivf" or "hnsw" (index_kinds)
     counts: list[int]  # view-0 rows of each covered shard, in shard order
+    trained_rows: int = 0  # pca-ivf: the cache's rows when its lists were trained
     _rows: dict[int, np.ndarray] = field(default_factory=dict, repr=False)
     _open: OrderedDict[int, tuple[ExitStack, h5py.File]] = field(default_factory=OrderedDict,
                                                                   repr=False)

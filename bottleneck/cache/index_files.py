@@ -89,7 +89,8 @@ def _load(cache: Cache, record: dict[str, Any], mapped: bool) -> NeighbourIndex:
     counts = [int(s["indexed"]) for s in record["shards"]]
     if index.ntotal != sum(counts):
         raise UserError(f"{path} is damaged; " + REBUILD_HINT.format(root=cache.root) + ".")
-    return NeighbourIndex(cache, index, record["kind"], counts)
+    return NeighbourIndex(cache, index, record["kind"], counts,
+                          int(record.get("params", {}).get("trained_rows", 0)))
 
 
 def _kind(cache: Cache) -> str:
@@ -133,7 +134,7 @@ def _empty(cache: Cache, kind: str) -> NeighbourIndex:
         sample = _sample(cache, index_kinds.train_rows(cache.rows))
         kind = kind if len(sample) else index_kinds.EXACT
     return NeighbourIndex(cache, index_kinds.empty(_faiss(), kind, dims, cache.rows, sample),
-                          kind, [])
+                          kind, [], cache.rows if sample is not None else 0)
 
 
 def _save(cache: Cache, found: NeighbourIndex, shards: list[dict[str, Any]]) -> None:
@@ -149,7 +150,7 @@ def _save(cache: Cache, found: NeighbourIndex, shards: list[dict[str, Any]]) -> 
     record = {"format": INDEX_FORMAT, "format_version": 1, "kind": found.kind,
               "dims": int(np.prod(cache.feature_shape)), "rows": found.rows,
               "file": path.name, "bytes": path.stat().st_size, "shards": shards,
-              "params": index_kinds.record_params(found.kind)}
+              "params": index_kinds.record_params(found.kind, found.trained_rows)}
     write_json(folder / INDEX_RECORD, record)
     for old in folder.glob("index-*.faiss"):
         if old != path:
@@ -210,8 +211,9 @@ def _format_of(path: Path) -> Any:
 def open_index(cache: Cache, rebuild: bool = False, progress: bool = False
                ) -> NeighbourIndex:
     """The cache's index: loaded, after adding the shards it does not cover yet, or built
-    first (``rebuild``: from scratch, replacing an index of ours). An index that no longer
-    matches the cache is refused in one line."""
+    first (``rebuild``: from scratch, replacing an index of ours; also when the cache grew
+    past what its kind serves). An index that no longer matches the cache is refused in
+    one line."""
     record = _read_record(cache)
     if record is not None and not rebuild:
         why = _stale(cache, record)
@@ -222,7 +224,8 @@ def open_index(cache: Cache, rebuild: bool = False, progress: bool = False
             return _load(cache, record, mapped=True)
     with cache_lock(cache.root, "index"):
         kind = _kind(cache)
-        if record is None or rebuild or record["kind"] != kind:
+        if record is None or rebuild or record["kind"] != kind or \
+                index_kinds.outgrown(kind, record.get("params", {}), cache.rows):
             found = _empty(cache, kind)
             covered: list[dict[str, Any]] = []
         else:

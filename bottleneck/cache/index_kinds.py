@@ -29,6 +29,7 @@ TRAIN_SHARDS = 64  # shards the sample is read from, spread over the cache
 KMEANS_ITERATIONS = 10
 NPROBE = 32  # lists scanned per query (benchmarks/README.md: recall@10 against exact)
 K_FACTOR = 8  # the shortlist re-ranked at full width: k × K_FACTOR
+RETRAIN_GROWTH = 4  # a cache grown past this many times the rows trained on: rebuilt
 
 
 def lists(rows: int) -> int:
@@ -114,8 +115,15 @@ def cosines(kind: str, distances: np.ndarray) -> np.ndarray:
     return 1 - distances / 2 if kind == APPROXIMATE else distances
 
 
-def record_params(kind: str) -> dict[str, int]:
+def record_params(kind: str, trained_rows: int) -> dict[str, int]:
     """What ``index.json`` records of how an index of ``kind`` was made."""
     if kind == EXACT:
         return {}
-    return {"pca_dims": PCA_DIMS, "kmeans_iterations": KMEANS_ITERATIONS}
+    return {"pca_dims": PCA_DIMS, "kmeans_iterations": KMEANS_ITERATIONS,
+            "trained_rows": trained_rows}
+
+
+def outgrown(kind: str, params: dict[str, Any], rows: int) -> bool:
+    """Whether a ``pca-ivf`` index made with ``params`` is to be rebuilt for ``rows`` rows
+    (its lists, trained on far fewer, would each hold too many)."""
+    return kind == APPROXIMATE and rows > RETRAIN_GROWTH * params.get("trained_rows", rows)

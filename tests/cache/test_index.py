@@ -163,6 +163,26 @@ def test_a_growing_pca_ivf_index_keeps_its_lists_and_adds_the_new_shard(
     assert rows[:, 0].tolist() == list(range(200, 300))  # the new rows are found
 
 
+def test_a_pca_ivf_index_outgrown_by_its_cache_is_trained_again(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    approximate(monkeypatch)
+    root = write_cache(tmp_path / "cache", 9, listed=2, rows=100)
+    open_index(open_cache(root))
+    trained = json.loads((root / "index" / "index.json").read_text())["params"]
+    assert trained["trained_rows"] == 200
+    write_cache(root, 8, rows=100)  # 800 rows: 4× what it was trained on, kept
+    grown = open_index(open_cache(root))
+    assert grown.rows == 800 and grown.trained_rows == 200
+    write_cache(root, 9, rows=100)  # 900 rows: past 4×, trained again on the whole cache
+    retrained = open_index(open_cache(root))
+    assert retrained.rows == 900 and retrained.trained_rows == 900
+    record = json.loads((root / "index" / "index.json").read_text())
+    assert record["params"]["trained_rows"] == 900 and len(record["shards"]) == 9
+    unit = all_features(open_cache(root))
+    rows, _ = retrained.search(unit, 1)
+    assert (rows[:, 0] == np.arange(900)).mean() >= 0.99
+
+
 def test_an_index_of_the_kind_before_still_answers(tmp_path: Path,
                                                    monkeypatch: pytest.MonkeyPatch) -> None:
     """An ``hnsw`` index (HNSW over float16 rows, written before ``pca-ivf``) is opened and
