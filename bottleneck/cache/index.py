@@ -5,12 +5,18 @@ features scaled to length 1 so an inner product is a cosine. Row ``i`` of the in
 i-th view-0 row of the cache in shard order (the order :meth:`Cache.iter_batches` reads).
 
 - Exact (``IndexFlatIP``, float32) while rows × dims ≤ ``index_files.EXACT_VALUES`` (20k
-  rows of 1280); above, approximate: HNSW (``M=16``) over float16 copies of the rows (half
-  the float32 size), no training, so it grows row by row; its cosines are float16-exact
-  (±1e-3).
+  rows of 1280); above, approximate (``pca-ivf``, :mod:`bottleneck.cache.index_kinds`):
+  k-means lists over a 128-d PCA projection, trained once on a sample spread over the
+  shards, then grown shard by shard; the best candidates of the nearest lists are re-ranked
+  by float16 copies of the full-width rows (half the float32 size), so its cosines are
+  float16-exact (±1e-3). Indexes of the kind before (``hnsw``) are still opened and
+  searched; when their cache grows they are rebuilt as ``pca-ivf``.
 - Built shard by shard (one shard's features in memory, plus the index), saved every
   ``index_files.SAVE_SECONDS``, so an interrupted build resumes; when the cache grows, the
-  new shards are added (an exact index that grows past the limit is rebuilt once as HNSW).
+  new shards are added (an exact index that grows past the limit is rebuilt once as
+  ``pca-ivf``; a ``pca-ivf`` index keeps its projection and lists until the cache has grown
+  past ``index_kinds.RETRAIN_GROWTH`` times the rows they were trained on, then it is
+  rebuilt, so its lists stay about 2·√rows).
 - ``index.json`` (written last) records the shards it covers by file and sha256 and names
   the faiss file, ``index-<digest>.faiss``, a new name per write: a reader never sees half an
   index. An index whose covered shards are gone or changed is refused in one line. An
@@ -30,12 +36,13 @@ from typing import Any
 import h5py
 import numpy as np
 
+from bottleneck.cache import index_kinds
 from bottleneck.cache.reader import Cache
 from bottleneck.cache.shards import open_shard
 from bottleneck.errors import UserError
 
-EF_SEARCH = 96  # candidates kept while searching: recall@10 vs exact in benchmarks/README.md
 QUERY_BLOCK = 4096  # query rows searched at once
+FEW_QUERIES = 64  # searched on one thread: faiss's threads cost more than they give
 OPEN_SHARDS = 16  # shard files a loaded index keeps open for reading rows
 FEW_ROWS = 64  # rows of one shard read one by one; more: the whole shard is read
 
@@ -70,8 +77,9 @@ class NeighbourIndex:
 
     cache: Cache
     index: Any  # the faiss index
-    kind: str  # "exact" or "hnsw"
+    kind: str  # "exact", "pca-ivf" or "hnsw" (index_kinds)
     counts: list[int]  # view-0 rows of each covered shard, in shard order
+    trained_rows: int = 0  # pca-ivf: the cache's rows when its lists were trained
     _rows: dict[int, np.ndarray] = field(default_factory=dict, repr=False)
     _open: OrderedDict[int, tuple[ExitStack, h5py.File]] = field(default_factory=OrderedDict,
                                                                   repr=False)
@@ -108,26 +116,30 @@ class NeighbourIndex:
                effort: int | None = None) -> tuple[np.ndarray, np.ndarray]:
         """``(rows, cosines)``, each Q × k, best first, of the ``k`` most similar index rows
         to each query (any features; scaled here); ``allowed``: a boolean mask of the index
-        rows that may be answered; ``effort``: candidates kept while searching an
-        approximate index (default ``EF_SEARCH``; fewer is faster and may miss more). Row -1
-        and cosine -inf where fewer exist."""
+        rows that may be answered; ``effort``: lists scanned (``pca-ivf``) or graph
+        candidates kept (``hnsw``), less for speed (None: the kind's default; ignored by
+        ``exact``). Row -1 and cosine -inf where fewer exist."""
         faiss = _faiss()
         queries = unit(queries)
         k = max(1, min(k, self.rows))
-        params = faiss.SearchParametersHNSW() if self.kind == "hnsw" else \
-            faiss.SearchParameters()
-        if self.kind == "hnsw":
-            params.efSearch = max(effort or EF_SEARCH, 2 * k)
+        selector = bitmap = None
         if allowed is not None:
             bitmap = np.packbits(np.asarray(allowed, bool), bitorder="little")
             selector = faiss.IDSelectorBitmap(len(allowed), faiss.swig_ptr(bitmap))
-            params.sel = selector
+        params = index_kinds.params(faiss, self.kind, k, effort, selector)
         found, cosines = [], []
-        for start in range(0, len(queries), QUERY_BLOCK):
-            cos, rows = self.index.search(queries[start:start + QUERY_BLOCK], k,
-                                          params=params)
-            found.append(rows)
-            cosines.append(np.where(rows >= 0, cos, -np.inf).astype(np.float32))
+        threads = faiss.omp_get_max_threads()
+        if len(queries) < FEW_QUERIES:  # one query on 2 busy cores: 16 ms, on one: 1 ms
+            faiss.omp_set_num_threads(1)
+        try:
+            for start in range(0, len(queries), QUERY_BLOCK):
+                dist, rows = self.index.search(queries[start:start + QUERY_BLOCK], k,
+                                               params=params)
+                found.append(rows)
+                cosines.append(np.where(rows >= 0, index_kinds.cosines(self.kind, dist),
+                                        -np.inf).astype(np.float32))
+        finally:
+            faiss.omp_set_num_threads(threads)
         if not found:
             return np.zeros((0, k), np.int64), np.zeros((0, k), np.float32)
         return np.concatenate(found).astype(np.int64), np.concatenate(cosines)
@@ -158,8 +170,8 @@ class NeighbourIndex:
         return unit(out)
 
     def vectors(self, rows: np.ndarray) -> np.ndarray:
-        """Index rows' unit-length features as the index stores them (float16-exact for
-        HNSW), read from the index itself: no shard is opened."""
+        """Unit-length full-width float32 vectors of index rows from the index's own storage
+        (float16 copies for the approximate kinds), no shard reads."""
         rows = np.asarray(rows, np.int64)
         out = np.empty((len(rows), self.index.d), np.float32)
         for start in range(0, len(rows), QUERY_BLOCK):

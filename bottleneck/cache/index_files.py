@@ -12,6 +12,7 @@ from typing import Any
 
 import numpy as np
 
+from bottleneck.cache import index_kinds
 from bottleneck.cache.index import NeighbourIndex, _faiss, unit, view0
 from bottleneck.cache.reader import Cache
 from bottleneck.cache.shards import open_shard
@@ -27,8 +28,6 @@ from bottleneck.storage.machine import machine_errors
 from bottleneck.storage.ours import INDEX_DIR, INDEX_FORMAT, INDEX_RECORD
 
 EXACT_VALUES = 25_000_000  # rows × dims searched exactly (100 MB of float32)
-HNSW_M = 16  # links per node
-EF_CONSTRUCTION = 40
 SAVE_SECONDS = 60.0  # a build saves what it has at least this often
 REBUILD_HINT = "rebuild it with `bottleneck similar {root} --rebuild-index`"
 
@@ -90,22 +89,52 @@ def _load(cache: Cache, record: dict[str, Any], mapped: bool) -> NeighbourIndex:
     counts = [int(s["indexed"]) for s in record["shards"]]
     if index.ntotal != sum(counts):
         raise UserError(f"{path} is damaged; " + REBUILD_HINT.format(root=cache.root) + ".")
-    return NeighbourIndex(cache, index, record["kind"], counts)
+    return NeighbourIndex(cache, index, record["kind"], counts,
+                          int(record.get("params", {}).get("trained_rows", 0)))
 
 
 def _kind(cache: Cache) -> str:
     total = cache.rows * int(np.prod(cache.feature_shape))
-    return "exact" if total <= EXACT_VALUES else "hnsw"
+    return index_kinds.EXACT if total <= EXACT_VALUES else index_kinds.APPROXIMATE
 
 
-def _empty(kind: str, dims: int) -> Any:
-    faiss = _faiss()
-    if kind == "exact":
-        return faiss.IndexFlatIP(dims)
-    index = faiss.IndexHNSWSQ(dims, faiss.ScalarQuantizer.QT_fp16, HNSW_M,
-                              faiss.METRIC_INNER_PRODUCT)
-    index.hnsw.efConstruction = EF_CONSTRUCTION
-    return index
+def _features(handle: Any) -> np.ndarray | None:
+    """A shard's view-0 features (None when it has none)."""
+    rows = view0(handle)
+    if len(rows) == handle["labels"].shape[0]:
+        return handle["features"][:]
+    return handle["features"][rows] if len(rows) else None
+
+
+def _sample(cache: Cache, wanted: int) -> np.ndarray:
+    """About ``wanted`` unit view-0 rows, drawn from whole shards spread evenly over the
+    cache (twice as many shards as ``wanted`` needs, at most ``TRAIN_SHARDS``: rows of one
+    class stored together still meet the others)."""
+    records = cache.manifest.shards
+    per_shard = max(1, cache.rows // max(1, len(records)))
+    count = min(len(records), index_kinds.TRAIN_SHARDS, max(1, -(-2 * wanted // per_shard)))
+    numbers = np.unique(np.linspace(0, len(records) - 1, count).round().astype(int))
+    rng = np.random.default_rng(0)
+    parts = []
+    for number in numbers:
+        with open_shard(cache.shard_paths[number], cache.manifest, records[number]) as handle:
+            features = _features(handle)
+        if features is not None:
+            take = min(len(features), -(-wanted // len(numbers)))
+            parts.append(unit(features[np.sort(rng.choice(len(features), take, False))]))
+    return np.concatenate(parts) if parts else np.zeros((0, int(np.prod(cache.feature_shape))))
+
+
+def _empty(cache: Cache, kind: str) -> NeighbourIndex:
+    """A new, empty index of ``kind`` for the cache (``pca-ivf``: trained on a sample; exact
+    when the sample finds no rows)."""
+    dims = int(np.prod(cache.feature_shape))
+    sample = None
+    if kind != index_kinds.EXACT:
+        sample = _sample(cache, index_kinds.train_rows(cache.rows))
+        kind = kind if len(sample) else index_kinds.EXACT
+    return NeighbourIndex(cache, index_kinds.empty(_faiss(), kind, dims, cache.rows, sample),
+                          kind, [], cache.rows if sample is not None else 0)
 
 
 def _save(cache: Cache, found: NeighbourIndex, shards: list[dict[str, Any]]) -> None:
@@ -121,8 +150,7 @@ def _save(cache: Cache, found: NeighbourIndex, shards: list[dict[str, Any]]) -> 
     record = {"format": INDEX_FORMAT, "format_version": 1, "kind": found.kind,
               "dims": int(np.prod(cache.feature_shape)), "rows": found.rows,
               "file": path.name, "bytes": path.stat().st_size, "shards": shards,
-              "params": {"hnsw_m": HNSW_M, "ef_construction": EF_CONSTRUCTION}
-              if found.kind == "hnsw" else {}}
+              "params": index_kinds.record_params(found.kind, found.trained_rows)}
     write_json(folder / INDEX_RECORD, record)
     for old in folder.glob("index-*.faiss"):
         if old != path:
@@ -133,18 +161,20 @@ def _grow(cache: Cache, found: NeighbourIndex, covered: list[dict[str, Any]],
           progress: bool) -> None:
     """Add the shards after ``covered`` one by one, saving every ``SAVE_SECONDS``."""
     records = cache.manifest.shards
+    views = 1 + int(cache.manifest.config.get("augment") or 0)  # only view 0 is indexed
+    index_kinds.reserve(_faiss(), found.kind, found.index,
+                        sum(r.rows or 0 for r in records[len(covered):]) // views)
     saved = time.monotonic()
     for number in range(len(covered), len(records)):
         path = cache.shard_paths[number]
         with open_shard(path, cache.manifest, records[number]) as handle:
-            rows = view0(handle)
-            features = handle["features"][:] if len(rows) == handle["labels"].shape[0] \
-                else handle["features"][rows] if len(rows) else None
+            features = _features(handle)
         if features is not None:
             found.index.add(unit(features))
-        found.counts.append(len(rows))
+        rows = 0 if features is None else len(features)
+        found.counts.append(rows)
         covered.append({"file": records[number].file, "sha256": records[number].sha256,
-                        "indexed": len(rows)})
+                        "indexed": rows})
         if progress:
             print(f"\rindexed {number + 1}/{len(records)} shards", end="", flush=True)
         if time.monotonic() - saved >= SAVE_SECONDS and number + 1 < len(records):
@@ -181,8 +211,9 @@ def _format_of(path: Path) -> Any:
 def open_index(cache: Cache, rebuild: bool = False, progress: bool = False
                ) -> NeighbourIndex:
     """The cache's index: loaded, after adding the shards it does not cover yet, or built
-    first (``rebuild``: from scratch, replacing an index of ours). An index that no longer
-    matches the cache is refused in one line."""
+    first (``rebuild``: from scratch, replacing an index of ours; also when the cache grew
+    past what its kind serves). An index that no longer matches the cache is refused in
+    one line."""
     record = _read_record(cache)
     if record is not None and not rebuild:
         why = _stale(cache, record)
@@ -193,9 +224,9 @@ def open_index(cache: Cache, rebuild: bool = False, progress: bool = False
             return _load(cache, record, mapped=True)
     with cache_lock(cache.root, "index"):
         kind = _kind(cache)
-        if record is None or rebuild or record["kind"] != kind:
-            found = NeighbourIndex(cache, _empty(kind, int(np.prod(cache.feature_shape))),
-                                   kind, [])
+        if record is None or rebuild or record["kind"] != kind or \
+                index_kinds.outgrown(kind, record.get("params", {}), cache.rows):
+            found = _empty(cache, kind)
             covered: list[dict[str, Any]] = []
         else:
             found, covered = _load(cache, record, mapped=False), list(record["shards"])

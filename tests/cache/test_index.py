@@ -1,6 +1,7 @@
 """The nearest-neighbour index beside a cache: what it answers (exact: what brute force
-answers; HNSW: nearly), that it grows with the cache shard by shard, and that it is refused
-when its shards changed, never overwriting a folder that is not ours."""
+answers; pca-ivf: nearly), that it grows with the cache shard by shard, that an index of the
+kind before (hnsw) still answers, and that it is refused when its shards changed, never
+overwriting a folder that is not ours."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ import h5py
 import numpy as np
 import pytest
 
-from bottleneck.cache import Cache, open_cache
+from bottleneck.cache import Cache, index_kinds, open_cache
 from bottleneck.cache import index_files as index_module
 from bottleneck.cache.index_files import open_index
 from bottleneck.cache.manifest import Manifest, ShardRecord, shard_name
@@ -81,19 +82,145 @@ def test_the_exact_index_answers_what_brute_force_answers(tmp_path: Path) -> Non
     assert what_of_ours(cache.root / "index") == "a bottleneck nearest-neighbour index"
 
 
-def test_above_the_exact_size_hnsw_finds_nearly_every_neighbour(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def approximate(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every cache above the exact size, projected to 8 of its 24 dims (so re-ranking at
+    full width is what finds the true neighbours)."""
     monkeypatch.setattr(index_module, "EXACT_VALUES", 0)
+    monkeypatch.setattr(index_kinds, "PCA_DIMS", 8)
+
+
+def recall_at(rows: np.ndarray, truth: np.ndarray) -> float:
+    k = truth.shape[1]
+    return float(np.mean([len(set(a) & set(b)) / k for a, b in zip(rows, truth, strict=True)]))
+
+
+def test_above_the_exact_size_pca_ivf_finds_nearly_every_neighbour(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    approximate(monkeypatch)
     cache = open_cache(write_cache(tmp_path / "cache", 4, rows=100))
     found = open_index(cache)
-    assert found.kind == "hnsw"
+    assert found.kind == "pca-ivf" and found.rows == 400
+    record = json.loads((cache.root / "index" / "index.json").read_text())
+    assert record["kind"] == "pca-ivf" and record["params"]["pca_dims"] == 8
     unit = all_features(cache)
     rows, cosines = found.search(unit[:100], 10)
     truth = np.argsort(-(unit[:100] @ unit.T), axis=1)[:, :10]
-    recall = np.mean([len(set(a) & set(b)) / 10 for a, b in zip(rows, truth, strict=True)])
-    assert recall >= 0.95, recall
+    assert recall_at(rows, truth) >= 0.95
     assert rows[:, 0].tolist() == list(range(100))  # each row finds itself first
-    np.testing.assert_allclose(cosines[:, 0], 1, atol=2e-3)  # float16 copies
+    np.testing.assert_allclose(cosines, np.take_along_axis(unit[:100] @ unit.T, rows, 1),
+                               atol=2e-3)  # re-ranked at full width (float16 copies)
+    # the projection alone loses the order: one list scanned, no re-ranking, finds less
+    monkeypatch.setattr(index_kinds, "K_FACTOR", 1)
+    coarse, _ = found.search(unit[:100], 10, effort=1)
+    assert recall_at(coarse, truth) < recall_at(rows, truth)
+    reopened = open_index(open_cache(cache.root))  # memory-mapped from the file
+    assert reopened.kind == "pca-ivf"
+    np.testing.assert_array_equal(reopened.search(unit[:100], 10, effort=1)[0], coarse)
+
+
+def test_pca_ivf_answers_only_allowed_rows_and_gives_back_its_vectors(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    approximate(monkeypatch)
+    cache = open_cache(write_cache(tmp_path / "cache", 3, rows=100))
+    found = open_index(cache)
+    unit = all_features(cache)
+    allowed = np.zeros(300, bool)
+    allowed[200:] = True  # only the last shard may answer
+    rows, cosines = found.search_rows(np.arange(20), 5, allowed)
+    assert (rows >= 200).all() and np.isfinite(cosines).all()
+    in_shard = unit[200:]
+    truth = 200 + np.argsort(-(unit[:20] @ in_shard.T), axis=1)[:, :5]
+    assert recall_at(rows, truth) >= 0.9
+    few = np.zeros(300, bool)
+    few[[7, 250]] = True
+    rows, cosines = found.search(unit[:3], 4, few, effort=1000)
+    assert set(rows[0][rows[0] >= 0]) <= {7, 250} and (cosines[rows < 0] == -np.inf).all()
+    # the full-width float16 copies, not the 8-d projection
+    picked = np.array([0, 150, 299])
+    vectors = found.vectors(picked)
+    assert vectors.shape == (3, DIMS) and vectors.dtype == np.float32
+    np.testing.assert_allclose(vectors, unit[picked], atol=2e-3)
+    np.testing.assert_allclose(vectors, found.features(picked), atol=2e-3)
+
+
+def test_a_growing_pca_ivf_index_keeps_its_lists_and_adds_the_new_shard(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    approximate(monkeypatch)
+    root = write_cache(tmp_path / "cache", 3, listed=2, rows=100)
+    first = open_index(open_cache(root))
+    assert first.kind == "pca-ivf" and first.rows == 200
+    before = first.vectors(np.arange(200))
+    write_cache(root, 3, rows=100)  # the cache grows by one shard
+    read = []
+    original = index_module.view0
+    monkeypatch.setattr(index_module, "view0", lambda h: read.append(h.filename) or original(h))
+    grown = open_index(open_cache(root))
+    assert grown.kind == "pca-ivf" and grown.rows == 300
+    assert [Path(p).name for p in read] == [shard_name(2)]  # no new sample, one shard read
+    np.testing.assert_array_equal(grown.vectors(np.arange(200)), before)
+    unit = all_features(open_cache(root))
+    rows, _ = grown.search(unit[200:], 1)
+    assert rows[:, 0].tolist() == list(range(200, 300))  # the new rows are found
+
+
+def test_a_pca_ivf_index_outgrown_by_its_cache_is_trained_again(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    approximate(monkeypatch)
+    root = write_cache(tmp_path / "cache", 9, listed=2, rows=100)
+    open_index(open_cache(root))
+    trained = json.loads((root / "index" / "index.json").read_text())["params"]
+    assert trained["trained_rows"] == 200
+    write_cache(root, 8, rows=100)  # 800 rows: 4× what it was trained on, kept
+    grown = open_index(open_cache(root))
+    assert grown.rows == 800 and grown.trained_rows == 200
+    write_cache(root, 9, rows=100)  # 900 rows: past 4×, trained again on the whole cache
+    retrained = open_index(open_cache(root))
+    assert retrained.rows == 900 and retrained.trained_rows == 900
+    record = json.loads((root / "index" / "index.json").read_text())
+    assert record["params"]["trained_rows"] == 900 and len(record["shards"]) == 9
+    unit = all_features(open_cache(root))
+    rows, _ = retrained.search(unit, 1)
+    assert (rows[:, 0] == np.arange(900)).mean() >= 0.99
+
+
+def test_an_index_of_the_kind_before_still_answers(tmp_path: Path,
+                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    """An ``hnsw`` index (HNSW over float16 rows, written before ``pca-ivf``) is opened and
+    searched as it is; when its cache grows it is rebuilt as ``pca-ivf``."""
+    import faiss
+
+    approximate(monkeypatch)
+    root = write_cache(tmp_path / "cache", 3, listed=2, rows=100)
+    cache = open_cache(root)
+    unit = all_features(cache)
+    old = faiss.IndexHNSWSQ(DIMS, faiss.ScalarQuantizer.QT_fp16, 16, faiss.METRIC_INNER_PRODUCT)
+    old.add(unit)
+    folder = root / "index"
+    folder.mkdir()
+    faiss.write_index(old, str(folder / "index-0123456789abcdef.faiss"))
+    (folder / "index.json").write_text(json.dumps({
+        "format": "bottleneck-index", "format_version": 1, "kind": "hnsw", "dims": DIMS,
+        "rows": 200, "file": "index-0123456789abcdef.faiss",
+        "bytes": (folder / "index-0123456789abcdef.faiss").stat().st_size,
+        "shards": [{"file": s.file, "sha256": s.sha256, "indexed": 100}
+                   for s in cache.manifest.shards],
+        "params": {"hnsw_m": 16, "ef_construction": 40}}))
+    found = open_index(cache)
+    assert found.kind == "hnsw" and found.rows == 200
+    rows, cosines = found.search(unit[:50], 5)
+    truth = np.argsort(-(unit[:50] @ unit.T), axis=1)[:, :5]
+    assert recall_at(rows, truth) >= 0.95
+    np.testing.assert_allclose(cosines[:, 0], 1, atol=2e-3)
+    allowed = np.zeros(200, bool)
+    allowed[100:] = True
+    assert (found.search_rows(np.arange(5), 3, allowed, effort=64)[0] >= 100).all()
+    np.testing.assert_allclose(found.vectors(np.arange(3)), unit[:3], atol=2e-3)
+    write_cache(root, 3, rows=100)  # the cache grows: rebuilt as the kind of now
+    grown = open_index(open_cache(root))
+    assert grown.kind == "pca-ivf" and grown.rows == 300
+    record = json.loads((folder / "index.json").read_text())
+    assert record["kind"] == "pca-ivf" and record["file"] != "index-0123456789abcdef.faiss"
+    assert [p.name for p in folder.glob("*.faiss")] == [record["file"]]  # the old file is gone
 
 
 def test_a_growing_cache_is_added_to_shard_by_shard(tmp_path: Path,
