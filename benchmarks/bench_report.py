@@ -252,14 +252,16 @@ def quality(n: int, size: int, work: Path) -> dict[str, Any]:
         return reader.pixels(str(rows.paths[i]), str(rows.splits[i]), int(rows.labels[i]))
 
     near = near_duplicates(None, rows.splits, pixels, rows.reduced, rows.hashes,
-                           neighbours=rows.neighbours(effort=LEAK_SEARCH_EFFORT),
+                           neighbours=rows.neighbours(
+                               effort=LEAK_SEARCH_EFFORT.get(rows.index.kind)),
                            features=rows.index.vectors)
     pairs = {(str(rows.paths[p["a"]]), str(rows.paths[p["b"]])) for p in near["pairs"]}
     clean = ~np.isin(rows.paths, [c for c, _ in copies])
     kept = np.flatnonzero(clean)
     without = near_duplicates(None, rows.splits[clean], lambda i: pixels(int(kept[i])),
                               rows.reduced[clean], rows.hashes[clean],
-                              neighbours=rows.neighbours(kept, LEAK_SEARCH_EFFORT),
+                              neighbours=rows.neighbours(
+                                  kept, LEAK_SEARCH_EFFORT.get(rows.index.kind)),
                               features=lambda r: rows.index.vectors(kept[r]))
     result = {"train": n, "test": n // 4 + 20, "image_size": size, "flipped": len(wrong),
               "flagged": len(ranked), "label_recall": recall,
