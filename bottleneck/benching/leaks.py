@@ -35,7 +35,12 @@ from typing import Any
 
 import numpy as np
 
-from bottleneck.benching.matching import CANDIDATE_COSINE, best_matches, nearest_rows
+from bottleneck.benching.matching import (
+    CANDIDATE_COSINE,
+    Subset,
+    best_matches,
+    nearest_rows,
+)
 from bottleneck.benching.pixels import (
     PIXEL_SHIFT,
     PIXEL_SIDE,
@@ -59,7 +64,7 @@ SIGNATURE_COSINE = 0.95  # a pixel-search match below this is no candidate...
 NEAREST_ALWAYS = 2  # ...but the nearest two are: a copy stands out from the runner-up
 SIGNATURE_DIMS = 32  # the pixel search's shortlist space (see matching.best_matches)
 GRID_BLOCK = 4096  # images read and reduced to signatures at once
-PAIR_BLOCK = 8192  # pairs whose feature cosines are computed at once
+PAIR_BLOCK = 2048  # pairs whose feature cosines are computed at once
 MATCHES = 5  # the most similar rows of an earlier split that each row is compared with
 EARLIER = {"val": ("train",), "test": ("train", "val")}
 
@@ -157,8 +162,8 @@ def _pixel_candidates(splits: np.ndarray, pixels: Callable[[int], np.ndarray | N
         ref = np.flatnonzero(np.isin(splits, earlier))
         if not len(query) or not len(ref):
             continue
-        match, cosine = best_matches(signatures[query], signatures[ref], projected(query),
-                                     projected(ref), MATCHES)
+        match, cosine = best_matches(Subset(signatures, query), Subset(signatures, ref),
+                                     projected(query), projected(ref), MATCHES)
         for a, row, values in zip(query, match, cosine, strict=True):
             found += [(int(a), int(ref[b]), rank)
                       for rank, (b, c) in enumerate(zip(row, values, strict=True))

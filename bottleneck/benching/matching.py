@@ -9,6 +9,8 @@ search grows with the rows instead of their square.
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 
 CANDIDATE_COSINE = 0.60
@@ -19,6 +21,26 @@ SHORTLIST = 16  # reference rows per query compared exactly, at most
 PROBES = 16  # inverted lists searched per query (of ~√rows)
 TRAIN_ITERATIONS = 10  # k-means rounds placing the lists' centres
 QUERY_BLOCK = 4096  # queries re-ranked at once
+
+
+class Subset:
+    """Rows ``chosen`` of ``array`` without copying them: gathered only where indexed."""
+
+    def __init__(self, array: np.ndarray, chosen: np.ndarray) -> None:
+        self.array, self.chosen = array, chosen
+
+    def __len__(self) -> int:
+        return len(self.chosen)
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        return (len(self.chosen), *self.array.shape[1:])
+
+    def __getitem__(self, index: Any) -> np.ndarray:
+        return self.array[self.chosen[index]]
+
+    def __array__(self, dtype: Any = None, copy: Any = None) -> np.ndarray:
+        return np.asarray(self.array[self.chosen], dtype)
 
 
 def nearest_rows(queries: np.ndarray, reference: np.ndarray, k: int = 1
@@ -89,12 +111,13 @@ def _approximate_shortlist(reduced_q: np.ndarray, reduced_ref: np.ndarray) -> np
     return found
 
 
-def best_matches(queries: np.ndarray, reference: np.ndarray, reduced_q: np.ndarray | None,
-                 reduced_ref: np.ndarray | None, k: int) -> tuple[np.ndarray, np.ndarray]:
+def best_matches(queries: np.ndarray | Subset, reference: np.ndarray | Subset,
+                 reduced_q: np.ndarray | None, reduced_ref: np.ndarray | None, k: int
+                 ) -> tuple[np.ndarray, np.ndarray]:
     """Each query's ``k`` most similar reference rows (Q × k indices and cosines, best
     first; -inf where fewer can reach ``CANDIDATE_COSINE``): exactly, or among the
     shortlist that the reduced rows allow (see the module docstring). ``queries`` and
-    ``reference`` may be float16; they are compared in float32."""
+    ``reference`` may be float16 (compared in float32) and :class:`Subset` views."""
     k = min(k, len(reference))
     if reduced_q is None or reduced_ref is None or \
             2.0 * len(queries) * len(reference) * reference.shape[1] <= EXACT_FLOPS:
