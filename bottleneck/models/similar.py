@@ -15,7 +15,6 @@ from typing import Any
 
 import numpy as np
 
-from bottleneck._text import plural
 from bottleneck.cache import Cache, open_cache
 from bottleneck.cache.index import NeighbourIndex, view0
 from bottleneck.cache.index_files import open_index
@@ -176,5 +175,7 @@ def require_some(answers: list[dict[str, Any]]) -> None:
     """A UserError when no query could be answered, naming the first reason."""
     if answers and all("error" in a for a in answers):
         first = answers[0]
-        raise UserError(f"none of the {plural(len(answers), 'query', 'queries')} could be "
-                        f"answered (e.g. {first['query']}: {first['error']}).")
+        if len(answers) == 1:
+            raise UserError(f"{first['query']} could not be answered: {first['error']}.")
+        raise UserError(f"none of the {len(answers)} queries could be answered "
+                        f"(e.g. {first['query']}: {first['error']}).")

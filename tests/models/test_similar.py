@@ -72,8 +72,8 @@ def test_cli_prints_and_writes_json_and_refuses_in_one_line(cache: Cache, split_
     result = run(main, ["similar", str(cache.root), "no/such/key.jpg"])
     assert result.exit_code == 2
     lines = result.output.strip().splitlines()
-    assert lines[-1].startswith("error: none of the 1 query could be answered (e.g. "
-                                "no/such/key.jpg: neither an image file nor a row key")
+    assert lines[-1].startswith("error: no/such/key.jpg could not be answered: neither an "
+                                "image file nor a row key")
     assert "Traceback" not in result.output
 
 
