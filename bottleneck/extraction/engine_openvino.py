@@ -67,9 +67,13 @@ def version() -> str | None:
 
 def model_path(job: EngineJob) -> Path:
     """Where the converted model for ``job`` lives (the ``.xml``; its ``.bin`` beside it)."""
-    ov = _import_openvino()
-    release = ov.__version__.split("-")[0]
-    return user_cache_dir() / "openvino" / release / f"{job.name}-{job.key[:20]}.xml"
+    return converted_path(job.name, job.key)
+
+
+def converted_path(name: str, key: str) -> Path:
+    """Where the conversion named ``name`` (backbone-size) with ``key`` lives."""
+    release = _import_openvino().__version__.split("-")[0]
+    return user_cache_dir() / "openvino" / release / f"{name}-{key[:20]}.xml"
 
 
 def converted_model(job: EngineJob) -> Path:
@@ -146,19 +150,25 @@ def prepare(job: EngineJob) -> Runner:
                         f"--backend tensorflow (this process runs {active_backend()}); or use "
                         "--engine keras.")
     check_precision(job.precision)
-    ov = _import_openvino()
-    core = ov.Core()
     cached = quantized_model if job.precision == "int8" else converted_model
     xml = cached(job)
     try:
-        model = core.read_model(xml)
+        return open_runner(xml, job.precision, job.threads)
     except RuntimeError:  # a damaged file in our own cache: make it again
         xml.unlink(missing_ok=True)
-        model = core.read_model(cached(job))
-    compiled = core.compile_model(model, "CPU", compile_config(job.precision, job.threads))
+        return open_runner(cached(job), job.precision, job.threads)
+
+
+def open_runner(xml: Path, precision: str, threads: int) -> Runner:
+    """The converted model at ``xml`` compiled for the CPU: a runner (RuntimeError: a file
+    OpenVINO cannot read). Its outputs' shapes are the runner's ``shapes``."""
+    ov = _import_openvino()
+    core = ov.Core()
+    model = core.read_model(xml)
+    compiled = core.compile_model(model, "CPU", compile_config(precision, threads))
     ran = compiled.get_property("INFERENCE_PRECISION_HINT")
-    if ran != getattr(ov.Type, OV_PRECISION[job.precision]):
-        raise UserError(f"OpenVINO cannot run {job.precision} on this CPU (it would run "
+    if ran != getattr(ov.Type, OV_PRECISION[precision]):
+        raise UserError(f"OpenVINO cannot run {precision} on this CPU (it would run "
                         f"{ran.get_type_name()}); use --precision fp32.")
     request = compiled.create_infer_request()
     outputs = list(compiled.outputs)
@@ -169,4 +179,11 @@ def prepare(job: EngineJob) -> Runner:
                                share_inputs=True)  # synchronous: no copy of the batch
         return [result[output] for output in outputs]
 
+    run.shapes = [_row_shape(o.get_partial_shape()) for o in outputs]  # type: ignore
     return run
+
+
+def _row_shape(shape: Any) -> tuple[int, ...]:
+    """One row's shape of an output whose first dimension is the batch (-1: dynamic)."""
+    return tuple(shape[i].get_length() if shape[i].is_static else -1
+                 for i in range(1, shape.rank.get_length()))

@@ -61,15 +61,16 @@ def cut_and_pool(base: Any, layer: str | None, pooling: str, name: str) -> Any:
     return model
 
 
-def conversion_key(configs: Sequence[ExtractConfig]) -> str:
+def conversion_key(configs: Sequence[ExtractConfig], backend: str | None = None) -> str:
     """Names one feature function: backbone, size, pooling, each layer with its weights, and
-    the backend and Keras that traced it (their preprocessing could change)."""
-    keras = import_keras()
+    the backend (default: the active one) and Keras that traced it (their preprocessing could
+    change). Computed from versions alone: neither Keras nor the backend is imported."""
+    from importlib.metadata import version
 
     first = configs[0]
     parts = [first.backbone, first.image_size, first.pooling,
-             [(c.layer, c.weights_digest) for c in configs], backend_version(),
-             keras.__version__]
+             [(c.layer, c.weights_digest) for c in configs], backend_version(backend),
+             version("keras")]
     return hashlib.sha256(json.dumps(parts).encode()).hexdigest()
 
 

@@ -90,16 +90,24 @@ class Searcher:
         return answers
 
     def extractor(self) -> Any:
-        """The cache's feature model, rebuilt from its manifest (as ``predict`` does)."""
+        """The cache's feature model, rebuilt from its manifest (as ``predict`` does), or its
+        kept OpenVINO conversion, which needs no Keras (:mod:`bottleneck.extraction.converted`;
+        a query that builds the Keras model keeps one for the next)."""
         if self._extractor is None:
-            from bottleneck.extraction import FeatureExtractor
+            from bottleneck.extraction.converted import keep_converted, open_converted
             from bottleneck.models.predict import serving_config
 
-            if self.cache.config.get("decode") == "gpu":
-                from bottleneck.data.decode_gpu import check_gpu_decode
+            config = serving_config(self.cache.config)
+            self._extractor = open_converted(config)
+            if self._extractor is None:
+                from bottleneck.extraction import FeatureExtractor
 
-                check_gpu_decode()
-            self._extractor = FeatureExtractor(serving_config(self.cache.config))
+                if config.decode == "gpu":
+                    from bottleneck.data.decode_gpu import check_gpu_decode
+
+                    check_gpu_decode()
+                self._extractor = FeatureExtractor(config)
+                keep_converted(self._extractor)
             if tuple(self._extractor.feature_shape) != self.cache.feature_shape:
                 raise UserError("the rebuilt backbone gives features of another shape than "
                                 "the cache's; extract the cache again.")

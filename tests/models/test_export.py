@@ -296,3 +296,38 @@ def test_converter_output_is_shown_when_asked_or_when_it_fails(
         os.write(2, native)
         print(1 / 0)
     assert capfd.readouterr().err == native.decode()
+
+
+def test_an_image_query_answers_through_the_kept_conversion_as_through_keras(
+        lite0: dict[str, Path], split_images: Path, tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Real Lite0 weights (drop-connect and all): the first image query builds the Keras
+    model and keeps its OpenVINO conversion; the next one runs that conversion, without Keras,
+    and answers the same rows with the same cosines."""
+    pytest.importorskip("openvino")
+    pytest.importorskip("faiss")
+    if import_keras().backend.backend() != "tensorflow":
+        pytest.skip("the conversion is made from a TensorFlow function")
+    from bottleneck.backbones.lite0_weights import weights_dir
+    from bottleneck.extraction.converted import ConvertedExtractor
+    from bottleneck.extraction.feature_model import FeatureExtractor
+    from bottleneck.models.similar import Searcher
+
+    weights = weights_dir()
+    monkeypatch.setenv("BOTTLENECK_CACHE_DIR", str(tmp_path))  # conversions: not the user's
+    (tmp_path / "weights").symlink_to(weights)
+    cache = lite0["head"].parent / "cache"
+    files = [split_images / "test" / kind / name for kind, name in (
+        ("circle", "001.jpg"), ("square", "004.png"), ("stripes", "003.jpg"))]
+    first = Searcher(cache)
+    built = first.by_images(files, 4)
+    assert isinstance(first.extractor(), FeatureExtractor)
+    assert len(list(tmp_path.glob(f"openvino/*/efficientnet_lite0-{LITE0_SIZE}-*.xml"))) == 1
+    again = Searcher(cache)
+    answers = again.by_images(files, 4)
+    assert isinstance(again.extractor(), ConvertedExtractor)
+    for ours, reference in zip(answers, built, strict=True):
+        assert [n["key"] for n in ours["neighbours"]] == \
+            [n["key"] for n in reference["neighbours"]]
+        assert [n["cosine"] for n in ours["neighbours"]] == pytest.approx(
+            [n["cosine"] for n in reference["neighbours"]], abs=1e-5)

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import json
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -13,11 +15,21 @@ import pytest
 from click.testing import CliRunner
 
 import bottleneck
+from bottleneck.backend import active_backend
 from bottleneck.cache import Cache, open_cache
 from bottleneck.cli import main
 
 pytest_plugins = ["tests.heads_fixtures"]
 pytest.importorskip("faiss")
+
+
+@pytest.fixture(autouse=True)
+def user_cache_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Conversions kept by image queries go to a temp cache dir, never the user's, and no
+    test finds one an earlier test kept."""
+    folder = tmp_path / "user-cache"
+    monkeypatch.setenv("BOTTLENECK_CACHE_DIR", str(folder))
+    return folder
 
 
 @pytest.fixture(scope="module")
@@ -96,3 +108,35 @@ def test_a_few_image_queries_compile_neither_the_model_nor_the_resize(
     assert told == [1]
     assert answer["neighbours"][0]["key"] == "train/stripes/004.png"
     assert answer["neighbours"][0]["cosine"] > 0.9999
+
+
+def test_a_fresh_process_answers_an_image_without_keras_once_converted(
+        cache: Cache, split_images: Path, user_cache_dir: Path) -> None:
+    """Building the Keras model cost a cold query seconds: the query that builds it keeps
+    its OpenVINO conversion, and the next process answers from that alone, the same rows
+    within float rounding, importing neither Keras nor a backend. A damaged conversion is
+    made again."""
+    pytest.importorskip("openvino")
+    if active_backend() != "tensorflow":
+        pytest.skip("the conversion is made from a TensorFlow function")
+    image = split_images / "test" / "circle" / "001.jpg"
+    built = bottleneck.similar(cache.root, [image], top=3)[0]["neighbours"]
+    kept = list(user_cache_dir.glob("openvino/*/vgg16-32-*.xml"))
+    assert len(kept) == 1 and kept[0].with_suffix(".bin").is_file()
+    probe = ("import json, sys, bottleneck\n"
+             f"answer = bottleneck.similar({str(cache.root)!r}, [{str(image)!r}], top=3)\n"
+             "print(json.dumps([answer[0]['neighbours'], sorted({'keras', 'tensorflow', "
+             "'jax', 'torch'} & set(sys.modules))]))\n")
+    repo = Path(__file__).resolve().parents[2]
+    for damaged in (False, True):
+        if damaged:
+            kept[0].write_text("<not a model")
+        done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
+                              cwd=repo, timeout=300)
+        assert done.returncode == 0, done.stderr
+        neighbours, backends = json.loads(done.stdout.strip().splitlines()[-1])
+        assert ("keras" in backends) if damaged else backends == []
+        assert [n["key"] for n in neighbours] == [n["key"] for n in built]
+        assert [n["cosine"] for n in neighbours] == pytest.approx(
+            [n["cosine"] for n in built], abs=1e-5)
+    assert kept[0].read_text().startswith("<?xml")  # made again by the query that fell back
