@@ -36,8 +36,17 @@ from bottleneck.heads.sklearn_heads import RIDGE_ALPHAS
 from bottleneck.heads.sklearn_io import skops_format
 from bottleneck.heads.streams import feature_shape, is_dataset, iterate
 
-# L-BFGS iterations on the in-memory sample: they read nothing, so they are not max_iter's
+# L-BFGS iterations on the in-memory sample: they read nothing, so they are not max_iter's;
+# but each computes what a pass computes on the sample's rows, so together they may cost at
+# most SAMPLE_SHARE of max_iter passes (1000 classes: a sample iteration is seconds)
 SAMPLE_MAX_ITER = 1000
+SAMPLE_SHARE = 0.5
+
+
+def sample_iterations(max_iter: int, rows: int, held: int) -> int:
+    """The warm start's iterations on ``held`` of ``rows`` rows: at most ``SAMPLE_MAX_ITER``,
+    and together at most ``SAMPLE_SHARE`` of ``max_iter`` passes over all the rows."""
+    return int(min(SAMPLE_MAX_ITER, max(1, SAMPLE_SHARE * max_iter * rows // held)))
 
 
 class LinearProbe(BaseEstimator):
@@ -99,8 +108,9 @@ class LinearClassifier(ClassifierMixin, LinearProbe):
     (about one pass each); ``tol``: the projected gradient at which it stops; ``batch_size``: rows
     per chunk read; ``warm_rows``: a uniform sample of this many rows, drawn during the
     standardisation pass and held in memory, is solved first (its passes cost no reading) and
-    starts the streamed L-BFGS near the optimum, so it needs few passes (0: start from zero;
-    a training set no bigger than the sample is solved in memory alone); ``spatial``: avg,
+    starts the streamed L-BFGS near the optimum, so it needs few passes (its iterations cost
+    at most half of ``max_iter`` passes; 0: start from zero; a training set no bigger than the
+    sample is solved in memory alone); ``spatial``: avg,
     max or flatten for feature maps; ``verbose``: a line per iteration. Fitted: ``coef_``
     (classes × features, or 1 × features for two), ``intercept_``, ``classes_``, ``mean_``,
     ``scale_``, ``n_iter_``, ``n_passes_`` (over all the rows, the standardisation's included).
@@ -160,7 +170,8 @@ class LinearClassifier(ClassifierMixin, LinearProbe):
             result = self._minimize(lambda theta: passes.logistic_pass(
                 lambda: iter([rows]), theta, d, m, weights, float(self.C), len(rows[1]),
                 found.n), start, "sample",
-                int(self.max_iter) if sample.held == found.n else SAMPLE_MAX_ITER)
+                int(self.max_iter) if sample.held == found.n else
+                sample_iterations(int(self.max_iter), found.n, sample.held))
             start = result.x
             del rows, sample_x, sample_y
         if sample.held < found.n:

@@ -66,7 +66,10 @@ def test_verbose_prints_a_line_per_iteration(capsys: pytest.CaptureFixture[str])
     X, y = blobs(300, 6, 3)
     head = make_head("linear", "classify", {"verbose": 1, "warm_rows": 50}).fit(X, y)
     lines = capsys.readouterr().out.splitlines()
-    assert lines[0].startswith("linear: sample iteration 1/1000, loss ")  # a part: its own
+    # a part: as many iterations as half of max_iter passes cost (100 × 300 / 50 / 2)
+    assert lines[0].startswith("linear: sample iteration 1/300, loss ")
+    make_head("linear", "classify", {"verbose": 1, "warm_rows": 50, "max_iter": 4}).fit(X, y)
+    assert capsys.readouterr().out.startswith("linear: sample iteration 1/12, loss ")
     make_head("linear", "classify", {"verbose": 1}).fit(X, y)  # all of it: max_iter
     assert capsys.readouterr().out.startswith("linear: sample iteration 1/100, loss ")
     assert sum(line.startswith("linear: pass iteration") for line in lines) == head.n_iter_[0]
