@@ -58,6 +58,9 @@ from bench_report import _peak, _reset_peak  # noqa: E402
 DIMS = 1280
 CLASSES = 10
 IMAGENET = {"rows": 1_281_167, "dims": 2048, "classes": 1000, "dtype": "float16"}
+# class centres' deviation: nearest-centre on 3,000 of these rows (before the ReLU) is right
+# 87% of the time, so accuracy means something (0.1·√(10/1000), used before, was chance: 0.1%)
+IMAGENET_SPREAD = 0.1
 FAMILIES = ("linear", "logreg", "linear-svm", "ridge", "svm", "dense")
 SVM_MAX_ROWS = 20_000
 BENCH_HEADS = ("linear", "logreg", "dense")
@@ -88,13 +91,13 @@ def imagenet_cache(work: Path) -> Path:
     from bottleneck.cache.synthetic import gaussian_shards, write_cache
 
     rows, dims, classes, dtype = IMAGENET.values()
-    root = work / "cache"
+    root = work / f"cache-spread{IMAGENET_SPREAD}"
     if not (root / "manifest.json").is_file():
         shutil.rmtree(root, ignore_errors=True)
         work.mkdir(parents=True, exist_ok=True)
         started = time.perf_counter()
-        write_cache(root, gaussian_shards(rows, dims, classes, spread=0.1 * math.sqrt(
-            10 / classes)), [f"class{i}" for i in range(classes)], (dims,), dtype=dtype)
+        write_cache(root, gaussian_shards(rows, dims, classes, spread=IMAGENET_SPREAD),
+                    [f"class{i}" for i in range(classes)], (dims,), dtype=dtype)
         print(f"cache of {rows} × {dims} {dtype} ({classes} classes) written in "
               f"{time.perf_counter() - started:.0f} s", flush=True)
     return root
