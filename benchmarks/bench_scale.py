@@ -68,7 +68,7 @@ GRID = (0.01, 0.1, 1.0)
 # The linear probe's L-BFGS iterations over all the rows on the 1000-class ImageNet shape:
 # each is a pass of ~10 TFLOP (1.28 M × 2048 × 1000, forward and gradient; ~65 s here), and
 # the sample's warm start may cost half as much again (heads/linear.sample_iterations).
-IMAGENET_PARAMS = {"linear": {"max_iter": 12}}
+IMAGENET_PARAMS = {"linear": {"max_iter": 10}}
 
 
 def size_cache(work: Path, rows: int) -> Path:
