@@ -6,7 +6,8 @@ The layout img2dataset writes: in each uncompressed tar, the members of one samp
 (``--label-key``), or none (unlabelled features are a valid cache); other members are ignored.
 Each tar is scanned once (headers and the small label members only, seeking over the images
 in a local tar, as a stream at a URL; nothing unpacked to disk) to list its samples and where
-each image's bytes lie; decoding then reads exactly those bytes (a range request for a URL).
+each image's bytes lie, and that list is kept for the next run over the same version of the
+tar (:mod:`.tar_index`); decoding then reads exactly those bytes (a range request for a URL).
 A truncated tar keeps the samples before the damage and is noted; a member that is not an
 image becomes a recorded failure of its row.
 """
@@ -30,6 +31,7 @@ from bottleneck.data.sources import (
     sort_items,
     stratified_limit,
 )
+from bottleneck.data.tar_index import scan_kept
 from bottleneck.errors import UserError
 from bottleneck.storage.location import Remote, is_url, redact_url, remote_errors, resolve
 
@@ -159,7 +161,8 @@ class WebDatasetSource(Source):
         for tar in self.tars:
             with remote_errors(tar, "check the URL and run the command again"):
                 try:
-                    found, problem = _scan(tar, label_key)
+                    found, problem = scan_kept(tar, bool(label_key),
+                                               lambda tar=tar: _scan(tar, label_key))
                 except FileNotFoundError:
                     raise UserError(f"{redact_url(tar)} not found; check the SOURCE "
                                     "pattern.") from None

@@ -21,7 +21,8 @@ class RemoteStat:
     st_mtime_ns: int  # a number fixed by the object's ETag (or modification time)
 
 
-def _version_number(info: dict[str, Any]) -> int:
+def version_number(info: dict[str, Any]) -> int:
+    """A number fixed by an object's ETag (or modification time), from its listing."""
     marker = info.get("ETag") or info.get("etag") or info.get("md5Hash") \
         or info.get("LastModified") or info.get("mtime") or info.get("created") or ""
     return int(hashlib.sha256(str(marker).encode()).hexdigest()[:15], 16)
@@ -44,7 +45,7 @@ class RemoteFile:
         return self.url.rsplit("/", 1)[-1]
 
     def stat(self) -> RemoteStat:
-        return RemoteStat(int(self.info.get("size") or 0), _version_number(self.info))
+        return RemoteStat(int(self.info.get("size") or 0), version_number(self.info))
 
     def read_bytes(self) -> bytes:
         """The object's bytes; a store's or the network's error is an ``OSError`` (the row

@@ -10,12 +10,22 @@ import tarfile
 from pathlib import Path
 
 import numpy as np
+import pytest
 from PIL import Image
 
 import bottleneck
 from bottleneck.data import WebDatasetSource, open_source
 from tests.conftest import CLASS_COLOURS, draw_image
 from tests.remote_fixtures import s3_fixture, s3_server_fixture  # noqa: F401 - fixtures
+
+
+@pytest.fixture(autouse=True)
+def user_cache_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Kept scans go to a temp cache dir, never the user's."""
+    folder = tmp_path / "user-cache"
+    monkeypatch.setenv("BOTTLENECK_CACHE_DIR", str(folder))
+    return folder
+
 
 ARGS = {"backbone": "vgg16", "image_size": 32, "progress": False, "batch_size": 8,
         "shard_size": 5}
@@ -146,3 +156,38 @@ def test_a_local_tar_is_scanned_without_reading_its_images(monkeypatch, tmp_path
     source = WebDatasetSource(str(path))
     assert len(source.items()) == 6 and source.classes == ["0", "1"]
     assert 0 < sum(read) < path.stat().st_size / 4
+
+
+def test_a_scan_is_kept_for_the_same_version_of_a_tar(monkeypatch, tmp_path: Path,
+                                                     user_cache_dir: Path) -> None:
+    """Every run listed every tar again (at a URL, a stream of the whole object): the
+    second open of the same tar reads none of it, and gives the same samples; a tar
+    rewritten in place, or a kept scan that cannot be read, is scanned again."""
+    from bottleneck.data import webdataset
+
+    path = tmp_path / "data.tar"
+    rng = np.random.default_rng(3)
+    with tarfile.open(path, "w") as tar:
+        for i in range(4):
+            add(tar, f"s{i}.jpg", jpeg(KINDS[i % 3], rng))
+            add(tar, f"s{i}.json", json.dumps({"label": KINDS[i % 3]}).encode())
+    opened: list[str] = []
+    real_open = webdataset._open
+    monkeypatch.setattr(webdataset, "_open", lambda tar: opened.append(tar) or real_open(tar))
+
+    def listed() -> list[tuple[str, int, str]]:
+        source = WebDatasetSource(str(path), label_key="label")
+        return [(it.key, it.label, it.split) for it in source.items()]
+
+    first = listed()
+    assert len(first) == 4 and len(opened) == 1
+    assert listed() == first and len(opened) == 1  # kept: the tar was not read
+    kept = list((user_cache_dir / "webdataset").glob("*.json"))
+    assert len(kept) == 1
+    kept[0].write_text("{not json")
+    assert listed() == first and len(opened) == 2  # unreadable: scanned again
+    with tarfile.open(path, "a") as tar:  # a new version of the tar
+        add(tar, "s9.jpg", jpeg(KINDS[0], rng))
+        add(tar, "s9.json", json.dumps({"label": KINDS[0]}).encode())
+    assert len(listed()) == 5 and len(opened) == 3
+    assert len(list((user_cache_dir / "webdataset").glob("*.json"))) == 2
